@@ -1,0 +1,153 @@
+//! Clinics: where they are, which time zone they keep, and their CAP policy.
+
+use crate::error::Invalid;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// What a clinic prefers when its home region cannot be reached (DESIGN.md P7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Consistency first: cross-region bookings fail fast during a partition.
+    #[default]
+    Strict,
+    /// Availability first: cross-region bookings are accepted as pending and reconciled.
+    Available,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Strict => "strict",
+            Policy::Available => "available",
+        }
+    }
+
+    pub fn parse(field: &str, s: &str) -> Result<Self, Invalid> {
+        match s {
+            "strict" => Ok(Policy::Strict),
+            "available" => Ok(Policy::Available),
+            _ => Err(Invalid::field(field, "must be strict or available")),
+        }
+    }
+}
+
+/// An IANA time-zone name that the bundled time-zone database knows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct TimeZoneName(String);
+
+impl TimeZoneName {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        // Fixed offsets and abbreviations are refused: a clinic's zone must
+        // carry its DST rules, or slots drift twice a year.
+        if raw.is_empty() || !raw.contains('/') && raw != "UTC" {
+            return Err(Invalid::field(field, "must be an IANA time zone such as Europe/Paris"));
+        }
+        match jiff::tz::TimeZone::get(raw) {
+            Ok(_) => Ok(Self(raw.to_string())),
+            Err(_) => {
+                Err(Invalid::field(field, format!("unknown time zone {raw:?}; use an IANA name such as Europe/Paris")))
+            }
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The zone's rules. Cannot fail: the name was checked when it was parsed.
+    pub fn tz(&self) -> jiff::tz::TimeZone {
+        jiff::tz::TimeZone::get(&self.0).unwrap_or(jiff::tz::TimeZone::UTC)
+    }
+}
+
+impl fmt::Display for TimeZoneName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A point on Earth in degrees.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Coordinates {
+    pub lat: f64,
+    pub lon: f64,
+}
+
+impl Coordinates {
+    pub fn new(lat: f64, lon: f64, field_prefix: &str) -> Result<Self, Invalid> {
+        let mut errs = Vec::new();
+        if !(lat.is_finite() && (-90.0..=90.0).contains(&lat)) {
+            errs.push(crate::FieldError::new(format!("{field_prefix}latitude"), "must be between -90 and 90"));
+        }
+        if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
+            errs.push(crate::FieldError::new(format!("{field_prefix}longitude"), "must be between -180 and 180"));
+        }
+        if errs.is_empty() {
+            Ok(Self { lat, lon })
+        } else {
+            Err(Invalid(errs))
+        }
+    }
+
+    /// Parses the search parameter `near=LAT,LON`.
+    pub fn parse_pair(field: &str, raw: &str) -> Result<Self, Invalid> {
+        let bad = || Invalid::field(field, "must be LAT,LON in degrees, e.g. 48.85,2.35");
+        let (a, b) = raw.split_once(',').ok_or_else(bad)?;
+        let lat: f64 = a.trim().parse().map_err(|_| bad())?;
+        let lon: f64 = b.trim().parse().map_err(|_| bad())?;
+        Self::new(lat, lon, "").map_err(|_| bad())
+    }
+
+    /// Great-circle distance (haversine), in kilometres.
+    pub fn distance_km(self, other: Coordinates) -> f64 {
+        const EARTH_RADIUS_KM: f64 = 6371.0088;
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dp = p2 - p1;
+        let dl = (other.lon - self.lon).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_KM * a.sqrt().asin()
+    }
+
+    /// A latitude/longitude box that contains every point within `km`; lets a
+    /// database index narrow a radius search before the exact distance is computed.
+    pub fn bounding_box(self, km: f64) -> (f64, f64, f64, f64) {
+        let dlat = km / 111.0;
+        let coslat = self.lat.to_radians().cos().max(0.01);
+        let dlon = (km / (111.0 * coslat)).min(180.0);
+        (self.lat - dlat, self.lat + dlat, self.lon - dlon, self.lon + dlon)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_zones_must_be_iana_names() {
+        assert!(TimeZoneName::parse("tz", "Europe/Paris").is_ok());
+        assert!(TimeZoneName::parse("tz", "America/New_York").is_ok());
+        for bad in ["", "CET", "+01:00", "Mars/Olympus_Mons", "Europe/Pariss"] {
+            assert_eq!(TimeZoneName::parse("time_zone", bad).unwrap_err().0[0].field, "time_zone", "{bad}");
+        }
+    }
+
+    #[test]
+    fn distance_paris_lyon_is_about_392_km() {
+        let paris = Coordinates { lat: 48.8566, lon: 2.3522 };
+        let lyon = Coordinates { lat: 45.764, lon: 4.8357 };
+        let d = paris.distance_km(lyon);
+        assert!((390.0..395.0).contains(&d), "{d}");
+        let (a, b, c, e) = paris.bounding_box(400.0);
+        assert!(a < lyon.lat && lyon.lat < b && c < lyon.lon && lyon.lon < e);
+    }
+
+    #[test]
+    fn near_parameter_is_checked() {
+        assert!(Coordinates::parse_pair("near", "48.8,2.3").is_ok());
+        for bad in ["48.8", "x,y", "91,0", "0,181", ""] {
+            assert_eq!(Coordinates::parse_pair("near", bad).unwrap_err().0[0].field, "near");
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! medislot's domain: pure types and rules, no I/O.
+//!
+//! Everything here is deterministic given its inputs (the clock is always a
+//! parameter), so most of the product's rules are unit-tested in this crate.
+
+pub mod appointment;
+pub mod clinic;
+pub mod error;
+pub mod ids;
+pub mod people;
+pub mod schedule;
+pub mod slot_id;
+
+pub use appointment::{Action, AppointmentStatus, Interval, Mode};
+pub use clinic::{Coordinates, Policy, TimeZoneName};
+pub use error::{FieldError, Invalid};
+pub use ids::{AppointmentId, ClinicId, DoctorId, UserId};
+pub use people::{Email, Role, VerificationState};
+pub use schedule::{Schedule, Slot};
+pub use slot_id::SlotId;

@@ -1,0 +1,175 @@
+//! Accounts and the words that describe doctors: roles, e-mail, specialties, languages.
+
+use crate::error::Invalid;
+use serde::{Deserialize, Serialize};
+use std::{fmt, str::FromStr};
+
+/// The one role a user account has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Patient,
+    Doctor,
+    ClinicAdmin,
+    /// Platform administrator: only created from the command line.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Patient => "patient",
+            Role::Doctor => "doctor",
+            Role::ClinicAdmin => "clinic_admin",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+impl FromStr for Role {
+    type Err = Invalid;
+    fn from_str(s: &str) -> Result<Self, Invalid> {
+        match s {
+            "patient" => Ok(Role::Patient),
+            "doctor" => Ok(Role::Doctor),
+            "clinic_admin" => Ok(Role::ClinicAdmin),
+            "admin" => Ok(Role::Admin),
+            _ => Err(Invalid::field("role", "must be one of patient, doctor, clinic_admin")),
+        }
+    }
+}
+
+/// A doctor's verification: only `verified` doctors are searchable and bookable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VerificationState {
+    Pending,
+    Verified,
+    Rejected,
+    Suspended,
+}
+
+impl VerificationState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Verified => "verified",
+            Self::Rejected => "rejected",
+            Self::Suspended => "suspended",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "verified" => Self::Verified,
+            "rejected" => Self::Rejected,
+            "suspended" => Self::Suspended,
+            _ => return None,
+        })
+    }
+}
+
+/// An e-mail address, trimmed and lower-cased; checked for shape, not deliverability.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
+        let s = raw.trim().to_lowercase();
+        let ok = s.len() <= 254
+            && s.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !s.chars().any(char::is_whitespace)
+                    && s.matches('@').count() == 1
+            });
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(Invalid::field(field, "must be an e-mail address like name@example.org"))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A free-text name (person, clinic): trimmed, 1..=max characters, no control characters.
+pub fn parse_name(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(Invalid::field(field, "must not be empty"));
+    }
+    if s.chars().count() > max {
+        return Err(Invalid::field(field, format!("must be at most {max} characters")));
+    }
+    if s.chars().any(|c| c.is_control() && c != '\n') {
+        return Err(Invalid::field(field, "must not contain control characters"));
+    }
+    Ok(s.to_string())
+}
+
+/// A tag such as a specialty (`cardiology`) or a language (`fr`): lower-case
+/// ASCII letters, digits and dashes, so that search matches exactly.
+pub fn parse_tag(field: &str, raw: &str) -> Result<String, Invalid> {
+    let s = raw.trim().to_lowercase().replace([' ', '_'], "-");
+    let ok = (2..=40).contains(&s.len())
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-');
+    if ok {
+        Ok(s)
+    } else {
+        Err(Invalid::field(field, "must be 2-40 letters, digits or dashes (e.g. general-practice, fr)"))
+    }
+}
+
+/// A list of tags, deduplicated and sorted; `min` of them at least.
+pub fn parse_tags(field: &str, raw: &[String], min: usize) -> Result<Vec<String>, Invalid> {
+    if raw.len() < min {
+        return Err(Invalid::field(field, format!("must list at least {min}")));
+    }
+    if raw.len() > 20 {
+        return Err(Invalid::field(field, "must list at most 20"));
+    }
+    let mut out = Vec::with_capacity(raw.len());
+    for (i, t) in raw.iter().enumerate() {
+        out.push(parse_tag(&format!("{field}[{i}]"), t)?);
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse("email", " Ana@Example.ORG ").unwrap().as_str(), "ana@example.org");
+        for bad in ["", "ana", "ana@", "@example.org", "ana@example", "a b@example.org", "a@b@example.org"] {
+            let err = Email::parse("email", bad).unwrap_err();
+            assert_eq!(err.0[0].field, "email", "{bad}");
+        }
+    }
+
+    #[test]
+    fn tags_are_slugs() {
+        assert_eq!(parse_tag("s", "General Practice").unwrap(), "general-practice");
+        assert!(parse_tag("s", "x").is_err());
+        assert!(parse_tag("s", "café").is_err());
+        assert_eq!(parse_tags("l", &["FR".into(), "en".into(), "fr".into()], 1).unwrap(), vec!["en", "fr"]);
+        assert_eq!(parse_tags("l", &[], 1).unwrap_err().0[0].field, "l");
+    }
+}
