@@ -1,1 +1,80 @@
-pub fn x() {}
+//! Use cases: each public method is one command or query, runs in at most one
+//! store transaction, and checks who may do it (P5) before anything is written.
+
+mod access;
+mod accounts;
+mod availability;
+mod booking;
+mod directory;
+mod error;
+
+pub use access::Actor;
+pub use accounts::{LoginOutcome, Registration};
+pub use availability::{SearchHit, SearchPage, SearchParams, SlotView};
+pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
+pub use directory::{ClinicInput, DoctorInput, DoctorPatch, TimeOffInput, Verification};
+pub use error::AppError;
+
+use jiff::{SignedDuration, Timestamp};
+use medislot_store::DynStore;
+use std::sync::Arc;
+
+/// Where "now" comes from: the wall clock in production, a hand-set clock in tests.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
+
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// This node's region; new clinics default to it and appointments record it.
+    pub region: String,
+    /// How long a hold keeps its slot during checkout.
+    pub hold_ttl: SignedDuration,
+    /// How long a bearer token or web session stays valid.
+    pub token_ttl: SignedDuration,
+    /// Most unexpired holds one patient may have at once.
+    pub max_holds_per_patient: u32,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        Self {
+            region: "local".into(),
+            hold_ttl: SignedDuration::from_mins(10),
+            token_ttl: SignedDuration::from_hours(24 * 30),
+            max_holds_per_patient: 3,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct App {
+    store: DynStore,
+    config: Arc<AppConfig>,
+    clock: Clock,
+}
+
+impl App {
+    pub fn new(store: DynStore, config: AppConfig) -> Self {
+        Self::with_clock(store, config, Arc::new(Timestamp::now))
+    }
+
+    pub fn with_clock(store: DynStore, config: AppConfig, clock: Clock) -> Self {
+        Self { store, config: Arc::new(config), clock }
+    }
+
+    pub fn now(&self) -> Timestamp {
+        (self.clock)()
+    }
+
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ready(&self) -> Result<(), AppError> {
+        self.store.ping().await.map_err(AppError::from)
+    }
+}

@@ -1,1 +1,100 @@
-pub fn x() {}
+//! The HTTP edge: routes under `/api/v1`, problem+json errors, the OpenAPI document.
+
+// ApiError carries a whole problem document; errors are the cold path of a
+// request, so its size costs nothing that matters.
+#![allow(clippy::result_large_err)]
+
+pub mod extract;
+pub mod problem;
+mod routes;
+pub mod views;
+
+use axum::{extract::DefaultBodyLimit, http::StatusCode, Router};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use medislot_app::App;
+use std::{num::NonZeroU32, sync::Arc};
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+/// Largest JSON body accepted (schedules are the largest legitimate bodies).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+    /// Login attempts per e-mail address (password guessing).
+    pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Login attempts allowed per e-mail address per minute.
+    pub logins_per_minute: u32,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        Self { logins_per_minute: 10 }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "medislot", description = "Doctor-patient appointment booking. Errors are RFC 9457 application/problem+json."),
+    components(schemas(problem::Problem)),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The whole HTTP application for one node.
+pub fn router(app: App, options: HttpOptions) -> Router {
+    let per_minute = NonZeroU32::new(options.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
+    let state = AppState { app, login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))) };
+    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(routes::accounts::router())
+        .merge(routes::clinics::router())
+        .merge(routes::doctors::router())
+        .merge(routes::appointments::router())
+        .split_for_parts();
+    // Paths are documented relative to the /api/v1 prefix the router is nested under.
+    doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    let doc = Arc::new(doc);
+    Router::new()
+        .nest(
+            "/api/v1",
+            api.route(
+                "/openapi.json",
+                axum::routing::get(move || {
+                    let doc = doc.clone();
+                    async move { axum::Json(doc.as_ref().clone()) }
+                }),
+            ),
+        )
+        .merge(routes::system::router())
+        .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
+            // The matched route template, never the raw path: no ids in logs or labels.
+            let route = req
+                .extensions()
+                .get::<axum::extract::MatchedPath>()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_default();
+            tracing::info_span!("request", method = %req.method(), route = %route)
+        }))
+        .with_state(state)
+}

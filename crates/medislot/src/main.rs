@@ -1,1 +1,5 @@
-fn main() {}
+//! The medislot binary: `serve`, `migrate`, `admin create`.
+
+fn main() -> std::process::ExitCode {
+    medislot::cli::main()
+}

@@ -1,1 +1,161 @@
-pub fn x() {}
+//! Persistence: the [`Store`] trait and its backends.
+//!
+//! Every method is one transaction. The promises that must survive many nodes
+//! (P1 no overlap, P3 idempotency, P6 audit and outbox) are enforced here, by
+//! the database, not by callers checking first.
+
+mod records;
+pub mod sqlite;
+
+pub use records::*;
+
+use async_trait::async_trait;
+use jiff::Timestamp;
+use medislot_domain::{AppointmentId, ClinicId, DoctorId, Interval, UserId};
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A unique value is taken (the field is named, e.g. `email`).
+    #[error("{0} is already taken")]
+    Duplicate(&'static str),
+    /// P1: the time range overlaps an active appointment of the same doctor.
+    #[error("the slot is taken")]
+    SlotTaken,
+    /// Optimistic concurrency: the row changed since the caller read it.
+    #[error("the record changed (now at version {current})")]
+    VersionMismatch { current: i64 },
+    /// The same Idempotency-Key was used with a different request.
+    #[error("idempotency key reused with a different request")]
+    IdempotencyMismatch,
+    #[error("the patient already holds {0} slots")]
+    TooManyHolds(u32),
+    /// A caller's decision function refused the change (its own error, boxed).
+    #[error(transparent)]
+    Rejected(Box<dyn std::error::Error + Send + Sync>),
+    /// The database is down or too busy: callers answer 503 and retry later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("database error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Decides, inside the transaction, what happens to an appointment given its
+/// current row: the state machine and authorization run on fresh data.
+pub type Decide = Box<dyn FnOnce(&AppointmentRecord) -> Result<AppointmentChange> + Send>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> Result<()>;
+
+    // Accounts.
+    async fn create_user(&self, user: &UserRecord) -> Result<()>;
+    async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>>;
+    async fn create_token(&self, token_hash: &str, user: UserId, expires_at: Timestamp) -> Result<()>;
+    /// The user a live (unexpired, unrevoked) token belongs to.
+    async fn user_by_token(&self, token_hash: &str, now: Timestamp) -> Result<Option<UserRecord>>;
+    async fn revoke_token(&self, token_hash: &str) -> Result<()>;
+
+    // Clinics.
+    /// Creates the clinic and makes `admin` one of its administrators.
+    async fn create_clinic(&self, clinic: &ClinicRecord, admin: UserId) -> Result<()>;
+    async fn clinic(&self, id: ClinicId) -> Result<Option<ClinicRecord>>;
+    async fn clinics_administered_by(&self, user: UserId) -> Result<Vec<ClinicId>>;
+
+    // Doctors.
+    async fn create_doctor(&self, doctor: &DoctorRecord) -> Result<()>;
+    async fn doctor(&self, id: DoctorId) -> Result<Option<DoctorRecord>>;
+    async fn doctor_of_user(&self, user: UserId) -> Result<Option<DoctorRecord>>;
+    /// Writes the whole profile if its version is still `expected_version`;
+    /// the stored version becomes `expected_version + 1`.
+    async fn update_doctor(&self, doctor: &DoctorRecord, expected_version: i64) -> Result<()>;
+    async fn add_time_off(&self, t: &TimeOffRecord) -> Result<()>;
+    /// Verified doctors matching the filters, with their clinics.
+    async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
+    /// Time a doctor cannot be booked in `window`: active appointments (holds
+    /// that expired before `now` excluded) and time off.
+    async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>>;
+
+    // Appointments.
+    /// Creates a hold or a booking, in one transaction: expired holds of the
+    /// doctor are released, the idempotency key is checked and recorded, a
+    /// caller's own hold on the same slot is confirmed (compare-and-swap),
+    /// otherwise a row is inserted under the overlap constraint; audit and
+    /// outbox rows are written with it.
+    async fn place(&self, cmd: &PlaceAppointment) -> Result<Placed>;
+    /// Changes one appointment in one transaction; `decide` sees the current row.
+    async fn modify_appointment(
+        &self,
+        id: AppointmentId,
+        now: Timestamp,
+        actor: Option<UserId>,
+        decide: Decide,
+    ) -> Result<AppointmentRecord>;
+    async fn appointment(&self, id: AppointmentId) -> Result<Option<AppointmentRecord>>;
+    async fn list_appointments(&self, q: &AppointmentQuery) -> Result<(Vec<AppointmentRecord>, u64)>;
+    async fn audit_of(&self, id: AppointmentId) -> Result<Vec<AuditRecord>>;
+    /// Outbox rows, oldest first (for tests and the delivery workers).
+    async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRecord>>;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Opens the backend named by the URL's scheme and brings its schema up to date.
+pub async fn connect(url: &str, options: &ConnectOptions) -> Result<DynStore> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Err(StoreError::Internal("the PostgreSQL backend is not built yet; use a sqlite: URL".into()))
+    } else {
+        Err(StoreError::Internal(format!("unsupported database URL {url:?}: use sqlite:PATH")))
+    }
+}
+
+/// Tuning shared by the backends.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    /// How long a statement may wait for a lock (SQLite busy timeout).
+    pub busy_timeout: std::time::Duration,
+    /// Apply pending migrations on connect (`serve` does; `migrate` is explicit).
+    pub migrate: bool,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self { max_connections: 8, busy_timeout: std::time::Duration::from_secs(5), migrate: true }
+    }
+}
+
+/// The outbox message for one appointment change; both backends write the same shape.
+pub fn outbox_payload(
+    event_id: uuid::Uuid,
+    topic: &str,
+    before: Option<&AppointmentRecord>,
+    after: &AppointmentRecord,
+    actor: Option<UserId>,
+    at: Timestamp,
+) -> serde_json::Value {
+    serde_json::json!({
+        "event_id": event_id,
+        "type": topic,
+        "at": at.to_string(),
+        "actor_id": actor,
+        "appointment_id": after.id,
+        "doctor_id": after.doctor_id,
+        "patient_id": after.patient_id,
+        "status": after.status.as_str(),
+        "previous_status": before.map(|b| b.status.as_str()),
+        "start": after.start.to_string(),
+        "end": after.end.to_string(),
+        "previous_start": before.map(|b| b.start.to_string()),
+        "version": after.version,
+    })
+}

@@ -1,0 +1,149 @@
+//! Accounts: registration, argon2id passwords, bearer tokens stored as hashes.
+
+use crate::{access::Actor, App, AppError};
+use argon2::{
+    password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString},
+    Argon2,
+};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use medislot_domain::{error::Errors, people::parse_name, Email, Role, UserId};
+use medislot_store::UserRecord;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Registration {
+    pub email: String,
+    pub password: String,
+    pub name: String,
+    pub role: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct LoginOutcome {
+    /// The secret: shown once, stored only as a hash.
+    pub token: String,
+    pub expires_at: jiff::Timestamp,
+    pub user: UserRecord,
+}
+
+/// A password hash that costs as much to compare as a real one, so that
+/// "no such user" takes as long as "wrong password".
+static DUMMY_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+
+fn check_password(field: &str, password: &str, errs: &mut Errors) {
+    let n = password.chars().count();
+    if n < 10 {
+        errs.push(field, "must be at least 10 characters");
+    } else if n > 256 {
+        errs.push(field, "must be at most 256 characters");
+    }
+}
+
+async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))?
+    .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
+}
+
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// Tokens are looked up by their SHA-256: a leaked database holds no usable token.
+pub fn token_hash(token: &str) -> String {
+    let digest = Sha256::digest(token.as_bytes());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl App {
+    /// Self-service sign-up as patient, doctor or clinic admin (never platform admin).
+    pub async fn register(&self, r: Registration) -> Result<UserRecord, AppError> {
+        let mut errs = Errors::default();
+        let email = errs.take(Email::parse("email", &r.email));
+        let name = errs.take(parse_name("name", &r.name, 200));
+        check_password("password", &r.password, &mut errs);
+        let role = match r.role.as_str() {
+            "patient" => Some(Role::Patient),
+            "doctor" => Some(Role::Doctor),
+            "clinic_admin" => Some(Role::ClinicAdmin),
+            _ => {
+                errs.push("role", "must be patient, doctor or clinic_admin");
+                None
+            }
+        };
+        errs.finish()?;
+        let (Some(email), Some(name), Some(role)) = (email, name, role) else {
+            return Err(AppError::Internal("validated fields missing".into()));
+        };
+        self.create_user(email, r.password, name, role).await
+    }
+
+    /// Creates a platform admin (command line only).
+    pub async fn create_admin(&self, email: &str, password: &str, name: &str) -> Result<UserRecord, AppError> {
+        let mut errs = Errors::default();
+        let email = errs.take(Email::parse("email", email));
+        let name = errs.take(parse_name("name", name, 200));
+        check_password("password", password, &mut errs);
+        errs.finish()?;
+        let (Some(email), Some(name)) = (email, name) else {
+            return Err(AppError::Internal("validated fields missing".into()));
+        };
+        self.create_user(email, password.to_string(), name, Role::Admin).await
+    }
+
+    async fn create_user(
+        &self,
+        email: Email,
+        password: String,
+        name: String,
+        role: Role,
+    ) -> Result<UserRecord, AppError> {
+        let user = UserRecord {
+            id: UserId::new(),
+            email: email.as_str().to_string(),
+            password_hash: hash_password(password).await?,
+            role,
+            name,
+            created_at: self.now(),
+        };
+        self.store.create_user(&user).await?;
+        Ok(user)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginOutcome, AppError> {
+        let email = Email::parse("email", email)?;
+        let user = self.store.user_by_email(email.as_str()).await?;
+        let hash = match &user {
+            Some(u) => u.password_hash.clone(),
+            None => DUMMY_HASH.get_or_try_init(|| hash_password("not a real password".into())).await?.clone(),
+        };
+        let ok = verify_password(password.to_string(), hash).await;
+        let Some(user) = user.filter(|_| ok) else {
+            return Err(AppError::BadCredentials);
+        };
+        let mut secret = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut secret);
+        let token = format!("ms_{}", URL_SAFE_NO_PAD.encode(secret));
+        let expires_at = self.now() + self.config.token_ttl;
+        self.store.create_token(&token_hash(&token), user.id, expires_at).await?;
+        Ok(LoginOutcome { token, expires_at, user })
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
+        Ok(self.store.revoke_token(&token_hash(token)).await?)
+    }
+
+    /// The caller a token stands for; `None` when unknown, expired or revoked.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Actor>, AppError> {
+        Ok(self.store.user_by_token(&token_hash(token), self.now()).await?.map(|user| Actor { user }))
+    }
+}

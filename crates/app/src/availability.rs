@@ -1,0 +1,270 @@
+//! Reading availability: a doctor's free slots, search with next free slot,
+//! and the alternatives offered when a slot was just taken.
+
+use crate::{access::Actor, App, AppError};
+use jiff::{SignedDuration, Timestamp};
+use medislot_domain::{
+    people::parse_tag, schedule::local_rfc3339, Coordinates, DoctorId, Interval, Invalid, Mode, Slot, VerificationState,
+};
+use medislot_store::{ClinicRecord, DoctorQuery, DoctorRecord};
+use std::collections::HashMap;
+
+/// A free slot as clients see it: UTC instants plus the clinic's wall time, zone named.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SlotView {
+    pub slot_id: String,
+    pub doctor_id: DoctorId,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub mode: Mode,
+    /// Start in the clinic's time zone, RFC 3339 with its offset.
+    pub local_start: String,
+    pub time_zone: String,
+}
+
+impl SlotView {
+    pub fn new(slot: &Slot, clinic: &ClinicRecord) -> Self {
+        let tz = clinic.time_zone.tz();
+        Self {
+            slot_id: slot.id.encode(),
+            doctor_id: slot.id.doctor,
+            start: slot.start,
+            end: slot.end,
+            mode: slot.mode,
+            local_start: local_rfc3339(slot.start, &tz),
+            time_zone: clinic.time_zone.as_str().to_string(),
+        }
+    }
+}
+
+/// The longest window one slot listing or search may cover.
+pub const MAX_WINDOW_DAYS: i64 = 92;
+/// How far ahead search looks when the client gives no window.
+const DEFAULT_SEARCH_DAYS: i64 = 14;
+/// "None soon" for alternatives: beyond this, offer other doctors too.
+const SOON_DAYS: i64 = 14;
+const NEARBY_KM: f64 = 50.0;
+
+#[derive(Debug, Clone, Default)]
+pub struct SearchParams {
+    pub specialty: Option<String>,
+    pub near: Option<String>,
+    pub radius_km: Option<f64>,
+    pub mode: Option<String>,
+    pub language: Option<String>,
+    pub available_from: Option<Timestamp>,
+    pub available_to: Option<Timestamp>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchHit {
+    pub doctor: DoctorRecord,
+    pub clinic: ClinicRecord,
+    pub distance_km: Option<f64>,
+    pub next_slot: Option<SlotView>,
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    pub items: Vec<SearchHit>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: usize,
+    /// The window searched for free slots.
+    pub window: Interval,
+}
+
+/// Checks a `[from, to)` window: ordered, not absurdly long.
+pub(crate) fn check_window(from_field: &str, to_field: &str, from: Timestamp, to: Timestamp) -> Result<(), Invalid> {
+    if to <= from {
+        return Err(Invalid::field(to_field, format!("must be after {from_field}")));
+    }
+    if to.duration_since(from) > SignedDuration::from_hours(24 * MAX_WINDOW_DAYS) {
+        return Err(Invalid::field(to_field, format!("the window may span at most {MAX_WINDOW_DAYS} days")));
+    }
+    Ok(())
+}
+
+fn intersect(a: Interval, b: Interval) -> Interval {
+    Interval { start: a.start.max(b.start), end: a.end.min(b.end) }
+}
+
+impl App {
+    /// Free, bookable slots of one verified doctor starting in `[from, to)`.
+    pub async fn slots(
+        &self,
+        actor: Option<&Actor>,
+        doctor_id: DoctorId,
+        from: Option<Timestamp>,
+        to: Option<Timestamp>,
+        mode: Option<&str>,
+    ) -> Result<(Vec<SlotView>, DoctorRecord, ClinicRecord), AppError> {
+        let mode = mode.map(|m| Mode::parse("mode", m)).transpose()?;
+        let now = self.now();
+        let from = from.unwrap_or(now);
+        let to = to.unwrap_or(from + SignedDuration::from_hours(24 * 7));
+        check_window("from", "to", from, to)?;
+        let doctor = self.doctor(actor, doctor_id).await?;
+        let clinic = self.clinic(doctor.clinic_id).await?;
+        let slots = self.free_slots(&doctor, &clinic, Interval { start: from, end: to }, mode, now).await?;
+        Ok((slots.iter().map(|s| SlotView::new(s, &clinic)).collect(), doctor, clinic))
+    }
+
+    /// Free slots within the doctor's bookable window (notice, horizon) and `window`.
+    pub(crate) async fn free_slots(
+        &self,
+        doctor: &DoctorRecord,
+        clinic: &ClinicRecord,
+        window: Interval,
+        mode: Option<Mode>,
+        now: Timestamp,
+    ) -> Result<Vec<Slot>, AppError> {
+        let window = intersect(window, doctor.schedule.bookable_window(now));
+        if window.end <= window.start || doctor.verification != VerificationState::Verified {
+            return Ok(vec![]);
+        }
+        let busy: Vec<Interval> =
+            self.store.busy(&[doctor.id], window, now).await?.into_iter().map(|(_, iv)| iv).collect();
+        let tz = clinic.time_zone.tz();
+        let mut slots = doctor.schedule.slots(doctor.id, &tz, window, &busy);
+        if let Some(m) = mode {
+            slots.retain(|s| s.mode == m);
+        }
+        Ok(slots)
+    }
+
+    /// Verified doctors by specialty, place, mode and language, each with its
+    /// next free slot in the window; sorted by soonest slot, then distance.
+    pub async fn search(&self, p: SearchParams) -> Result<SearchPage, AppError> {
+        let mut errs = medislot_domain::error::Errors::default();
+        let specialty = p.specialty.as_deref().and_then(|s| errs.take(parse_tag("specialty", s)));
+        let language = p.language.as_deref().and_then(|s| errs.take(parse_tag("language", s)));
+        let mode = p.mode.as_deref().and_then(|m| errs.take(Mode::parse("mode", m)));
+        let near = p.near.as_deref().and_then(|n| errs.take(Coordinates::parse_pair("near", n)));
+        if let Some(r) = p.radius_km {
+            if p.near.is_none() {
+                errs.push("radius_km", "needs near=LAT,LON");
+            } else if !(r.is_finite() && r > 0.0 && r <= 1000.0) {
+                errs.push("radius_km", "must be between 0 and 1000");
+            }
+        }
+        if p.page == 0 || p.page > 10_000 {
+            errs.push("page", "must be between 1 and 10000");
+        }
+        if p.per_page == 0 || p.per_page > 100 {
+            errs.push("per_page", "must be between 1 and 100");
+        }
+        let now = self.now();
+        let from = p.available_from.unwrap_or(now).max(now);
+        let to = p.available_to.unwrap_or(from + SignedDuration::from_hours(24 * DEFAULT_SEARCH_DAYS));
+        if let Err(Invalid(e)) = check_window("available_from", "available_to", from, to) {
+            for fe in e {
+                errs.push(fe.field, fe.message);
+            }
+        }
+        errs.finish()?;
+        let window = Interval { start: from, end: to };
+        let radius = p.radius_km.unwrap_or(25.0);
+        let query = DoctorQuery {
+            specialty,
+            language,
+            mode,
+            bounding_box: near.map(|c| c.bounding_box(radius)),
+            exclude_doctor: None,
+        };
+        let candidates = self.store.search_doctors(&query).await?;
+        let mut hits = self.with_next_slots(candidates, near, Some(radius), window, mode, now).await?;
+        if p.available_from.is_some() || p.available_to.is_some() {
+            hits.retain(|h| h.next_slot.is_some());
+        }
+        let total = hits.len();
+        let start = ((p.page - 1) as usize).saturating_mul(p.per_page as usize);
+        let items = hits.into_iter().skip(start).take(p.per_page as usize).collect();
+        Ok(SearchPage { items, page: p.page, per_page: p.per_page, total, window })
+    }
+
+    /// Filters candidates by exact distance, finds each one's next free slot,
+    /// and sorts them: soonest first, then nearest, then by name.
+    async fn with_next_slots(
+        &self,
+        candidates: Vec<(DoctorRecord, ClinicRecord)>,
+        near: Option<Coordinates>,
+        radius: Option<f64>,
+        window: Interval,
+        mode: Option<Mode>,
+        now: Timestamp,
+    ) -> Result<Vec<SearchHit>, AppError> {
+        let candidates: Vec<(DoctorRecord, ClinicRecord, Option<f64>)> = candidates
+            .into_iter()
+            .filter_map(|(d, c)| {
+                let dist = near.map(|n| n.distance_km(c.position));
+                match (dist, radius) {
+                    (Some(km), Some(r)) if km > r => None,
+                    _ => Some((d, c, dist)),
+                }
+            })
+            .collect();
+        let ids: Vec<DoctorId> = candidates.iter().map(|(d, _, _)| d.id).collect();
+        let mut busy: HashMap<DoctorId, Vec<Interval>> = HashMap::new();
+        for (d, iv) in self.store.busy(&ids, window, now).await? {
+            busy.entry(d).or_default().push(iv);
+        }
+        let mut hits: Vec<SearchHit> = candidates
+            .into_iter()
+            .map(|(doctor, clinic, distance_km)| {
+                let w = intersect(window, doctor.schedule.bookable_window(now));
+                let tz = clinic.time_zone.tz();
+                let b = busy.get(&doctor.id).map(Vec::as_slice).unwrap_or(&[]);
+                let next = if w.end > w.start {
+                    doctor.schedule.slots(doctor.id, &tz, w, b).into_iter().find(|s| mode.is_none_or(|m| s.mode == m))
+                } else {
+                    None
+                };
+                let next_slot = next.map(|s| SlotView::new(&s, &clinic));
+                SearchHit { doctor, clinic, distance_km, next_slot }
+            })
+            .collect();
+        hits.sort_by(|a, b| {
+            let key = |h: &SearchHit| h.next_slot.as_ref().map_or(Timestamp::MAX, |s| s.start);
+            key(a)
+                .cmp(&key(b))
+                .then(a.distance_km.unwrap_or(0.0).total_cmp(&b.distance_km.unwrap_or(0.0)))
+                .then(a.doctor.name.cmp(&b.doctor.name))
+        });
+        Ok(hits)
+    }
+
+    /// Up to five free slots to offer instead of a taken one: the same doctor's
+    /// next ones, or, if none soon, the same specialty's nearby.
+    pub(crate) async fn alternatives(
+        &self,
+        doctor: &DoctorRecord,
+        clinic: &ClinicRecord,
+        after: Timestamp,
+    ) -> Vec<SlotView> {
+        let now = self.now();
+        let soon = Interval { start: after.max(now), end: after.max(now) + SignedDuration::from_hours(24 * SOON_DAYS) };
+        let mut out: Vec<SlotView> = match self.free_slots(doctor, clinic, soon, None, now).await {
+            Ok(slots) => slots.iter().take(5).map(|s| SlotView::new(s, clinic)).collect(),
+            Err(_) => vec![],
+        };
+        if out.is_empty() {
+            let query = DoctorQuery {
+                specialty: doctor.specialties.first().cloned(),
+                bounding_box: Some(clinic.position.bounding_box(NEARBY_KM)),
+                exclude_doctor: Some(doctor.id),
+                ..Default::default()
+            };
+            if let Ok(candidates) = self.store.search_doctors(&query).await {
+                if let Ok(hits) =
+                    self.with_next_slots(candidates, Some(clinic.position), Some(NEARBY_KM), soon, None, now).await
+                {
+                    out = hits.into_iter().filter_map(|h| h.next_slot).take(5).collect();
+                }
+            }
+        }
+        out
+    }
+}

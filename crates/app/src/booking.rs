@@ -1,0 +1,384 @@
+//! Booking: holds, bookings (idempotent), reads scoped to the caller,
+//! reschedule and cancel with optimistic concurrency, and the agenda actions.
+
+use crate::{
+    access::{require, Actor},
+    App, AppError,
+};
+use jiff::Timestamp;
+use medislot_domain::{
+    appointment::Action, AppointmentId, AppointmentStatus, DoctorId, Invalid, Mode, Role, Slot, SlotId,
+    VerificationState,
+};
+use medislot_store::{
+    AppointmentChange, AppointmentQuery, AppointmentRecord, ClinicRecord, Decide, DoctorRecord, IdempotencyKey,
+    PlaceAppointment, Placed, Scope, StoreError,
+};
+use sha2::{Digest, Sha256};
+
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BookRequest {
+    pub slot_id: String,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct BookOutcome {
+    pub appointment: AppointmentRecord,
+    /// The status code of the first answer (201) — also on an idempotent replay.
+    pub status_code: u16,
+    pub replayed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Arrived,
+    Fulfilled,
+    Noshow,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentFilter {
+    pub status: Option<String>,
+    pub doctor_id: Option<DoctorId>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+/// A slot a patient may take now: on the schedule, in the future, after the
+/// minimum notice, before the horizon, in a mode the doctor offers.
+struct Bookable {
+    doctor: DoctorRecord,
+    clinic: ClinicRecord,
+    slot: Slot,
+    mode: Mode,
+}
+
+fn check_reason(reason: &str) -> Result<String, Invalid> {
+    if reason.chars().count() > 1000 {
+        return Err(Invalid::field("reason", "must be at most 1000 characters"));
+    }
+    Ok(reason.trim().to_string())
+}
+
+fn check_idempotency_key(key: &str) -> Result<(), Invalid> {
+    if key.is_empty() || key.len() > 255 || !key.chars().all(|c| c.is_ascii_graphic()) {
+        return Err(Invalid::field("Idempotency-Key", "must be 1-255 visible ASCII characters (a UUID is ideal)"));
+    }
+    Ok(())
+}
+
+fn fingerprint(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0u8]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl App {
+    async fn bookable(&self, slot_id: &str, mode: Option<&str>, field: &str) -> Result<Bookable, AppError> {
+        let id = SlotId::parse(field, slot_id)?;
+        let requested_mode = mode.map(|m| Mode::parse("mode", m)).transpose()?;
+        let doctor = match self.store.doctor(id.doctor).await? {
+            Some(d) if d.verification == VerificationState::Verified => d,
+            _ => return Err(Invalid::field(field, "refers to no bookable doctor").into()),
+        };
+        let clinic = self.clinic(doctor.clinic_id).await?;
+        let tz = clinic.time_zone.tz();
+        let Some(slot) = doctor.schedule.slot_at(doctor.id, &tz, id.start) else {
+            return Err(Invalid::field(
+                field,
+                "the doctor's schedule offers no slot at this time (it may have changed)",
+            )
+            .into());
+        };
+        let now = self.now();
+        let window = doctor.schedule.bookable_window(now);
+        if slot.start <= now {
+            return Err(Invalid::field(field, "this slot is in the past").into());
+        }
+        if slot.start < window.start {
+            let m = doctor.schedule.min_notice_minutes;
+            return Err(Invalid::field(field, format!("this slot is inside the minimum notice of {m} minutes")).into());
+        }
+        if slot.start >= window.end {
+            let d = doctor.schedule.horizon_days;
+            return Err(Invalid::field(field, format!("this slot is beyond the booking horizon of {d} days")).into());
+        }
+        let mode = requested_mode.unwrap_or(slot.mode);
+        if mode != slot.mode {
+            return Err(Invalid::field("mode", format!("this slot is {}", slot.mode.as_str())).into());
+        }
+        Ok(Bookable { doctor, clinic, slot, mode })
+    }
+
+    fn require_patient<'a>(&self, actor: Option<&'a Actor>) -> Result<&'a Actor, AppError> {
+        let actor = require(actor)?;
+        if actor.role() != Role::Patient {
+            return Err(AppError::Forbidden("only patients book appointments"));
+        }
+        Ok(actor)
+    }
+
+    async fn slot_taken(&self, b: &Bookable) -> AppError {
+        AppError::SlotTaken { alternatives: self.alternatives(&b.doctor, &b.clinic, b.slot.start).await }
+    }
+
+    /// Holds a slot for a short time while the patient confirms.
+    pub async fn hold(
+        &self,
+        actor: Option<&Actor>,
+        slot_id: &str,
+        mode: Option<&str>,
+    ) -> Result<AppointmentRecord, AppError> {
+        let actor = self.require_patient(actor)?;
+        let b = self.bookable(slot_id, mode, "slot_id").await?;
+        let now = self.now();
+        let cmd = PlaceAppointment {
+            id: AppointmentId::new(),
+            doctor_id: b.doctor.id,
+            patient_id: actor.id(),
+            start: b.slot.start,
+            end: b.slot.end,
+            mode: b.mode,
+            reason: String::new(),
+            status: AppointmentStatus::Held,
+            hold_expires_at: Some(now + self.config.hold_ttl),
+            origin_region: self.config.region.clone(),
+            now,
+            idempotency: None,
+            max_holds: self.config.max_holds_per_patient,
+        };
+        match self.store.place(&cmd).await {
+            Ok(Placed::Created(a) | Placed::Replayed { appointment: a, .. }) => Ok(a),
+            Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Books a slot (confirming the caller's own hold on it, if any). With an
+    /// Idempotency-Key, a retry returns the first answer and never books twice.
+    pub async fn book(
+        &self,
+        actor: Option<&Actor>,
+        req: BookRequest,
+        idempotency_key: Option<&str>,
+    ) -> Result<BookOutcome, AppError> {
+        let actor = self.require_patient(actor)?;
+        let reason = check_reason(&req.reason)?;
+        if let Some(k) = idempotency_key {
+            check_idempotency_key(k)?;
+        }
+        let b = self.bookable(&req.slot_id, req.mode.as_deref(), "slot_id").await?;
+        let idempotency = idempotency_key.map(|k| IdempotencyKey {
+            key: k.to_string(),
+            fingerprint: fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]),
+        });
+        let now = self.now();
+        let cmd = PlaceAppointment {
+            id: AppointmentId::new(),
+            doctor_id: b.doctor.id,
+            patient_id: actor.id(),
+            start: b.slot.start,
+            end: b.slot.end,
+            mode: b.mode,
+            reason,
+            status: AppointmentStatus::Booked,
+            hold_expires_at: None,
+            origin_region: self.config.region.clone(),
+            now,
+            idempotency,
+            max_holds: self.config.max_holds_per_patient,
+        };
+        match self.store.place(&cmd).await {
+            Ok(Placed::Created(appointment)) => Ok(BookOutcome { appointment, status_code: 201, replayed: false }),
+            Ok(Placed::Replayed { appointment, status_code }) => {
+                Ok(BookOutcome { appointment, status_code, replayed: true })
+            }
+            Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// One appointment, if the caller may see it (otherwise 404: existence is hidden).
+    pub async fn appointment(&self, actor: Option<&Actor>, id: AppointmentId) -> Result<AppointmentRecord, AppError> {
+        let actor = require(actor)?;
+        let a = self.store.appointment(id).await?.ok_or(AppError::NotFound("appointment"))?;
+        if !self.can_see(actor, &a).await? {
+            return Err(AppError::NotFound("appointment"));
+        }
+        Ok(a)
+    }
+
+    pub async fn audit(
+        &self,
+        actor: Option<&Actor>,
+        id: AppointmentId,
+    ) -> Result<Vec<medislot_store::AuditRecord>, AppError> {
+        self.appointment(actor, id).await?;
+        Ok(self.store.audit_of(id).await?)
+    }
+
+    /// The caller's appointments: a patient's own, a doctor's agenda, a clinic's, or all (admin).
+    pub async fn appointments(
+        &self,
+        actor: Option<&Actor>,
+        f: AppointmentFilter,
+    ) -> Result<(Vec<AppointmentRecord>, u64), AppError> {
+        let actor = require(actor)?;
+        let mut errs = medislot_domain::error::Errors::default();
+        let status = f.status.as_deref().and_then(|s| errs.take(AppointmentStatus::parse("status", s)));
+        if f.page == 0 || f.page > 100_000 {
+            errs.push("page", "must be between 1 and 100000");
+        }
+        if f.per_page == 0 || f.per_page > 200 {
+            errs.push("per_page", "must be between 1 and 200");
+        }
+        if let (Some(from), Some(to)) = (f.from, f.to) {
+            if to <= from {
+                errs.push("to", "must be after from");
+            }
+        }
+        errs.finish()?;
+        let scope = match actor.role() {
+            Role::Patient => Scope::Patient(actor.id()),
+            Role::Doctor => match self.store.doctor_of_user(actor.id()).await? {
+                Some(d) => Scope::Doctor(d.id),
+                None => return Ok((vec![], 0)),
+            },
+            Role::ClinicAdmin => Scope::Clinics(self.store.clinics_administered_by(actor.id()).await?),
+            Role::Admin => Scope::All,
+        };
+        let q = AppointmentQuery {
+            scope,
+            doctor: f.doctor_id,
+            status,
+            from: f.from,
+            to: f.to,
+            limit: f.per_page,
+            offset: u64::from(f.page - 1) * u64::from(f.per_page),
+        };
+        Ok(self.store.list_appointments(&q).await?)
+    }
+
+    /// Loads an appointment the caller may see and tells whether they are staff for it.
+    async fn for_change(&self, actor: Option<&Actor>, id: AppointmentId) -> Result<(Actor, bool), AppError> {
+        let actor = require(actor)?;
+        let a = self.appointment(Some(actor), id).await?;
+        let staff = actor.is_admin() || (a.patient_id != actor.id() && self.can_see(actor, &a).await?);
+        Ok((actor.clone(), staff))
+    }
+
+    /// Moves an appointment to another slot of the same doctor, atomically: the
+    /// old time is freed and the new one taken in one transaction, or nothing changes.
+    pub async fn reschedule(
+        &self,
+        actor: Option<&Actor>,
+        id: AppointmentId,
+        slot_id: &str,
+        if_match: Option<i64>,
+    ) -> Result<AppointmentRecord, AppError> {
+        let (actor, _) = self.for_change(actor, id).await?;
+        let b = self.bookable(slot_id, None, "slot_id").await?;
+        let (start, end) = (b.slot.start, b.slot.end);
+        let now = self.now();
+        let decide: Decide = Box::new(move |a: &AppointmentRecord| {
+            check_version(a, if_match)?;
+            if a.doctor_id != b.slot.id.doctor {
+                return Err(AppError::from(Invalid::field("slot_id", "must be a slot of the same doctor")).rejected());
+            }
+            if a.start <= now {
+                return Err(AppError::Conflict("this appointment has already started").rejected());
+            }
+            let status = a.status.apply(Action::Reschedule).map_err(|e| AppError::from(e).rejected())?;
+            Ok(AppointmentChange {
+                status,
+                start,
+                end,
+                cancel_reason: None,
+                event: "appointment.rescheduled",
+                detail: None,
+            })
+        });
+        match self.store.modify_appointment(id, now, Some(actor.id()), decide).await {
+            Err(StoreError::SlotTaken) => {
+                let doctor = self.store.doctor(b.slot.id.doctor).await?.ok_or(AppError::NotFound("doctor"))?;
+                let clinic = self.clinic(doctor.clinic_id).await?;
+                Err(AppError::SlotTaken { alternatives: self.alternatives(&doctor, &clinic, start).await })
+            }
+            other => Ok(other?),
+        }
+    }
+
+    pub async fn cancel(
+        &self,
+        actor: Option<&Actor>,
+        id: AppointmentId,
+        reason: Option<String>,
+        if_match: Option<i64>,
+    ) -> Result<AppointmentRecord, AppError> {
+        let (actor, staff) = self.for_change(actor, id).await?;
+        let reason = check_reason(reason.as_deref().unwrap_or(""))?;
+        let now = self.now();
+        let who = if staff { "staff" } else { "patient" };
+        let decide: Decide = Box::new(move |a: &AppointmentRecord| {
+            check_version(a, if_match)?;
+            if !staff && a.start <= now && a.status != AppointmentStatus::Held {
+                return Err(AppError::Conflict("this appointment has already started; ask the clinic").rejected());
+            }
+            let status = a.status.apply(Action::Cancel).map_err(|e| AppError::from(e).rejected())?;
+            Ok(AppointmentChange {
+                status,
+                start: a.start,
+                end: a.end,
+                cancel_reason: Some(if reason.is_empty() { format!("cancelled by {who}") } else { reason }),
+                event: "appointment.cancelled",
+                detail: Some(format!("cancelled by {who}")),
+            })
+        });
+        Ok(self.store.modify_appointment(id, now, Some(actor.id()), decide).await?)
+    }
+
+    /// Doctor and clinic actions: arrived, fulfilled, no-show.
+    pub async fn mark(
+        &self,
+        actor: Option<&Actor>,
+        id: AppointmentId,
+        mark: Mark,
+        if_match: Option<i64>,
+    ) -> Result<AppointmentRecord, AppError> {
+        let (actor, staff) = self.for_change(actor, id).await?;
+        if !staff {
+            return Err(AppError::Forbidden("only the doctor or the clinic marks appointments"));
+        }
+        let now = self.now();
+        let (action, event) = match mark {
+            Mark::Arrived => (Action::Arrive, "appointment.arrived"),
+            Mark::Fulfilled => (Action::Fulfil, "appointment.fulfilled"),
+            Mark::Noshow => (Action::NoShow, "appointment.noshow"),
+        };
+        let decide: Decide = Box::new(move |a: &AppointmentRecord| {
+            check_version(a, if_match)?;
+            if matches!(mark, Mark::Fulfilled | Mark::Noshow) && now < a.start {
+                return Err(AppError::Conflict("this appointment has not started yet").rejected());
+            }
+            let status = a.status.apply(action).map_err(|e| AppError::from(e).rejected())?;
+            Ok(AppointmentChange { status, start: a.start, end: a.end, cancel_reason: None, event, detail: None })
+        });
+        Ok(self.store.modify_appointment(id, now, Some(actor.id()), decide).await?)
+    }
+}
+
+fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Result<(), StoreError> {
+    match if_match {
+        Some(v) if v != a.version => Err(AppError::PreconditionFailed { current: a.version }.rejected()),
+        _ => Ok(()),
+    }
+}

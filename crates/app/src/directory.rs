@@ -1,0 +1,366 @@
+//! The directory: clinics, doctor profiles, verification, schedules and time off.
+
+use crate::{
+    access::{require, Actor},
+    App, AppError,
+};
+use medislot_domain::{
+    error::Errors,
+    people::{parse_name, parse_tags},
+    schedule::ScheduleInput,
+    ClinicId, Coordinates, DoctorId, Interval, Invalid, Mode, Policy, Role, Schedule, TimeZoneName, UserId,
+    VerificationState,
+};
+use medislot_store::{ClinicRecord, DoctorRecord, TimeOffRecord};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicInput {
+    pub name: String,
+    pub address: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub time_zone: String,
+    pub region: Option<String>,
+    pub policy: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorInput {
+    pub clinic_id: ClinicId,
+    /// The doctor's account; defaults to the caller when the caller is a doctor.
+    pub user_id: Option<UserId>,
+    pub name: String,
+    pub specialties: Vec<String>,
+    #[serde(default)]
+    pub languages: Vec<String>,
+    pub modes: Vec<String>,
+    pub licence_number: String,
+    #[serde(default)]
+    pub bio: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DoctorPatch {
+    pub name: Option<String>,
+    pub specialties: Option<Vec<String>>,
+    pub languages: Option<Vec<String>>,
+    pub modes: Option<Vec<String>>,
+    pub licence_number: Option<String>,
+    pub bio: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Verification {
+    /// `verified`, `rejected` or `suspended`.
+    pub decision: String,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeOffInput {
+    pub start: jiff::Timestamp,
+    pub end: jiff::Timestamp,
+    #[serde(default)]
+    pub reason: String,
+}
+
+fn parse_modes(field: &str, raw: &[String]) -> Result<Vec<Mode>, Invalid> {
+    if raw.is_empty() {
+        return Err(Invalid::field(field, "must list at least one of in_person, online"));
+    }
+    let mut out = Vec::new();
+    for (i, m) in raw.iter().enumerate() {
+        let m = Mode::parse(&format!("{field}[{i}]"), m)?;
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_text(field: &str, raw: &str, max: usize) -> Result<String, Invalid> {
+    if raw.chars().count() > max {
+        return Err(Invalid::field(field, format!("must be at most {max} characters")));
+    }
+    Ok(raw.trim().to_string())
+}
+
+fn parse_region(field: &str, raw: &str) -> Result<String, Invalid> {
+    let ok =
+        (1..=32).contains(&raw.len()) && raw.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(raw.to_string())
+    } else {
+        Err(Invalid::field(field, "must be a region name: 1-32 lower-case letters, digits or dashes"))
+    }
+}
+
+impl App {
+    pub async fn create_clinic(&self, actor: Option<&Actor>, input: ClinicInput) -> Result<ClinicRecord, AppError> {
+        let actor = require(actor)?;
+        if !matches!(actor.role(), Role::ClinicAdmin | Role::Admin) {
+            return Err(AppError::Forbidden("only clinic admins create clinics"));
+        }
+        let mut errs = Errors::default();
+        let name = errs.take(parse_name("name", &input.name, 200));
+        let address = errs.take(parse_name("address", &input.address, 500));
+        let position = errs.take(Coordinates::new(input.latitude, input.longitude, ""));
+        let time_zone = errs.take(TimeZoneName::parse("time_zone", &input.time_zone));
+        let region = errs.take(parse_region("region", input.region.as_deref().unwrap_or(&self.config.region)));
+        let policy = errs.take(Policy::parse("policy", input.policy.as_deref().unwrap_or("strict")));
+        errs.finish()?;
+        let (Some(name), Some(address), Some(position), Some(time_zone), Some(region), Some(policy)) =
+            (name, address, position, time_zone, region, policy)
+        else {
+            return Err(AppError::Internal("validated fields missing".into()));
+        };
+        let clinic = ClinicRecord {
+            id: ClinicId::new(),
+            name,
+            address,
+            position,
+            time_zone,
+            region,
+            policy,
+            created_at: self.now(),
+        };
+        self.store.create_clinic(&clinic, actor.id()).await?;
+        Ok(clinic)
+    }
+
+    /// Clinics are public directory data.
+    pub async fn clinic(&self, id: ClinicId) -> Result<ClinicRecord, AppError> {
+        self.store.clinic(id).await?.ok_or(AppError::NotFound("clinic"))
+    }
+
+    pub async fn create_doctor(&self, actor: Option<&Actor>, input: DoctorInput) -> Result<DoctorRecord, AppError> {
+        let actor = require(actor)?;
+        let mut errs = Errors::default();
+        let name = errs.take(parse_name("name", &input.name, 200));
+        let specialties = errs.take(parse_tags("specialties", &input.specialties, 1));
+        let languages = errs.take(parse_tags("languages", &input.languages, 0));
+        let modes = errs.take(parse_modes("modes", &input.modes));
+        let licence = errs.take(parse_name("licence_number", &input.licence_number, 64));
+        let bio = errs.take(parse_text("bio", &input.bio, 4000));
+        errs.finish()?;
+        let clinic = self.store.clinic(input.clinic_id).await?;
+        let user_id = match actor.role() {
+            Role::Doctor => {
+                if input.user_id.is_some_and(|u| u != actor.id()) {
+                    return Err(AppError::Forbidden("a doctor can only create their own profile"));
+                }
+                if clinic.is_none() {
+                    return Err(Invalid::field("clinic_id", "no such clinic").into());
+                }
+                Some(actor.id())
+            }
+            Role::ClinicAdmin | Role::Admin => {
+                let Some(clinic) = &clinic else {
+                    return Err(Invalid::field("clinic_id", "no such clinic").into());
+                };
+                if !actor.is_admin() && !self.administers(actor, clinic.id).await? {
+                    return Err(AppError::Forbidden("you do not administer this clinic"));
+                }
+                if let Some(u) = input.user_id {
+                    match self.store.user_by_id(u).await? {
+                        Some(user) if user.role == Role::Doctor => {}
+                        _ => return Err(Invalid::field("user_id", "must be the id of a doctor account").into()),
+                    }
+                }
+                input.user_id
+            }
+            Role::Patient => return Err(AppError::Forbidden("patients cannot create doctor profiles")),
+        };
+        let (Some(name), Some(specialties), Some(languages), Some(modes), Some(licence_number), Some(bio)) =
+            (name, specialties, languages, modes, licence, bio)
+        else {
+            return Err(AppError::Internal("validated fields missing".into()));
+        };
+        let now = self.now();
+        let doctor = DoctorRecord {
+            id: DoctorId::new(),
+            user_id,
+            clinic_id: input.clinic_id,
+            name,
+            specialties,
+            languages,
+            modes,
+            licence_number,
+            bio,
+            verification: VerificationState::Pending,
+            verification_reason: None,
+            schedule: Schedule::default(),
+            version: 1,
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.create_doctor(&doctor).await?;
+        Ok(doctor)
+    }
+
+    /// A doctor's profile: public once verified, otherwise only for those who manage it.
+    pub async fn doctor(&self, actor: Option<&Actor>, id: DoctorId) -> Result<DoctorRecord, AppError> {
+        let doctor = self.store.doctor(id).await?.ok_or(AppError::NotFound("doctor"))?;
+        if doctor.verification == VerificationState::Verified {
+            return Ok(doctor);
+        }
+        match actor {
+            Some(a) if self.manages_doctor(a, &doctor).await? => Ok(doctor),
+            _ => Err(AppError::NotFound("doctor")),
+        }
+    }
+
+    /// Loads a doctor the caller may change: 404 when hidden, 403 when visible but not theirs.
+    async fn doctor_to_manage(&self, actor: Option<&Actor>, id: DoctorId) -> Result<(DoctorRecord, Actor), AppError> {
+        let actor = require(actor)?;
+        let doctor = self.doctor(Some(actor), id).await?;
+        if !self.manages_doctor(actor, &doctor).await? {
+            return Err(AppError::Forbidden("this is not your doctor profile"));
+        }
+        Ok((doctor, actor.clone()))
+    }
+
+    pub async fn update_doctor(
+        &self,
+        actor: Option<&Actor>,
+        id: DoctorId,
+        patch: DoctorPatch,
+        if_match: Option<i64>,
+    ) -> Result<DoctorRecord, AppError> {
+        let (mut d, _) = self.doctor_to_manage(actor, id).await?;
+        if if_match.is_some_and(|v| v != d.version) {
+            return Err(AppError::PreconditionFailed { current: d.version });
+        }
+        let mut errs = Errors::default();
+        if let Some(n) = &patch.name {
+            d.name = errs.take(parse_name("name", n, 200)).unwrap_or_default();
+        }
+        if let Some(s) = &patch.specialties {
+            d.specialties = errs.take(parse_tags("specialties", s, 1)).unwrap_or_default();
+        }
+        if let Some(l) = &patch.languages {
+            d.languages = errs.take(parse_tags("languages", l, 0)).unwrap_or_default();
+        }
+        if let Some(m) = &patch.modes {
+            d.modes = errs.take(parse_modes("modes", m)).unwrap_or_default();
+        }
+        if let Some(l) = &patch.licence_number {
+            d.licence_number = errs.take(parse_name("licence_number", l, 64)).unwrap_or_default();
+        }
+        if let Some(b) = &patch.bio {
+            d.bio = errs.take(parse_text("bio", b, 4000)).unwrap_or_default();
+        }
+        errs.finish()?;
+        self.save_doctor(d).await
+    }
+
+    async fn save_doctor(&self, mut d: DoctorRecord) -> Result<DoctorRecord, AppError> {
+        let expected = d.version;
+        d.updated_at = self.now();
+        self.store.update_doctor(&d, expected).await?;
+        d.version = expected + 1;
+        Ok(d)
+    }
+
+    /// Platform admins verify, reject (with a reason) or suspend doctors.
+    pub async fn verify_doctor(
+        &self,
+        actor: Option<&Actor>,
+        id: DoctorId,
+        v: Verification,
+    ) -> Result<DoctorRecord, AppError> {
+        let actor = require(actor)?;
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden("only platform admins verify doctors"));
+        }
+        let mut d = self.store.doctor(id).await?.ok_or(AppError::NotFound("doctor"))?;
+        let state = match v.decision.as_str() {
+            "verified" => VerificationState::Verified,
+            "rejected" => VerificationState::Rejected,
+            "suspended" => VerificationState::Suspended,
+            _ => return Err(Invalid::field("decision", "must be verified, rejected or suspended").into()),
+        };
+        let reason = v.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string);
+        if state != VerificationState::Verified && reason.is_none() {
+            return Err(Invalid::field("reason", "is required when rejecting or suspending").into());
+        }
+        if let Some(r) = &reason {
+            parse_text("reason", r, 1000)?;
+        }
+        d.verification = state;
+        d.verification_reason = reason;
+        self.save_doctor(d).await
+    }
+
+    /// Replaces the weekly schedule. Existing appointments are untouched: slots
+    /// are computed from the rules minus busy time, so a booked appointment
+    /// keeps its time even when the new rules would not offer it.
+    pub async fn put_schedule(
+        &self,
+        actor: Option<&Actor>,
+        id: DoctorId,
+        input: ScheduleInput,
+    ) -> Result<DoctorRecord, AppError> {
+        let schedule = Schedule::parse(&input)?;
+        let (mut d, _) = self.doctor_to_manage(actor, id).await?;
+        d.schedule = schedule;
+        self.save_doctor(d).await
+    }
+
+    pub async fn add_time_off(
+        &self,
+        actor: Option<&Actor>,
+        id: DoctorId,
+        input: TimeOffInput,
+    ) -> Result<TimeOffRecord, AppError> {
+        if input.end <= input.start {
+            return Err(Invalid::field("end", "must be after start").into());
+        }
+        if input.end.duration_since(input.start) > jiff::SignedDuration::from_hours(24 * 366) {
+            return Err(Invalid::field("end", "time off is at most 366 days at once").into());
+        }
+        let reason = parse_text("reason", &input.reason, 500)?;
+        let (d, _) = self.doctor_to_manage(actor, id).await?;
+        let t = TimeOffRecord {
+            id: uuid::Uuid::now_v7(),
+            doctor_id: d.id,
+            interval: Interval { start: input.start, end: input.end },
+            reason,
+        };
+        self.store.add_time_off(&t).await?;
+        Ok(t)
+    }
+
+    /// The caller's own doctor profile, if they have one.
+    pub async fn my_doctor_profile(&self, actor: Option<&Actor>) -> Result<Option<DoctorRecord>, AppError> {
+        let actor = require(actor)?;
+        Ok(self.store.doctor_of_user(actor.id()).await?)
+    }
+}
+
+impl App {
+    /// The time zone each doctor's appointments are shown in (their clinic's).
+    pub async fn zones_of(
+        &self,
+        doctors: impl IntoIterator<Item = DoctorId>,
+    ) -> Result<std::collections::HashMap<DoctorId, TimeZoneName>, AppError> {
+        let mut out = std::collections::HashMap::new();
+        for id in doctors {
+            if out.contains_key(&id) {
+                continue;
+            }
+            if let Some(d) = self.store.doctor(id).await? {
+                if let Some(c) = self.store.clinic(d.clinic_id).await? {
+                    out.insert(id, c.time_zone);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,64 @@
+//! The use cases' errors; the HTTP edge maps each to one problem+json type.
+
+use crate::availability::SlotView;
+use medislot_domain::{appointment::TransitionError, Invalid};
+use medislot_store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("wrong e-mail or password")]
+    BadCredentials,
+    #[error("you may not do this")]
+    Forbidden(&'static str),
+    /// Does not exist, or exists but is hidden from the caller (P5).
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{field} is already taken")]
+    Taken { field: &'static str },
+    #[error("this slot was just taken")]
+    SlotTaken { alternatives: Vec<SlotView> },
+    #[error("the appointment changed since you read it (now version {current})")]
+    PreconditionFailed { current: i64 },
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyMismatch,
+    #[error("you already hold {0} slots; confirm or let one expire first")]
+    TooManyHolds(u32),
+    #[error(transparent)]
+    Transition(#[from] TransitionError),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("the service is temporarily unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound("record"),
+            StoreError::Duplicate(field) => AppError::Taken { field },
+            StoreError::SlotTaken => AppError::SlotTaken { alternatives: vec![] },
+            StoreError::VersionMismatch { current } => AppError::PreconditionFailed { current },
+            StoreError::IdempotencyMismatch => AppError::IdempotencyMismatch,
+            StoreError::TooManyHolds(n) => AppError::TooManyHolds(n),
+            StoreError::Rejected(inner) => match inner.downcast::<AppError>() {
+                Ok(app) => *app,
+                Err(other) => AppError::Internal(other.to_string()),
+            },
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
+impl AppError {
+    /// Wraps a use-case error so a store decision function can return it.
+    pub(crate) fn rejected(self) -> StoreError {
+        StoreError::Rejected(Box::new(self))
+    }
+}

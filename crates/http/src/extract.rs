@@ -1,0 +1,218 @@
+//! Extractors whose rejections are our problem+json, never the framework's text.
+
+use crate::{problem::ApiError, AppState};
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Request},
+    http::{header, request::Parts, HeaderMap, Method, StatusCode},
+};
+use medislot_app::Actor;
+use serde::de::DeserializeOwned;
+use std::{collections::HashMap, str::FromStr};
+
+pub const SESSION_COOKIE: &str = "medislot_session";
+
+/// A JSON body. Syntax errors are 400, wrong types or missing fields 422,
+/// both naming the field (`weekly[0].slot_minutes`); an oversized body is 413.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Expected JSON",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|r| {
+            if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload-too-large",
+                    "Body too large",
+                    format!("the body exceeds the limit of {} bytes", crate::BODY_LIMIT),
+                )
+            } else {
+                ApiError::bad_request("body", r.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// Parses a JSON body, naming the field that is wrong.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let field = if path == "." || path.is_empty() { "body".to_string() } else { path };
+            let inner = err.into_inner();
+            let msg = inner.to_string();
+            if inner.is_syntax() || inner.is_eof() {
+                Err(ApiError::bad_request("body", format!("malformed JSON: {msg}")))
+            } else {
+                Err(ApiError::invalid(field, msg))
+            }
+        }
+    }
+}
+
+/// The caller, if any: a bearer token, or the web session cookie on safe methods
+/// (unsafe methods with a cookie need the pages' CSRF protection, not this API).
+pub struct Caller(pub Option<Actor>);
+
+impl Caller {
+    pub fn get(&self) -> Option<&Actor> {
+        self.0.as_ref()
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<String> {
+    let auth = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = auth.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+}
+
+pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+    let cookies = headers.get_all(header::COOKIE);
+    cookies.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
+        let (k, v) = c.trim().split_once('=')?;
+        (k == SESSION_COOKIE).then(|| v.to_string())
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let safe = matches!(parts.method, Method::GET | Method::HEAD);
+        let token = match bearer(&parts.headers) {
+            Some(t) => Some(t),
+            None if safe => session_cookie(&parts.headers),
+            None => None,
+        };
+        let Some(token) = token else { return Ok(Caller(None)) };
+        match state.app.authenticate(&token).await? {
+            Some(actor) => Ok(Caller(Some(actor))),
+            // A token that was sent but is not valid is an error, not anonymity.
+            None => Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Invalid or expired token",
+                "log in again",
+            )),
+        }
+    }
+}
+
+/// A UUID path parameter; anything else is 400 naming the parameter.
+pub struct IdPath<T>(pub T);
+
+impl<T: FromStr + Send, S: Send + Sync> FromRequestParts<S> for IdPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Path(params) =
+            axum::extract::Path::<HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request("path", e.body_text()))?;
+        let (name, raw) = params.into_iter().next().ok_or_else(|| ApiError::bad_request("path", "missing id"))?;
+        raw.parse::<T>()
+            .map(IdPath)
+            .map_err(|_| ApiError::bad_request(name, format!("{raw:?} is not a valid id (a UUID)")))
+    }
+}
+
+/// Query parameters as text; each handler parses its own, naming the field on error.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(map) =
+            axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        Ok(QueryMap(map))
+    }
+}
+
+impl QueryMap {
+    pub fn text(&self, k: &str) -> Option<String> {
+        self.0.get(k).map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+    }
+
+    pub fn parse<T: FromStr>(&self, k: &str, what: &str) -> Result<Option<T>, ApiError> {
+        match self.text(k) {
+            None => Ok(None),
+            Some(s) => s.parse::<T>().map(Some).map_err(|_| ApiError::invalid(k, format!("must be {what}"))),
+        }
+    }
+
+    /// An instant: RFC 3339 (`2026-03-20T09:00:00Z`) or a date (`2026-03-20`, midnight UTC).
+    pub fn instant(&self, k: &str) -> Result<Option<jiff::Timestamp>, ApiError> {
+        let Some(s) = self.text(k) else { return Ok(None) };
+        if let Ok(t) = s.parse::<jiff::Timestamp>() {
+            return Ok(Some(t));
+        }
+        if let Ok(d) = s.parse::<jiff::civil::Date>() {
+            if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
+                return Ok(Some(z.timestamp()));
+            }
+        }
+        Err(ApiError::invalid(k, "must be an RFC 3339 instant such as 2026-03-20T09:00:00Z, or a date YYYY-MM-DD"))
+    }
+
+    pub fn page(&self) -> Result<(u32, u32), ApiError> {
+        let page = self.parse::<u32>("page", "a positive whole number")?.unwrap_or(1);
+        let per_page = self.parse::<u32>("per_page", "a whole number from 1 to 100")?.unwrap_or(20);
+        Ok((page, per_page))
+    }
+}
+
+/// `If-Match: "3"` (also `W/"3"` and bare `3`) as a version; `*` means any.
+pub struct IfMatch(pub Option<i64>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let Some(v) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
+        let s = v.to_str().unwrap_or("").trim();
+        if s == "*" {
+            return Ok(IfMatch(None));
+        }
+        let bare = s.trim_start_matches("W/").trim_matches('"');
+        bare.parse::<i64>()
+            .map(|v| IfMatch(Some(v)))
+            .map_err(|_| ApiError::bad_request("If-Match", "must be an ETag from a previous GET, e.g. \"3\""))
+    }
+}
+
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(v) => v
+                .to_str()
+                .map(|s| IdempotencyKey(Some(s.trim().to_string())))
+                .map_err(|_| ApiError::bad_request("Idempotency-Key", "must be visible ASCII")),
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! Accounts: register, log in (rate-limited), log out.
+
+use crate::{
+    extract::{bearer, session_cookie, ApiJson, SESSION_COOKIE},
+    problem::{ApiError, ApiResult},
+    views::{LoginView, UserView},
+    AppState,
+};
+use axum::{
+    extract::State,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use governor::clock::{Clock, DefaultClock};
+use medislot_app::Registration;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(logout))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct RegisterBody {
+    email: String,
+    /// At least 10 characters.
+    password: String,
+    name: String,
+    /// patient | doctor | clinic_admin
+    role: String,
+}
+
+/// Create an account (patient, doctor or clinic admin).
+#[utoipa::path(post, path = "/auth/register", request_body = RegisterBody,
+    responses((status = 201, body = UserView), (status = 409, description = "e-mail taken"), (status = 422, description = "invalid field")))]
+async fn register(
+    State(s): State<AppState>,
+    ApiJson(r): ApiJson<Registration>,
+) -> ApiResult<(StatusCode, Json<UserView>)> {
+    let user = s.app.register(r).await?;
+    Ok((StatusCode::CREATED, Json((&user).into())))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct LoginBody {
+    email: String,
+    password: String,
+}
+
+/// Log in: returns a bearer token and sets the web session cookie.
+#[utoipa::path(post, path = "/auth/login", request_body = LoginBody,
+    responses((status = 200, body = LoginView), (status = 401, description = "wrong e-mail or password"), (status = 429, description = "too many attempts")))]
+async fn login(State(s): State<AppState>, ApiJson(b): ApiJson<LoginBody>) -> ApiResult<Response> {
+    let key = b.email.trim().to_lowercase();
+    if let Err(not_until) = s.login_limiter.check_key(&key) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
+        let mut e = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many login attempts",
+            format!("try again in {wait} s"),
+        );
+        e.retry_after = Some(wait);
+        return Err(e);
+    }
+    let out = s.app.login(&b.email, &b.password).await?;
+    let max_age = out.expires_at.duration_since(s.app.now()).as_secs().max(0);
+    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}", out.token);
+    let body = LoginView {
+        token: out.token,
+        token_type: "Bearer",
+        expires_at: out.expires_at.to_string(),
+        user: (&out.user).into(),
+    };
+    let mut resp = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Log out: revokes the token (or session) used for this request.
+#[utoipa::path(post, path = "/auth/logout", responses((status = 204), (status = 401)), security(("bearer" = [])))]
+async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
+    let Some(token) = bearer(&headers).or_else(|| session_cookie(&headers)) else {
+        return Err(medislot_app::AppError::Unauthenticated.into());
+    };
+    if s.app.authenticate(&token).await?.is_none() {
+        return Err(medislot_app::AppError::Unauthenticated.into());
+    }
+    s.app.logout(&token).await?;
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("medislot_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+    );
+    Ok(resp)
+}

@@ -1,0 +1,225 @@
+//! Holds and appointments: book (idempotent), read (ETag), list (scoped),
+//! reschedule and cancel (If-Match), and the agenda actions.
+
+use crate::{
+    extract::{parse_json, ApiJson, Caller, IdPath, IdempotencyKey, IfMatch, QueryMap},
+    problem::ApiResult,
+    views::{AppointmentView, AuditView, Page},
+    AppState,
+};
+use axum::{
+    extract::State,
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use medislot_app::{AppointmentFilter, BookRequest, Mark};
+use medislot_domain::{AppointmentId, DoctorId};
+use medislot_store::AppointmentRecord;
+use serde::Deserialize;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hold))
+        .routes(routes!(book, list))
+        .routes(routes!(get_appointment))
+        .routes(routes!(audit))
+        .routes(routes!(reschedule))
+        .routes(routes!(cancel))
+        .routes(routes!(arrived))
+        .routes(routes!(fulfilled))
+        .routes(routes!(noshow))
+}
+
+/// An appointment with its ETag (the version) and its clinic's zone.
+async fn respond(s: &AppState, status: StatusCode, a: &AppointmentRecord) -> ApiResult<Response> {
+    let zones = s.app.zones_of([a.doctor_id]).await?;
+    let mut resp = (status, Json(AppointmentView::new(a, zones.get(&a.doctor_id)))).into_response();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", a.version)) {
+        resp.headers_mut().insert(header::ETAG, v);
+    }
+    if status == StatusCode::CREATED {
+        if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/appointments/{}", a.id)) {
+            resp.headers_mut().insert(header::LOCATION, v);
+        }
+    }
+    Ok(resp)
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct HoldBody {
+    slot_id: String,
+    /// in_person | online; defaults to the slot's mode.
+    mode: Option<String>,
+}
+
+/// Hold a slot for a few minutes while the patient confirms; confirm with POST /appointments.
+#[utoipa::path(post, path = "/holds", request_body = HoldBody, security(("bearer" = [])),
+    responses((status = 201, body = AppointmentView), (status = 409, description = "slot taken, with alternatives"), (status = 422)))]
+async fn hold(State(s): State<AppState>, caller: Caller, ApiJson(b): ApiJson<HoldBody>) -> ApiResult<Response> {
+    let a = s.app.hold(caller.get(), &b.slot_id, b.mode.as_deref()).await?;
+    respond(&s, StatusCode::CREATED, &a).await
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+#[allow(dead_code)]
+struct BookBody {
+    slot_id: String,
+    mode: Option<String>,
+    reason: Option<String>,
+}
+
+/// Book a slot. Send an `Idempotency-Key` header: a retry returns the first answer and never books twice.
+#[utoipa::path(post, path = "/appointments", request_body = BookBody, security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header)),
+    responses((status = 201, body = AppointmentView), (status = 409, description = "slot taken, with up to 5 alternatives"),
+               (status = 422, description = "invalid field, or Idempotency-Key reused with another body")))]
+async fn book(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdempotencyKey(key): IdempotencyKey,
+    ApiJson(b): ApiJson<BookRequest>,
+) -> ApiResult<Response> {
+    let out = s.app.book(caller.get(), b, key.as_deref()).await?;
+    let status = StatusCode::from_u16(out.status_code).unwrap_or(StatusCode::CREATED);
+    let mut resp = respond(&s, status, &out.appointment).await?;
+    if out.replayed {
+        resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}
+
+/// The caller's appointments: a patient's own, a doctor's agenda, a clinic's (clinic admins), all (admins).
+#[utoipa::path(get, path = "/appointments", security(("bearer" = [])),
+    params(("status" = Option<String>, Query), ("doctor_id" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
+           ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
+    responses((status = 200, body = Page<AppointmentView>), (status = 401), (status = 422)))]
+async fn list(State(s): State<AppState>, caller: Caller, q: QueryMap) -> ApiResult<Json<Page<AppointmentView>>> {
+    let (page, per_page) = q.page()?;
+    let f = AppointmentFilter {
+        status: q.text("status"),
+        doctor_id: q.parse::<DoctorId>("doctor_id", "a doctor id (UUID)")?,
+        from: q.instant("from")?,
+        to: q.instant("to")?,
+        page,
+        per_page,
+    };
+    let (items, total) = s.app.appointments(caller.get(), f).await?;
+    let doctors: Vec<DoctorId> = items.iter().map(|a| a.doctor_id).collect();
+    let zones = s.app.zones_of(doctors).await?;
+    Ok(Json(Page {
+        items: items.iter().map(|a| AppointmentView::new(a, zones.get(&a.doctor_id))).collect(),
+        page,
+        per_page,
+        total,
+    }))
+}
+
+/// One appointment, with its version as ETag.
+#[utoipa::path(get, path = "/appointments/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 404)))]
+async fn get_appointment(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+) -> ApiResult<Response> {
+    let a = s.app.appointment(caller.get(), id).await?;
+    respond(&s, StatusCode::OK, &a).await
+}
+
+/// The appointment's audit trail: who changed what, when, from which state to which.
+#[utoipa::path(get, path = "/appointments/{id}/audit", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = Vec<AuditView>), (status = 404)))]
+async fn audit(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+) -> ApiResult<Json<Vec<AuditView>>> {
+    let rows = s.app.audit(caller.get(), id).await?;
+    Ok(Json(rows.iter().map(Into::into).collect()))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+struct RescheduleBody {
+    slot_id: String,
+}
+
+/// Move to another slot of the same doctor, atomically. `If-Match` with the ETag: 412 when stale.
+#[utoipa::path(post, path = "/appointments/{id}/reschedule", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = RescheduleBody, security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 404), (status = 409), (status = 412), (status = 422)))]
+async fn reschedule(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+    ApiJson(b): ApiJson<RescheduleBody>,
+) -> ApiResult<Response> {
+    let a = s.app.reschedule(caller.get(), id, &b.slot_id, v).await?;
+    respond(&s, StatusCode::OK, &a).await
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct CancelBody {
+    reason: Option<String>,
+}
+
+/// Cancel (patients before the start; doctors and clinics any active appointment, with a reason).
+#[utoipa::path(post, path = "/appointments/{id}/cancel", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+    request_body = Option<CancelBody>, security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 404), (status = 409), (status = 412)))]
+async fn cancel(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    // The body is optional: an empty POST cancels without a reason.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) { None } else { parse_json::<CancelBody>(&body)?.reason };
+    let a = s.app.cancel(caller.get(), id, reason, v).await?;
+    respond(&s, StatusCode::OK, &a).await
+}
+
+async fn mark(s: AppState, caller: Caller, id: AppointmentId, m: Mark, v: Option<i64>) -> ApiResult<Response> {
+    let a = s.app.mark(caller.get(), id, m, v).await?;
+    respond(&s, StatusCode::OK, &a).await
+}
+
+/// The patient has arrived (doctor, clinic).
+#[utoipa::path(post, path = "/appointments/{id}/arrived", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 403), (status = 404), (status = 409), (status = 412)))]
+async fn arrived(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+) -> ApiResult<Response> {
+    mark(s, caller, id, Mark::Arrived, v).await
+}
+
+/// The appointment took place (doctor, clinic).
+#[utoipa::path(post, path = "/appointments/{id}/fulfilled", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 403), (status = 404), (status = 409), (status = 412)))]
+async fn fulfilled(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+) -> ApiResult<Response> {
+    mark(s, caller, id, Mark::Fulfilled, v).await
+}
+
+/// The patient did not come (doctor, clinic).
+#[utoipa::path(post, path = "/appointments/{id}/noshow", params(("id" = String, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 403), (status = 404), (status = 409), (status = 412)))]
+async fn noshow(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+) -> ApiResult<Response> {
+    mark(s, caller, id, Mark::Noshow, v).await
+}

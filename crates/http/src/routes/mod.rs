@@ -1,0 +1,7 @@
+//! Route groups, one module each; merged in [`crate::router`].
+
+pub mod accounts;
+pub mod appointments;
+pub mod clinics;
+pub mod doctors;
+pub mod system;

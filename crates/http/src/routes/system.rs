@@ -1,0 +1,25 @@
+//! Liveness and readiness, at the top level.
+
+use crate::{problem::ApiError, AppState};
+use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}
+
+/// The process is alive.
+async fn healthz() -> Json<serde_json::Value> {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// The node can serve: its database answers.
+async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    match s.app.ready().await {
+        Ok(()) => Ok(Json(serde_json::json!({"status": "ready", "database": s.app.store().backend()}))),
+        Err(e) => {
+            let mut err = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not-ready", "Not ready", e.to_string());
+            err.retry_after = Some(2);
+            Err(err)
+        }
+    }
+}

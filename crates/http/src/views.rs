@@ -1,0 +1,242 @@
+//! The JSON shapes of the API's resources. Instants are RFC 3339 strings in
+//! UTC; wherever a person reads a time, the clinic's wall time and zone come too.
+
+use medislot_app::{SearchHit, SlotView};
+use medislot_domain::{schedule::local_rfc3339, Schedule, TimeZoneName};
+use medislot_store::{AppointmentRecord, AuditRecord, ClinicRecord, DoctorRecord, UserRecord};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    /// patient | doctor | clinic_admin | admin
+    pub role: String,
+    pub created_at: String,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(u: &UserRecord) -> Self {
+        Self {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            name: u.name.clone(),
+            role: u.role.as_str().into(),
+            created_at: u.created_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct LoginView {
+    /// Send as `Authorization: Bearer <token>`.
+    pub token: String,
+    pub token_type: &'static str,
+    pub expires_at: String,
+    pub user: UserView,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ClinicView {
+    pub id: String,
+    pub name: String,
+    pub address: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    /// IANA time zone: every time shown for this clinic is in this zone.
+    pub time_zone: String,
+    pub region: String,
+    /// strict | available
+    pub policy: String,
+    pub created_at: String,
+}
+
+impl From<&ClinicRecord> for ClinicView {
+    fn from(c: &ClinicRecord) -> Self {
+        Self {
+            id: c.id.to_string(),
+            name: c.name.clone(),
+            address: c.address.clone(),
+            latitude: c.position.lat,
+            longitude: c.position.lon,
+            time_zone: c.time_zone.as_str().into(),
+            region: c.region.clone(),
+            policy: c.policy.as_str().into(),
+            created_at: c.created_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DoctorView {
+    pub id: String,
+    pub user_id: Option<String>,
+    pub clinic_id: String,
+    pub name: String,
+    pub specialties: Vec<String>,
+    pub languages: Vec<String>,
+    /// in_person | online
+    pub modes: Vec<String>,
+    pub licence_number: String,
+    pub bio: String,
+    /// pending | verified | rejected | suspended
+    pub verification: String,
+    pub verification_reason: Option<String>,
+    #[schema(value_type = Object)]
+    pub schedule: Schedule,
+    /// Also the ETag; send it back in If-Match to update safely.
+    pub version: i64,
+    pub updated_at: String,
+}
+
+impl From<&DoctorRecord> for DoctorView {
+    fn from(d: &DoctorRecord) -> Self {
+        Self {
+            id: d.id.to_string(),
+            user_id: d.user_id.map(|u| u.to_string()),
+            clinic_id: d.clinic_id.to_string(),
+            name: d.name.clone(),
+            specialties: d.specialties.clone(),
+            languages: d.languages.clone(),
+            modes: d.modes.iter().map(|m| m.as_str().to_string()).collect(),
+            licence_number: d.licence_number.clone(),
+            bio: d.bio.clone(),
+            verification: d.verification.as_str().into(),
+            verification_reason: d.verification_reason.clone(),
+            schedule: d.schedule.clone(),
+            version: d.version,
+            updated_at: d.updated_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SlotJson {
+    pub slot_id: String,
+    pub doctor_id: String,
+    pub start: String,
+    pub end: String,
+    pub mode: String,
+    /// The start in the clinic's zone, with its offset.
+    pub local_start: String,
+    pub time_zone: String,
+}
+
+impl From<&SlotView> for SlotJson {
+    fn from(s: &SlotView) -> Self {
+        Self {
+            slot_id: s.slot_id.clone(),
+            doctor_id: s.doctor_id.to_string(),
+            start: s.start.to_string(),
+            end: s.end.to_string(),
+            mode: s.mode.as_str().into(),
+            local_start: s.local_start.clone(),
+            time_zone: s.time_zone.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SearchHitView {
+    pub doctor: DoctorView,
+    pub clinic: ClinicView,
+    /// Kilometres from `near`, when given.
+    pub distance_km: Option<f64>,
+    pub next_slot: Option<SlotJson>,
+}
+
+impl From<&SearchHit> for SearchHitView {
+    fn from(h: &SearchHit) -> Self {
+        Self {
+            doctor: (&h.doctor).into(),
+            clinic: (&h.clinic).into(),
+            distance_km: h.distance_km.map(|d| (d * 10.0).round() / 10.0),
+            next_slot: h.next_slot.as_ref().map(Into::into),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AppointmentView {
+    pub id: String,
+    pub doctor_id: String,
+    pub patient_id: String,
+    pub start: String,
+    pub end: String,
+    /// Start and end in the clinic's zone, with offsets.
+    pub local_start: Option<String>,
+    pub local_end: Option<String>,
+    pub time_zone: Option<String>,
+    pub mode: String,
+    pub reason: String,
+    /// held | pending | booked | arrived | fulfilled | noshow | cancelled | conflict (FHIR R4 codes)
+    pub status: String,
+    /// Also the ETag; send it in If-Match when rescheduling or cancelling.
+    pub version: i64,
+    pub origin_region: String,
+    pub hold_expires_at: Option<String>,
+    pub cancel_reason: Option<String>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl AppointmentView {
+    pub fn new(a: &AppointmentRecord, zone: Option<&TimeZoneName>) -> Self {
+        let local = |t| zone.map(|z| local_rfc3339(t, &z.tz()));
+        Self {
+            id: a.id.to_string(),
+            doctor_id: a.doctor_id.to_string(),
+            patient_id: a.patient_id.to_string(),
+            start: a.start.to_string(),
+            end: a.end.to_string(),
+            local_start: local(a.start),
+            local_end: local(a.end),
+            time_zone: zone.map(|z| z.as_str().to_string()),
+            mode: a.mode.as_str().into(),
+            reason: a.reason.clone(),
+            status: a.status.as_str().into(),
+            version: a.version,
+            origin_region: a.origin_region.clone(),
+            hold_expires_at: a.hold_expires_at.map(|t| t.to_string()),
+            cancel_reason: a.cancel_reason.clone(),
+            created_at: a.created_at.to_string(),
+            updated_at: a.updated_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditView {
+    pub actor_id: Option<String>,
+    pub at: String,
+    pub from_status: Option<String>,
+    pub to_status: String,
+    pub from_start: Option<String>,
+    pub to_start: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl From<&AuditRecord> for AuditView {
+    fn from(a: &AuditRecord) -> Self {
+        Self {
+            actor_id: a.actor_id.map(|u| u.to_string()),
+            at: a.at.to_string(),
+            from_status: a.from_status.map(|s| s.as_str().to_string()),
+            to_status: a.to_status.as_str().into(),
+            from_start: a.from_start.map(|t| t.to_string()),
+            to_start: a.to_start.map(|t| t.to_string()),
+            detail: a.detail.clone(),
+        }
+    }
+}
+
+/// One page of a list.
+#[derive(Serialize, ToSchema)]
+pub struct Page<T: ToSchema> {
+    pub items: Vec<T>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}

@@ -1,0 +1,150 @@
+//! Command line: every flag can also come from a `MEDISLOT_…` environment variable.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use std::{path::PathBuf, process::ExitCode};
+
+#[derive(Parser, Debug)]
+#[command(name = "medislot", version, about = "Doctor-patient appointment booking")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a platform admin account.
+    Create {
+        #[command(flatten)]
+        db: DbArgs,
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "MEDISLOT_ADMIN_PASSWORD", hide_env_values = true)]
+        password: String,
+        #[arg(long, default_value = "Platform admin")]
+        name: String,
+    },
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// Where the embedded database lives (when --database-url is not given).
+    #[arg(long, env = "MEDISLOT_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// `sqlite:PATH` (default: DATA_DIR/medislot.db).
+    #[arg(long, env = "MEDISLOT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Database connections per node.
+    #[arg(long, env = "MEDISLOT_DB_POOL_SIZE", default_value_t = 8)]
+    pub db_pool_size: u32,
+    /// How long a statement may wait for a lock before the request gets 503.
+    #[arg(long, env = "MEDISLOT_DB_BUSY_TIMEOUT_MS", default_value_t = 5000)]
+    pub db_busy_timeout_ms: u64,
+}
+
+impl DbArgs {
+    pub fn url(&self) -> anyhow::Result<String> {
+        if let Some(u) = &self.database_url {
+            return Ok(u.clone());
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("creating data dir {}", self.data_dir.display()))?;
+        Ok(format!("sqlite:{}", self.data_dir.join("medislot.db").display()))
+    }
+
+    pub async fn connect(&self, migrate: bool) -> anyhow::Result<medislot_store::DynStore> {
+        let options = medislot_store::ConnectOptions {
+            max_connections: self.db_pool_size,
+            busy_timeout: std::time::Duration::from_millis(self.db_busy_timeout_ms),
+            migrate,
+        };
+        let url = self.url()?;
+        medislot_store::connect(&url, &options).await.with_context(|| "opening the database")
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Address to listen on; port 0 picks a free port (printed at start-up).
+    #[arg(long, env = "MEDISLOT_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// This node's region.
+    #[arg(long, env = "MEDISLOT_REGION", default_value = "local")]
+    pub region: String,
+    /// Seed demo clinics, doctors, patients and appointments on first start.
+    #[arg(long, env = "MEDISLOT_DEMO")]
+    pub demo: bool,
+    /// How long a hold keeps its slot, in seconds.
+    #[arg(long, env = "MEDISLOT_HOLD_TTL_SECS", default_value_t = 600)]
+    pub hold_ttl_secs: i64,
+    /// Login attempts allowed per e-mail address per minute.
+    #[arg(long, env = "MEDISLOT_LOGINS_PER_MINUTE", default_value_t = 10)]
+    pub logins_per_minute: u32,
+    /// Log format: text or json.
+    #[arg(long, env = "MEDISLOT_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+fn init_logging(json: bool) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("MEDISLOT_LOG").unwrap_or_else(|_| "info,sqlx=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = matches!(&cli.command, Command::Serve(a) if a.log_format == "json");
+    init_logging(json);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("medislot: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("medislot: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::server::serve(args).await,
+        Command::Migrate(db) => {
+            db.connect(true).await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Admin { command: AdminCommand::Create { db, email, password, name } } => {
+            let store = db.connect(true).await?;
+            let app = medislot_app::App::new(store, Default::default());
+            let user = app.create_admin(&email, &password, &name).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("created platform admin {} ({})", user.email, user.id);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! Wiring: configuration, the server's start-up and shutdown, demo data.
+
+pub mod cli;
+pub mod demo;
+pub mod server;

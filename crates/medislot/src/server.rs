@@ -1,0 +1,54 @@
+//! `medislot serve`: bind, serve, shut down gracefully on SIGTERM or Ctrl-C.
+
+use crate::cli::ServeArgs;
+use anyhow::Context;
+use medislot_app::{App, AppConfig};
+use medislot_http::HttpOptions;
+
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if args.hold_ttl_secs < 10 || args.hold_ttl_secs > 3600 {
+        anyhow::bail!("--hold-ttl-secs must be between 10 and 3600");
+    }
+    let store = args.db.connect(true).await?;
+    let config = AppConfig {
+        region: args.region.clone(),
+        hold_ttl: jiff::SignedDuration::from_secs(args.hold_ttl_secs),
+        ..AppConfig::default()
+    };
+    let app = App::new(store, config);
+    if args.demo {
+        crate::demo::seed(&app).await.context("seeding demo data")?;
+    }
+    let router = medislot_http::router(app, HttpOptions { logins_per_minute: args.logins_per_minute });
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    // Tests and scripts read this line to find the port.
+    println!("medislot listening on http://{addr}");
+    tracing::info!(%addr, region = %args.region, "listening");
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

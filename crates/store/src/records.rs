@@ -1,0 +1,178 @@
+//! The rows the store reads and writes, in domain types.
+
+use jiff::Timestamp;
+use medislot_domain::{
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, Role, Schedule,
+    TimeZoneName, UserId, VerificationState,
+};
+use uuid::Uuid;
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: UserId,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub name: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClinicRecord {
+    pub id: ClinicId,
+    pub name: String,
+    pub address: String,
+    pub position: Coordinates,
+    pub time_zone: TimeZoneName,
+    pub region: String,
+    pub policy: Policy,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct DoctorRecord {
+    pub id: DoctorId,
+    /// The doctor's own account, when they have one (a clinic may list a doctor first).
+    pub user_id: Option<UserId>,
+    pub clinic_id: ClinicId,
+    pub name: String,
+    pub specialties: Vec<String>,
+    pub languages: Vec<String>,
+    pub modes: Vec<Mode>,
+    pub licence_number: String,
+    pub bio: String,
+    pub verification: VerificationState,
+    pub verification_reason: Option<String>,
+    pub schedule: Schedule,
+    pub version: i64,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone)]
+pub struct TimeOffRecord {
+    pub id: Uuid,
+    pub doctor_id: DoctorId,
+    pub interval: Interval,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct DoctorQuery {
+    pub specialty: Option<String>,
+    pub language: Option<String>,
+    pub mode: Option<Mode>,
+    /// (min lat, max lat, min lon, max lon): a coarse box, refined by the caller.
+    pub bounding_box: Option<(f64, f64, f64, f64)>,
+    /// Only these clinics (e.g. for alternatives nearby); empty means all.
+    pub exclude_doctor: Option<DoctorId>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppointmentRecord {
+    pub id: AppointmentId,
+    pub doctor_id: DoctorId,
+    pub patient_id: UserId,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub mode: Mode,
+    pub reason: String,
+    pub status: AppointmentStatus,
+    pub version: i64,
+    pub origin_region: String,
+    pub hold_expires_at: Option<Timestamp>,
+    pub cancel_reason: Option<String>,
+    pub cancelled_by: Option<UserId>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// What a [`crate::Decide`] function wants done to an appointment.
+#[derive(Debug, Clone)]
+pub struct AppointmentChange {
+    pub status: AppointmentStatus,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub cancel_reason: Option<String>,
+    /// Outbox topic, e.g. `appointment.cancelled`.
+    pub event: &'static str,
+    pub detail: Option<String>,
+}
+
+/// A hold or a booking to create.
+#[derive(Debug, Clone)]
+pub struct PlaceAppointment {
+    pub id: AppointmentId,
+    pub doctor_id: DoctorId,
+    pub patient_id: UserId,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub mode: Mode,
+    pub reason: String,
+    /// `Held` (with `hold_expires_at`) or `Booked`.
+    pub status: AppointmentStatus,
+    pub hold_expires_at: Option<Timestamp>,
+    pub origin_region: String,
+    pub now: Timestamp,
+    pub idempotency: Option<IdempotencyKey>,
+    /// Most unexpired holds a patient may have at once (holds only).
+    pub max_holds: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyKey {
+    pub key: String,
+    /// A digest of the request body: the same key with another body is refused.
+    pub fingerprint: String,
+}
+
+#[derive(Debug, Clone)]
+pub enum Placed {
+    Created(AppointmentRecord),
+    /// The same Idempotency-Key was seen before: the first answer, replayed.
+    Replayed {
+        appointment: AppointmentRecord,
+        status_code: u16,
+    },
+}
+
+/// Which appointments a caller may list (authorization decides, the store filters).
+#[derive(Debug, Clone)]
+pub enum Scope {
+    Patient(UserId),
+    Doctor(DoctorId),
+    Clinics(Vec<ClinicId>),
+    All,
+}
+
+#[derive(Debug, Clone)]
+pub struct AppointmentQuery {
+    pub scope: Scope,
+    pub doctor: Option<DoctorId>,
+    pub status: Option<AppointmentStatus>,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub limit: u32,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AuditRecord {
+    pub appointment_id: AppointmentId,
+    pub actor_id: Option<UserId>,
+    pub at: Timestamp,
+    pub from_status: Option<AppointmentStatus>,
+    pub to_status: AppointmentStatus,
+    pub from_start: Option<Timestamp>,
+    pub to_start: Option<Timestamp>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub event_id: Uuid,
+    pub topic: String,
+    pub payload: serde_json::Value,
+    pub created_at: Timestamp,
+}
