@@ -166,7 +166,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
                         a.id
                     }
                 };
-                let status = if n % 7 == 0 { AppointmentStatus::Noshow } else { AppointmentStatus::Fulfilled };
+                let status = if n.is_multiple_of(7) { AppointmentStatus::Noshow } else { AppointmentStatus::Fulfilled };
                 let event =
                     if status == AppointmentStatus::Noshow { "appointment.noshow" } else { "appointment.fulfilled" };
                 let decide: medislot_store::Decide = Box::new(move |a| {

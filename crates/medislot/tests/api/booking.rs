@@ -1,0 +1,192 @@
+//! The booking journey: search, hold, book, read with ETag, reschedule and
+//! cancel with If-Match, agenda actions, audit; verification gates search.
+
+use crate::helpers::*;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn hold_book_reschedule_cancel_with_etags_and_audit() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "flow").await;
+    let p = register(&srv, &http, "p-flow@example.org", "patient").await;
+    let other = register(&srv, &http, "o-flow@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    assert_eq!(slots[0]["time_zone"], "Europe/Paris");
+    assert!(
+        slots[0]["local_start"].as_str().unwrap().ends_with("+01:00")
+            || slots[0]["local_start"].as_str().unwrap().ends_with("+02:00")
+    );
+
+    // Hold: the slot disappears for others, and another patient cannot take it.
+    let (s, hold) = p.post("/holds", json!({"slot_id": slots[1]["slot_id"]})).await;
+    assert_eq!(s, 201, "{hold}");
+    assert_eq!(hold["status"], "held");
+    assert!(hold["hold_expires_at"].as_str().is_some());
+    assert!(free_slots(&other, &w.doctor_id).await.iter().all(|s| s["slot_id"] != slots[1]["slot_id"]));
+    let (s, _) = other.post("/appointments", json!({"slot_id": slots[1]["slot_id"]})).await;
+    assert_eq!(s, 409);
+    // Booking the held slot confirms the hold (same appointment).
+    let (s, a, h) = p
+        .send(Method::POST, "/appointments", Some(json!({"slot_id": slots[1]["slot_id"], "reason": "check-up"})), &[])
+        .await;
+    assert_eq!(s, 201, "{a}");
+    assert_eq!(a["id"], hold["id"]);
+    assert_eq!(a["status"], "booked");
+    assert!(h.get("location").is_some());
+    let id = a["id"].as_str().unwrap().to_string();
+
+    // Read with ETag.
+    let (s, got, h) = p.send(Method::GET, &format!("/appointments/{id}"), None, &[]).await;
+    assert_eq!(s, 200);
+    let etag = h.get("etag").unwrap().to_str().unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", got["version"]));
+
+    // Reschedule with a stale version: 412, nothing changes.
+    let (s, e, _) = p
+        .send(
+            Method::POST,
+            &format!("/appointments/{id}/reschedule"),
+            Some(json!({"slot_id": slots[5]["slot_id"]})),
+            &[("If-Match", "\"999\"")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::PRECONDITION_FAILED, "{e}");
+    assert_eq!(e["current_version"], got["version"]);
+    // Reschedule onto a taken slot: 409, and the appointment keeps its time (never zero appointments).
+    let (s, _) = other.post("/appointments", json!({"slot_id": slots[7]["slot_id"]})).await;
+    assert_eq!(s, 201);
+    let (s, _, _) = p
+        .send(
+            Method::POST,
+            &format!("/appointments/{id}/reschedule"),
+            Some(json!({"slot_id": slots[7]["slot_id"]})),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(s, 409);
+    let (_, still) = p.get(&format!("/appointments/{id}")).await;
+    assert_eq!((still["start"].clone(), still["status"].clone()), (a["start"].clone(), json!("booked")));
+    // Reschedule for real: the old slot is free again, the new one is taken (never two appointments).
+    let (s, moved, h) = p
+        .send(
+            Method::POST,
+            &format!("/appointments/{id}/reschedule"),
+            Some(json!({"slot_id": slots[5]["slot_id"]})),
+            &[("If-Match", &etag)],
+        )
+        .await;
+    assert_eq!(s, 200, "{moved}");
+    assert_eq!(moved["start"], slots[5]["start"]);
+    let free: Vec<_> = free_slots(&other, &w.doctor_id).await.into_iter().map(|s| s["slot_id"].clone()).collect();
+    assert!(free.contains(&slots[1]["slot_id"]) && !free.contains(&slots[5]["slot_id"]));
+    let (_, mine) = p.get("/appointments").await;
+    assert_eq!(mine["total"], 1);
+    // The old ETag is now stale for cancel; the new one works once.
+    let (s, _, _) =
+        p.send(Method::POST, &format!("/appointments/{id}/cancel"), Some(json!({})), &[("If-Match", &etag)]).await;
+    assert_eq!(s, 412);
+    let new_etag = h.get("etag").unwrap().to_str().unwrap().to_string();
+    let (s, c, _) = p
+        .send(
+            Method::POST,
+            &format!("/appointments/{id}/cancel"),
+            Some(json!({"reason": "feeling better"})),
+            &[("If-Match", &new_etag)],
+        )
+        .await;
+    assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+    let (s, _) = p.post(&format!("/appointments/{id}/cancel"), json!({})).await;
+    assert_eq!(s, 409, "a cancel works once");
+
+    // Audit: who, when, from, to — for every change.
+    let (s, audit) = p.get(&format!("/appointments/{id}/audit")).await;
+    assert_eq!(s, 200);
+    let steps: Vec<(Option<&str>, &str)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["from_status"].as_str(), r["to_status"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        steps,
+        vec![(None, "held"), (Some("held"), "booked"), (Some("booked"), "booked"), (Some("booked"), "cancelled")]
+    );
+    assert!(audit.as_array().unwrap().iter().all(|r| r["actor_id"] == p.id.as_str() && r["at"].as_str().is_some()));
+    assert_ne!(audit[2]["from_start"], audit[2]["to_start"], "the reschedule records from and to");
+}
+
+#[tokio::test]
+async fn doctors_run_their_agenda_and_patients_cannot_mark() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "agenda").await;
+    let p = register(&srv, &http, "p-agenda@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    let (_, a) = p.post("/appointments", json!({"slot_id": slots[3]["slot_id"]})).await;
+    let id = a["id"].as_str().unwrap();
+    // Future appointment: no-show and fulfilled are refused, arrived is fine.
+    assert_eq!(w.doctor.post(&format!("/appointments/{id}/noshow"), json!({})).await.0, 409);
+    let (s, arrived) = w.doctor.post(&format!("/appointments/{id}/arrived"), json!({})).await;
+    assert_eq!((s, arrived["status"].as_str()), (StatusCode::OK, Some("arrived")));
+    assert_eq!(w.doctor.post(&format!("/appointments/{id}/arrived"), json!({})).await.0, 409);
+    // The clinic cancels with a reason; the patient sees it.
+    let (s, c) = w.clinic_admin.post(&format!("/appointments/{id}/cancel"), json!({"reason": "doctor ill"})).await;
+    assert_eq!(s, 200, "{c}");
+    let (_, seen) = p.get(&format!("/appointments/{id}")).await;
+    assert_eq!((seen["status"].as_str(), seen["cancel_reason"].as_str()), (Some("cancelled"), Some("doctor ill")));
+    // The doctor's agenda lists it.
+    let (_, agenda) = w.doctor.get("/appointments").await;
+    assert_eq!(agenda["total"], 1);
+}
+
+#[tokio::test]
+async fn only_verified_doctors_are_searchable_and_bookable_and_search_sorts_by_soonest() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "search").await;
+    let p = register(&srv, &http, "p-search@example.org", "patient").await;
+    // A second doctor, pending verification, with a schedule.
+    let dr2 = register(&srv, &http, "dr2-search@example.org", "doctor").await;
+    let (_, d2) = dr2.post("/doctors", json!({"clinic_id": w.clinic_id, "name": "Dr Pending", "specialties": ["cardiology"], "languages": ["de"], "modes": ["online"], "licence_number": "LIC-2"})).await;
+    let d2 = d2["id"].as_str().unwrap().to_string();
+    let (s, _) = dr2
+        .put(
+            &format!("/doctors/{d2}/schedule"),
+            json!({"weekly": every_day("00:00", "23:30", 30), "min_notice_minutes": 0}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (_, hits) = p.get("/doctors?specialty=cardiology").await;
+    assert_eq!(hits["total"], 1, "{hits}");
+    assert_eq!(p.get(&format!("/doctors/{d2}")).await.0, 404, "unverified profiles are hidden");
+    assert_eq!(dr2.get(&format!("/doctors/{d2}")).await.0, 200, "but visible to their owner");
+    let slot = medislot_domain::SlotId::new(
+        d2.parse().unwrap(),
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(30),
+    )
+    .encode();
+    assert_eq!(p.post("/appointments", json!({"slot_id": slot})).await.0, 422);
+    // Rejection needs a reason; verification makes the doctor searchable.
+    let (s, b) = w.admin.post(&format!("/doctors/{d2}/verification"), json!({"decision": "rejected"})).await;
+    assert_eq!((s.as_u16(), b["errors"][0]["field"].as_str()), (422, Some("reason")));
+    assert_eq!(w.admin.post(&format!("/doctors/{d2}/verification"), json!({"decision": "verified"})).await.0, 200);
+    // Book the first doctor's next few hours away: the second doctor is now sooner.
+    let (s, _) = w.doctor.post(&format!("/doctors/{}/time-off", w.doctor_id), json!({"start": jiff::Timestamp::now().to_string(), "end": (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48)).to_string(), "reason": "congress"})).await;
+    assert_eq!(s, 201);
+    let (_, hits) = p.get("/doctors?specialty=cardiology&near=48.85,2.35&radius_km=10").await;
+    let names: Vec<&str> =
+        hits["items"].as_array().unwrap().iter().map(|h| h["doctor"]["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["Dr Pending", "Dr Test"], "{hits}");
+    assert!(hits["items"][0]["next_slot"]["slot_id"].as_str().is_some());
+    assert!(hits["items"][0]["distance_km"].as_f64().unwrap() < 10.0);
+    // Filters: language, mode, and distance.
+    assert_eq!(p.get("/doctors?language=de").await.1["total"], 1);
+    assert_eq!(p.get("/doctors?mode=online").await.1["total"], 1);
+    assert_eq!(p.get("/doctors?near=40.7,-74.0&radius_km=50").await.1["total"], 0);
+    // Pagination.
+    let (_, page2) = p.get("/doctors?specialty=cardiology&per_page=1&page=2").await;
+    assert_eq!((page2["total"].as_u64(), page2["items"].as_array().unwrap().len()), (Some(2), 1));
+    assert_eq!(page2["items"][0]["doctor"]["name"], "Dr Test");
+}

@@ -1,0 +1,226 @@
+//! Starts the real `medislot` binary on a free loopback port with a fresh
+//! SQLite file, and talks to it over HTTP like any client would.
+
+use reqwest::{Client, Method, Response, StatusCode};
+use serde_json::{json, Value};
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::Duration,
+};
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const BIN: &str = env!("CARGO_BIN_EXE_medislot");
+
+pub struct TestServer {
+    pub url: String,
+    pub child: Child,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(&[])
+    }
+
+    /// A server on a fresh temporary data directory, with extra `serve` flags.
+    pub fn start_with(extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts a server on an existing data directory (restart, second process).
+    pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(if extra.contains(&"--logins-per-minute") { &[][..] } else { &["--logins-per-minute", "1000"][..] })
+            .args(extra)
+            .env("MEDISLOT_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "error" })
+            .stdout(Stdio::piped())
+            .stderr(if std::env::var("TEST_LOG").is_ok() { Stdio::inherit() } else { Stdio::null() })
+            .spawn()
+            .expect("start medislot");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let url = loop {
+            let line = lines.next().expect("medislot exited before listening").unwrap();
+            if let Some(rest) = line.strip_prefix("medislot listening on ") {
+                break rest.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        TestServer { url, child, data_dir: dir.to_path_buf(), _tmp: None }
+    }
+
+    pub fn api(&self, path: &str) -> String {
+        format!("{}/api/v1{}", self.url, path)
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill(); // SIGKILL on Unix
+        let _ = self.child.wait();
+    }
+
+    /// Creates a platform admin with the CLI, as an operator would.
+    pub fn create_admin(&self, email: &str) {
+        let out = Command::new(BIN)
+            .args(["admin", "create", "--email", email, "--password", PASSWORD, "--data-dir"])
+            .arg(&self.data_dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "admin create failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client() -> Client {
+    Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(4).build().unwrap()
+}
+
+/// A logged-in user's handle.
+#[derive(Clone)]
+pub struct User {
+    pub id: String,
+    pub token: String,
+    pub base: String,
+    pub http: Client,
+}
+
+impl User {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        let mut req = self.http.request(method, format!("{}/api/v1{}", self.base, path)).bearer_auth(&self.token);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        decode(req.send().await.unwrap()).await
+    }
+
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::GET, path, None, &[]).await;
+        (s, v)
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::POST, path, Some(body), &[]).await;
+        (s, v)
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::PUT, path, Some(body), &[]).await;
+        (s, v)
+    }
+}
+
+pub async fn decode(r: Response) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    let status = r.status();
+    let headers = r.headers().clone();
+    let text = r.text().await.unwrap();
+    let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+    if !status.is_success() {
+        let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+        assert_eq!(ct, "application/problem+json", "error {status} without problem+json: {v}");
+    }
+    (status, v, headers)
+}
+
+pub async fn register(srv: &TestServer, http: &Client, email: &str, role: &str) -> User {
+    let r = http
+        .post(srv.api("/auth/register"))
+        .json(&json!({"email": email, "password": PASSWORD, "name": format!("User {email}"), "role": role}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "register {email}: {}", r.text().await.unwrap());
+    login(srv, http, email).await
+}
+
+pub async fn login(srv: &TestServer, http: &Client, email: &str) -> User {
+    let r =
+        http.post(srv.api("/auth/login")).json(&json!({"email": email, "password": PASSWORD})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    User {
+        id: v["user"]["id"].as_str().unwrap().into(),
+        token: v["token"].as_str().unwrap().into(),
+        base: srv.url.clone(),
+        http: http.clone(),
+    }
+}
+
+/// A clinic with one verified doctor working every day, 00:00–23:30 Paris time, in 30-minute slots.
+pub struct World {
+    pub admin: User,
+    pub clinic_admin: User,
+    pub doctor: User,
+    pub clinic_id: String,
+    pub doctor_id: String,
+}
+
+pub fn every_day(start: &str, end: &str, slot: i64) -> Vec<Value> {
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        .iter()
+        .map(|d| json!({"weekday": d, "start": start, "end": end, "mode": "in_person", "slot_minutes": slot}))
+        .collect()
+}
+
+pub async fn world(srv: &TestServer, http: &Client, tag: &str) -> World {
+    let admin_email = format!("admin-{tag}@example.org");
+    srv.create_admin(&admin_email);
+    let admin = login(srv, http, &admin_email).await;
+    let clinic_admin = register(srv, http, &format!("ca-{tag}@example.org"), "clinic_admin").await;
+    let (s, clinic) = clinic_admin
+        .post("/clinics", json!({"name": format!("Clinic {tag}"), "address": "1 rue de Rivoli, Paris", "latitude": 48.8566, "longitude": 2.3522, "time_zone": "Europe/Paris"}))
+        .await;
+    assert_eq!(s, 201, "{clinic}");
+    let clinic_id = clinic["id"].as_str().unwrap().to_string();
+    let doctor = register(srv, http, &format!("dr-{tag}@example.org"), "doctor").await;
+    let doctor_id = add_doctor(&doctor, &admin, &clinic_id, "cardiology").await;
+    World { admin, clinic_admin, doctor, clinic_id, doctor_id }
+}
+
+/// A doctor account creates its profile, publishes a schedule and is verified.
+pub async fn add_doctor(doctor: &User, admin: &User, clinic_id: &str, specialty: &str) -> String {
+    let (s, d) = doctor
+        .post("/doctors", json!({"clinic_id": clinic_id, "name": "Dr Test", "specialties": [specialty], "languages": ["fr", "en"], "modes": ["in_person"], "licence_number": "LIC-1"}))
+        .await;
+    assert_eq!(s, 201, "{d}");
+    let id = d["id"].as_str().unwrap().to_string();
+    let (s, v) = doctor
+        .put(
+            &format!("/doctors/{id}/schedule"),
+            json!({"weekly": every_day("00:00", "23:30", 30), "min_notice_minutes": 0, "horizon_days": 30}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = admin.post(&format!("/doctors/{id}/verification"), json!({"decision": "verified"})).await;
+    assert_eq!(s, 200, "{v}");
+    id
+}
+
+pub async fn free_slots(u: &User, doctor_id: &str) -> Vec<Value> {
+    let (s, v) = u.get(&format!("/doctors/{doctor_id}/slots")).await;
+    assert_eq!(s, 200, "{v}");
+    v["slots"].as_array().unwrap().clone()
+}

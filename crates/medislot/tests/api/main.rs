@@ -1,0 +1,8 @@
+//! Black-box tests of the medislot binary: one test binary, one module per area.
+
+mod helpers;
+
+mod accounts;
+mod booking;
+mod promises;
+mod validation;
