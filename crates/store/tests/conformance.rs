@@ -1,0 +1,269 @@
+//! The store conformance suite: every behaviour a backend promises, written
+//! once as generic functions over `DynStore` and instantiated per backend.
+
+use jiff::{SignedDuration, Timestamp};
+use medislot_domain::{
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Mode, Policy, Role, Schedule, TimeZoneName,
+    UserId, VerificationState,
+};
+use medislot_store::*;
+use std::sync::Arc;
+
+struct Fixture {
+    store: DynStore,
+    doctor: DoctorId,
+    patients: Vec<UserId>,
+    t0: Timestamp,
+    _dir: tempfile::TempDir,
+}
+
+async fn sqlite() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}", dir.path().join("t.db").display());
+    let store = connect(&url, &ConnectOptions::default()).await.unwrap();
+    fixture(store, dir).await
+}
+
+async fn fixture(store: DynStore, dir: tempfile::TempDir) -> Fixture {
+    let now = Timestamp::now();
+    let mut patients = vec![];
+    for i in 0..25 {
+        let u = UserRecord {
+            id: UserId::new(),
+            email: format!("p{i}@example.org"),
+            password_hash: "x".into(),
+            role: Role::Patient,
+            name: format!("P{i}"),
+            created_at: now,
+        };
+        store.create_user(&u).await.unwrap();
+        patients.push(u.id);
+    }
+    let admin = UserRecord {
+        id: UserId::new(),
+        email: "ca@example.org".into(),
+        password_hash: "x".into(),
+        role: Role::ClinicAdmin,
+        name: "CA".into(),
+        created_at: now,
+    };
+    store.create_user(&admin).await.unwrap();
+    let clinic = ClinicRecord {
+        id: ClinicId::new(),
+        name: "C".into(),
+        address: "A".into(),
+        position: Coordinates { lat: 48.0, lon: 2.0 },
+        time_zone: TimeZoneName::parse("tz", "Europe/Paris").unwrap(),
+        region: "local".into(),
+        policy: Policy::Strict,
+        created_at: now,
+    };
+    store.create_clinic(&clinic, admin.id).await.unwrap();
+    let doctor = DoctorRecord {
+        id: DoctorId::new(),
+        user_id: None,
+        clinic_id: clinic.id,
+        name: "Dr".into(),
+        specialties: vec!["cardiology".into()],
+        languages: vec!["fr".into()],
+        modes: vec![Mode::InPerson],
+        licence_number: "L".into(),
+        bio: String::new(),
+        verification: VerificationState::Verified,
+        verification_reason: None,
+        schedule: Schedule::default(),
+        version: 1,
+        created_at: now,
+        updated_at: now,
+    };
+    store.create_doctor(&doctor).await.unwrap();
+    Fixture { store, doctor: doctor.id, patients, t0: "2030-01-07T09:00:00Z".parse().unwrap(), _dir: dir }
+}
+
+impl Fixture {
+    fn at(&self, mins: i64) -> Timestamp {
+        self.t0 + SignedDuration::from_mins(mins)
+    }
+
+    fn cmd(&self, patient: usize, from: i64, len: i64, status: AppointmentStatus) -> PlaceAppointment {
+        PlaceAppointment {
+            id: AppointmentId::new(),
+            doctor_id: self.doctor,
+            patient_id: self.patients[patient],
+            start: self.at(from),
+            end: self.at(from + len),
+            mode: Mode::InPerson,
+            reason: String::new(),
+            status,
+            hold_expires_at: (status == AppointmentStatus::Held).then(|| self.at(-60)),
+            origin_region: "local".into(),
+            now: self.at(-120),
+            idempotency: None,
+            max_holds: 3,
+        }
+    }
+}
+
+fn created(p: Result<Placed>) -> AppointmentRecord {
+    match p {
+        Ok(Placed::Created(a)) => a,
+        other => panic!("expected a new appointment, got {other:?}"),
+    }
+}
+
+async fn overlap_of_any_length_is_refused(f: Fixture) {
+    let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
+    for (from, len) in [(60, 30), (80, 20), (50, 20), (40, 60), (65, 10)] {
+        let r = f.store.place(&f.cmd(1, from, len, AppointmentStatus::Booked)).await;
+        assert!(matches!(r, Err(StoreError::SlotTaken)), "[{from}, +{len}) overlaps [60, 90): {r:?}");
+    }
+    // Touching intervals do not overlap.
+    created(f.store.place(&f.cmd(1, 90, 20, AppointmentStatus::Booked)).await);
+    created(f.store.place(&f.cmd(1, 40, 20, AppointmentStatus::Booked)).await);
+    // A cancelled appointment frees its range.
+    let decide: Decide = Box::new(|a| {
+        Ok(AppointmentChange {
+            status: AppointmentStatus::Cancelled,
+            start: a.start,
+            end: a.end,
+            cancel_reason: Some("x".into()),
+            event: "appointment.cancelled",
+            detail: None,
+        })
+    });
+    f.store.modify_appointment(a.id, f.at(-100), None, decide).await.unwrap();
+    created(f.store.place(&f.cmd(2, 70, 10, AppointmentStatus::Booked)).await);
+    // Moving an appointment onto another's time is refused too (update, not only insert).
+    let moved = f
+        .store
+        .place(&f.cmd(3, 200, 30, AppointmentStatus::Booked))
+        .await
+        .map(|p| match p {
+            Placed::Created(a) => a,
+            _ => unreachable!(),
+        })
+        .unwrap();
+    let decide: Decide = Box::new(|a| {
+        Ok(AppointmentChange {
+            status: a.status,
+            start: a.start - SignedDuration::from_mins(110),
+            end: a.end - SignedDuration::from_mins(110),
+            cancel_reason: None,
+            event: "appointment.rescheduled",
+            detail: None,
+        })
+    });
+    assert!(matches!(f.store.modify_appointment(moved.id, f.at(-100), None, decide).await, Err(StoreError::SlotTaken)));
+}
+
+async fn expired_holds_free_their_slot_and_are_audited(f: Fixture) {
+    let mut hold = f.cmd(0, 60, 30, AppointmentStatus::Held);
+    hold.hold_expires_at = Some(f.at(-30));
+    let h = created(f.store.place(&hold).await);
+    // Before expiry the hold occupies the slot.
+    let mut early = f.cmd(1, 60, 30, AppointmentStatus::Booked);
+    early.now = f.at(-31);
+    assert!(matches!(f.store.place(&early).await, Err(StoreError::SlotTaken)));
+    // After expiry the slot is free again, and the expiry is in the audit log.
+    let mut late = f.cmd(1, 60, 30, AppointmentStatus::Booked);
+    late.now = f.at(-30);
+    created(f.store.place(&late).await);
+    let after = f.store.appointment(h.id).await.unwrap().unwrap();
+    assert_eq!(after.status, AppointmentStatus::Cancelled);
+    let audit = f.store.audit_of(h.id).await.unwrap();
+    assert_eq!(audit.last().unwrap().detail.as_deref(), Some("hold expired"));
+}
+
+async fn booking_ones_own_hold_confirms_it(f: Fixture) {
+    let h = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Held)).await);
+    let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
+    assert_eq!((a.id, a.status, a.version), (h.id, AppointmentStatus::Booked, h.version + 1));
+    assert!(a.hold_expires_at.is_none());
+}
+
+async fn idempotency_keys_replay_or_refuse(f: Fixture) {
+    let mut c = f.cmd(0, 60, 30, AppointmentStatus::Booked);
+    c.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp1".into() });
+    let a = created(f.store.place(&c).await);
+    let mut again = f.cmd(0, 60, 30, AppointmentStatus::Booked);
+    again.idempotency = c.idempotency.clone();
+    match f.store.place(&again).await.unwrap() {
+        Placed::Replayed { appointment, status_code } => assert_eq!((appointment.id, status_code), (a.id, 201)),
+        other => panic!("{other:?}"),
+    }
+    let mut different = f.cmd(0, 120, 30, AppointmentStatus::Booked);
+    different.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp2".into() });
+    assert!(matches!(f.store.place(&different).await, Err(StoreError::IdempotencyMismatch)));
+    // Keys are per user: another patient may use the same key.
+    let mut other = f.cmd(1, 120, 30, AppointmentStatus::Booked);
+    other.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp2".into() });
+    created(f.store.place(&other).await);
+}
+
+async fn concurrent_placements_have_one_winner(f: Fixture) {
+    let store = f.store.clone();
+    let cmds: Vec<PlaceAppointment> =
+        (0..25).map(|i| f.cmd(i, 60 + (i as i64 % 3) * 10, 30, AppointmentStatus::Booked)).collect();
+    let tasks: Vec<_> = cmds
+        .into_iter()
+        .map(|c| {
+            let s = Arc::clone(&store);
+            tokio::spawn(async move { s.place(&c).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(StoreError::SlotTaken) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1, "25 overlapping requests, one winner");
+}
+
+async fn changes_write_outbox_rows_in_the_same_transaction(f: Fixture) {
+    let before = f.store.outbox_after(0, 1000).await.unwrap().len();
+    let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
+    let rows = f.store.outbox_after(0, 1000).await.unwrap();
+    assert_eq!(rows.len(), before + 1);
+    let last = rows.last().unwrap();
+    assert_eq!(last.topic, "appointment.booked");
+    assert_eq!(last.payload["appointment_id"], a.id.to_string());
+    // A refused change writes nothing.
+    let _ = f.store.place(&f.cmd(1, 60, 30, AppointmentStatus::Booked)).await;
+    assert_eq!(f.store.outbox_after(0, 1000).await.unwrap().len(), before + 1);
+}
+
+async fn doctor_updates_are_compare_and_swap(f: Fixture) {
+    let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    d.bio = "first".into();
+    f.store.update_doctor(&d, 1).await.unwrap();
+    d.bio = "stale".into();
+    assert!(matches!(f.store.update_doctor(&d, 1).await, Err(StoreError::VersionMismatch { current: 2 })));
+    assert_eq!(f.store.doctor(f.doctor).await.unwrap().unwrap().bio, "first");
+}
+
+macro_rules! conformance {
+    ($backend:ident, $($case:ident),* $(,)?) => {
+        mod $backend {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::$backend().await).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    sqlite,
+    overlap_of_any_length_is_refused,
+    expired_holds_free_their_slot_and_are_audited,
+    booking_ones_own_hold_confirms_it,
+    idempotency_keys_replay_or_refuse,
+    concurrent_placements_have_one_winner,
+    changes_write_outbox_rows_in_the_same_transaction,
+    doctor_updates_are_compare_and_swap,
+);
