@@ -59,6 +59,35 @@ struct Bookable {
     mode: Mode,
 }
 
+impl Bookable {
+    /// The store command that takes this slot for `patient`.
+    fn place(
+        &self,
+        app: &App,
+        patient: &Actor,
+        status: AppointmentStatus,
+        reason: String,
+        idempotency: Option<IdempotencyKey>,
+    ) -> PlaceAppointment {
+        let now = app.now();
+        PlaceAppointment {
+            id: AppointmentId::new(),
+            doctor_id: self.doctor.id,
+            patient_id: patient.id(),
+            start: self.slot.start,
+            end: self.slot.end,
+            mode: self.mode,
+            reason,
+            status,
+            hold_expires_at: (status == AppointmentStatus::Held).then(|| now + app.config.hold_ttl),
+            origin_region: app.config.region.clone(),
+            now,
+            idempotency,
+            max_holds: app.config.max_holds_per_patient,
+        }
+    }
+}
+
 fn check_reason(reason: &str) -> Result<String, Invalid> {
     if reason.chars().count() > 1000 {
         return Err(Invalid::field("reason", "must be at most 1000 characters"));
@@ -140,22 +169,7 @@ impl App {
     ) -> Result<AppointmentRecord, AppError> {
         let actor = self.require_patient(actor)?;
         let b = self.bookable(slot_id, mode, "slot_id").await?;
-        let now = self.now();
-        let cmd = PlaceAppointment {
-            id: AppointmentId::new(),
-            doctor_id: b.doctor.id,
-            patient_id: actor.id(),
-            start: b.slot.start,
-            end: b.slot.end,
-            mode: b.mode,
-            reason: String::new(),
-            status: AppointmentStatus::Held,
-            hold_expires_at: Some(now + self.config.hold_ttl),
-            origin_region: self.config.region.clone(),
-            now,
-            idempotency: None,
-            max_holds: self.config.max_holds_per_patient,
-        };
+        let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None);
         match self.store.place(&cmd).await {
             Ok(Placed::Created(a) | Placed::Replayed { appointment: a, .. }) => Ok(a),
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
@@ -181,22 +195,7 @@ impl App {
             key: k.to_string(),
             fingerprint: fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]),
         });
-        let now = self.now();
-        let cmd = PlaceAppointment {
-            id: AppointmentId::new(),
-            doctor_id: b.doctor.id,
-            patient_id: actor.id(),
-            start: b.slot.start,
-            end: b.slot.end,
-            mode: b.mode,
-            reason,
-            status: AppointmentStatus::Booked,
-            hold_expires_at: None,
-            origin_region: self.config.region.clone(),
-            now,
-            idempotency,
-            max_holds: self.config.max_holds_per_patient,
-        };
+        let cmd = b.place(self, actor, AppointmentStatus::Booked, reason, idempotency);
         match self.store.place(&cmd).await {
             Ok(Placed::Created(appointment)) => Ok(BookOutcome { appointment, status_code: 201, replayed: false }),
             Ok(Placed::Replayed { appointment, status_code }) => {

@@ -55,6 +55,12 @@ impl SqliteStore {
         MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 
+    /// One row by a text key, decoded, or `None`.
+    async fn optional<T>(&self, sql: &str, key: String, decode: fn(&SqliteRow) -> Result<T>) -> Result<Option<T>> {
+        let row = sqlx::query(sql).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
+        row.as_ref().map(decode).transpose()
+    }
+
     async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
         self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
     }
@@ -311,21 +317,11 @@ impl Store for SqliteStore {
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.email = ?"))
-            .bind(email)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(user_row).transpose()
+        self.optional(&format!("SELECT {USER_COLS} FROM users u WHERE u.email = ?"), email.to_string(), user_row).await
     }
 
     async fn user_by_id(&self, id: UserId) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(user_row).transpose()
+        self.optional(&format!("SELECT {USER_COLS} FROM users u WHERE u.id = ?"), id.to_string(), user_row).await
     }
 
     async fn create_token(&self, token_hash: &str, user: UserId, expires_at: Timestamp) -> Result<()> {
@@ -390,12 +386,7 @@ impl Store for SqliteStore {
     }
 
     async fn clinic(&self, id: ClinicId) -> Result<Option<ClinicRecord>> {
-        let row = sqlx::query(&format!("SELECT {CLINIC_COLS} FROM clinics c WHERE c.id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(clinic_row).transpose()
+        self.optional(&format!("SELECT {CLINIC_COLS} FROM clinics c WHERE c.id = ?"), id.to_string(), clinic_row).await
     }
 
     async fn clinics_administered_by(&self, user: UserId) -> Result<Vec<ClinicId>> {
@@ -437,21 +428,12 @@ impl Store for SqliteStore {
     }
 
     async fn doctor(&self, id: DoctorId) -> Result<Option<DoctorRecord>> {
-        let row = sqlx::query(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(doctor_row).transpose()
+        self.optional(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.id = ?"), id.to_string(), doctor_row).await
     }
 
     async fn doctor_of_user(&self, user: UserId) -> Result<Option<DoctorRecord>> {
-        let row = sqlx::query(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.user_id = ?"))
-            .bind(user.to_string())
-            .fetch_optional(&self.pool)
+        self.optional(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.user_id = ?"), user.to_string(), doctor_row)
             .await
-            .map_err(map_err)?;
-        row.as_ref().map(doctor_row).transpose()
     }
 
     async fn update_doctor(&self, d: &DoctorRecord, expected_version: i64) -> Result<()> {
@@ -757,12 +739,12 @@ impl Store for SqliteStore {
     }
 
     async fn appointment(&self, id: AppointmentId) -> Result<Option<AppointmentRecord>> {
-        let row = sqlx::query(&format!("SELECT {APPT_COLS} FROM appointments a WHERE a.id = ?"))
-            .bind(id.to_string())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(appointment_row).transpose()
+        self.optional(
+            &format!("SELECT {APPT_COLS} FROM appointments a WHERE a.id = ?"),
+            id.to_string(),
+            appointment_row,
+        )
+        .await
     }
 
     async fn list_appointments(&self, q: &AppointmentQuery) -> Result<(Vec<AppointmentRecord>, u64)> {

@@ -81,3 +81,14 @@ async fn health_readiness_and_openapi() {
         assert!(doc["paths"].get(path).is_some(), "OpenAPI lacks {path}");
     }
 }
+
+#[tokio::test]
+async fn sigterm_stops_the_server_gracefully() {
+    let mut srv = TestServer::start().await;
+    let http = client();
+    assert_eq!(http.get(format!("{}/healthz", srv.url)).send().await.unwrap().status(), 200);
+    let pid = srv.child.id().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || srv.child.wait().unwrap()).await.unwrap();
+    assert!(status.success(), "exit status after SIGTERM: {status:?}");
+}

@@ -190,3 +190,31 @@ async fn only_verified_doctors_are_searchable_and_bookable_and_search_sorts_by_s
     assert_eq!((page2["total"].as_u64(), page2["items"].as_array().unwrap().len()), (Some(2), 1));
     assert_eq!(page2["items"][0]["doctor"]["name"], "Dr Test");
 }
+
+#[tokio::test]
+async fn a_taken_slot_offers_nearby_doctors_of_the_same_specialty_when_its_doctor_has_nothing_soon() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "alt").await;
+    let dr2 = register(&srv, &http, "dr2-alt@example.org", "doctor").await;
+    let d2 = add_doctor(&dr2, &w.admin, &w.clinic_id, "cardiology").await;
+    let a = register(&srv, &http, "a-alt@example.org", "patient").await;
+    let b = register(&srv, &http, "b-alt@example.org", "patient").await;
+    let slot = free_slots(&a, &w.doctor_id).await[0].clone();
+    assert_eq!(a.post("/appointments", json!({"slot_id": slot["slot_id"]})).await.0, 201);
+    // The first doctor takes the next three weeks off: nothing soon.
+    let start = slot["end"].as_str().unwrap().to_string();
+    let end = (start.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours(24 * 21)).to_string();
+    assert_eq!(
+        w.doctor.post(&format!("/doctors/{}/time-off", w.doctor_id), json!({"start": start, "end": end})).await.0,
+        201
+    );
+    let (s, body) = b.post("/appointments", json!({"slot_id": slot["slot_id"]})).await;
+    assert_eq!(s, 409);
+    let alts = body["alternatives"].as_array().unwrap();
+    assert!(!alts.is_empty(), "{body}");
+    assert!(
+        alts.iter().all(|s| s["doctor_id"] == d2.as_str()),
+        "alternatives come from the nearby cardiologist: {body}"
+    );
+}
