@@ -86,6 +86,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         )
         .merge(routes::system::router())
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
+        .layer(axum::middleware::map_response(method_not_allowed_as_problem))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route template, never the raw path: no ids in logs or labels.
@@ -97,4 +98,25 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             tracing::info_span!("request", method = %req.method(), route = %route)
         }))
         .with_state(state)
+}
+
+/// axum answers a wrong method with an empty 405; clients get problem+json like every other error.
+async fn method_not_allowed_as_problem(resp: axum::response::Response) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if resp.status() != StatusCode::METHOD_NOT_ALLOWED || resp.headers().contains_key(axum::http::header::CONTENT_TYPE)
+    {
+        return resp;
+    }
+    let allow = resp.headers().get(axum::http::header::ALLOW).cloned();
+    let mut out = problem::ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        "this route does not accept this method",
+    )
+    .into_response();
+    if let Some(a) = allow {
+        out.headers_mut().insert(axum::http::header::ALLOW, a);
+    }
+    out
 }

@@ -146,9 +146,11 @@ async fn p4_every_kind_of_bad_input_names_its_field() {
         .post("/auth/register", json!({"email": "x@example.org", "password": PASSWORD, "name": "X", "role": "admin"}))
         .await;
     assert_problem(s, &b, 422, "role");
-    // A route that does not exist is problem+json too.
+    // A route that does not exist, or a method a route does not take, is problem+json too.
     let (s, _) = p.get("/nope").await;
     assert_eq!(s, 404);
+    let (s, b, _) = p.send(Method::DELETE, "/holds", None, &[]).await;
+    assert_eq!(s, 405, "{b}");
     // Nothing was booked by any of this.
     let (_, mine) = p.get("/appointments").await;
     assert_eq!(mine["total"], 0);
