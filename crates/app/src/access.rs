@@ -24,7 +24,7 @@ impl Actor {
     }
 }
 
-/// The caller's relation to a doctor profile.
+/// The caller's relation to clinics, doctors and appointments.
 impl App {
     pub(crate) async fn administers(&self, actor: &Actor, clinic: ClinicId) -> Result<bool, AppError> {
         if actor.role() != Role::ClinicAdmin {

@@ -336,12 +336,7 @@ impl App {
         self.store.add_time_off(&t).await?;
         Ok(t)
     }
-
-    /// The caller's own doctor profile, if they have one.
-    pub async fn my_doctor_profile(&self, actor: Option<&Actor>) -> Result<Option<DoctorRecord>, AppError> {
-        let actor = require(actor)?;
-        Ok(self.store.doctor_of_user(actor.id()).await?)
-    }
+}
 }
 
 impl App {

@@ -64,7 +64,7 @@ pub struct DoctorQuery {
     pub mode: Option<Mode>,
     /// (min lat, max lat, min lon, max lon): a coarse box, refined by the caller.
     pub bounding_box: Option<(f64, f64, f64, f64)>,
-    /// Only these clinics (e.g. for alternatives nearby); empty means all.
+    /// Leave this doctor out (alternatives to a doctor's own slots).
     pub exclude_doctor: Option<DoctorId>,
 }
 
