@@ -337,7 +337,6 @@ impl App {
         Ok(t)
     }
 }
-}
 
 impl App {
     /// The time zone each doctor's appointments are shown in (their clinic's).
