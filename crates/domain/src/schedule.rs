@@ -14,7 +14,7 @@ use crate::{
 use jiff::{
     civil::{Date, Time},
     tz::TimeZone,
-    SignedDuration, Timestamp, ToSpan,
+    SignedDuration, Timestamp,
 };
 use serde::{Deserialize, Serialize};
 
@@ -360,11 +360,6 @@ pub struct Slot {
 pub fn local_rfc3339(t: Timestamp, tz: &TimeZone) -> String {
     let offset = tz.to_offset(t);
     t.display_with_offset(offset).to_string()
-}
-
-/// Days, as a span, for callers that step through dates.
-pub fn days(n: i64) -> jiff::Span {
-    n.days()
 }
 
 #[cfg(test)]
