@@ -54,6 +54,10 @@ struct LoginBody {
     responses((status = 200, body = LoginView), (status = 401, description = "wrong e-mail or password"), (status = 429, description = "too many attempts")))]
 async fn login(State(s): State<AppState>, ApiJson(b): ApiJson<LoginBody>) -> ApiResult<Response> {
     let key = b.email.trim().to_lowercase();
+    // Forget addresses whose quota has refilled, so that the limiter's memory stays bounded.
+    if s.login_limiter.len() > 10_000 {
+        s.login_limiter.retain_recent();
+    }
     if let Err(not_until) = s.login_limiter.check_key(&key) {
         let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
         let mut e = ApiError::new(
