@@ -272,6 +272,25 @@ async fn record_change(
     Ok(())
 }
 
+type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+/// Binds a doctor's profile columns, `user_id` through `schedule`, in table order
+/// (the INSERT and the UPDATE list them alike).
+fn bind_profile<'q>(query: Query<'q>, d: &'q DoctorRecord) -> Query<'q> {
+    query
+        .bind(d.user_id.map(|u| u.to_string()))
+        .bind(d.clinic_id.to_string())
+        .bind(&d.name)
+        .bind(to_json(&d.specialties))
+        .bind(to_json(&d.languages))
+        .bind(to_json(&d.modes))
+        .bind(&d.licence_number)
+        .bind(&d.bio)
+        .bind(d.verification.as_str())
+        .bind(&d.verification_reason)
+        .bind(to_json(&d.schedule))
+}
+
 async fn write_tags(tx: &mut Transaction<'static, Sqlite>, d: &DoctorRecord) -> Result<()> {
     sqlx::query("DELETE FROM doctor_tags WHERE doctor_id = ?")
         .bind(d.id.to_string())
@@ -400,29 +419,18 @@ impl Store for SqliteStore {
 
     async fn create_doctor(&self, d: &DoctorRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        let query = sqlx::query(
             "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                                   verification, verification_reason, schedule, version, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(d.id.to_string())
-        .bind(d.user_id.map(|u| u.to_string()))
-        .bind(d.clinic_id.to_string())
-        .bind(&d.name)
-        .bind(to_json(&d.specialties))
-        .bind(to_json(&d.languages))
-        .bind(to_json(&d.modes))
-        .bind(&d.licence_number)
-        .bind(&d.bio)
-        .bind(d.verification.as_str())
-        .bind(&d.verification_reason)
-        .bind(to_json(&d.schedule))
-        .bind(d.version)
-        .bind(d.created_at.to_string())
-        .bind(d.updated_at.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        );
+        bind_profile(query.bind(d.id.to_string()), d)
+            .bind(d.version)
+            .bind(d.created_at.to_string())
+            .bind(d.updated_at.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         write_tags(&mut tx, d).await?;
         tx.commit().await.map_err(map_err)
     }
@@ -438,30 +446,20 @@ impl Store for SqliteStore {
 
     async fn update_doctor(&self, d: &DoctorRecord, expected_version: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
+        let query = sqlx::query(
             "UPDATE doctors SET user_id = ?, clinic_id = ?, name = ?, specialties = ?, languages = ?, modes = ?,
                     licence_number = ?, bio = ?, verification = ?, verification_reason = ?, schedule = ?,
                     version = ?, updated_at = ?
              WHERE id = ? AND version = ?",
-        )
-        .bind(d.user_id.map(|u| u.to_string()))
-        .bind(d.clinic_id.to_string())
-        .bind(&d.name)
-        .bind(to_json(&d.specialties))
-        .bind(to_json(&d.languages))
-        .bind(to_json(&d.modes))
-        .bind(&d.licence_number)
-        .bind(&d.bio)
-        .bind(d.verification.as_str())
-        .bind(&d.verification_reason)
-        .bind(to_json(&d.schedule))
-        .bind(expected_version + 1)
-        .bind(d.updated_at.to_string())
-        .bind(d.id.to_string())
-        .bind(expected_version)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        );
+        let done = bind_profile(query, d)
+            .bind(expected_version + 1)
+            .bind(d.updated_at.to_string())
+            .bind(d.id.to_string())
+            .bind(expected_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         if done.rows_affected() == 0 {
             let current: Option<i64> = sqlx::query_scalar("SELECT version FROM doctors WHERE id = ?")
                 .bind(d.id.to_string())
