@@ -45,6 +45,15 @@ const DEFAULT_SEARCH_DAYS: i64 = 14;
 const SOON_DAYS: i64 = 14;
 const NEARBY_KM: f64 = 50.0;
 
+/// One doctor's free slots in the window that was searched.
+#[derive(Debug, Clone)]
+pub struct SlotList {
+    pub slots: Vec<SlotView>,
+    pub doctor: DoctorRecord,
+    pub clinic: ClinicRecord,
+    pub window: Interval,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct SearchParams {
     pub specialty: Option<String>,
@@ -100,7 +109,7 @@ impl App {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
         mode: Option<&str>,
-    ) -> Result<(Vec<SlotView>, DoctorRecord, ClinicRecord), AppError> {
+    ) -> Result<SlotList, AppError> {
         let mode = mode.map(|m| Mode::parse("mode", m)).transpose()?;
         let now = self.now();
         let from = from.unwrap_or(now);
@@ -108,8 +117,9 @@ impl App {
         check_window("from", "to", from, to)?;
         let doctor = self.doctor(actor, doctor_id).await?;
         let clinic = self.clinic(doctor.clinic_id).await?;
-        let slots = self.free_slots(&doctor, &clinic, Interval { start: from, end: to }, mode, now).await?;
-        Ok((slots.iter().map(|s| SlotView::new(s, &clinic)).collect(), doctor, clinic))
+        let window = Interval { start: from, end: to };
+        let slots = self.free_slots(&doctor, &clinic, window, mode, now).await?;
+        Ok(SlotList { slots: slots.iter().map(|s| SlotView::new(s, &clinic)).collect(), doctor, clinic, window })
     }
 
     /// Free slots within the doctor's bookable window (notice, horizon) and `window`.

@@ -267,12 +267,12 @@ impl App {
         Ok(self.store.list_appointments(&q).await?)
     }
 
-    /// Loads an appointment the caller may see and tells whether they are staff for it.
+    /// Loads an appointment the caller may see and tells whether they are staff for it:
+    /// whoever may see it and is not its patient is its doctor, clinic admin or a platform admin.
     async fn for_change(&self, actor: Option<&Actor>, id: AppointmentId) -> Result<(Actor, bool), AppError> {
         let actor = require(actor)?;
         let a = self.appointment(Some(actor), id).await?;
-        let staff = actor.is_admin() || (a.patient_id != actor.id() && self.can_see(actor, &a).await?);
-        Ok((actor.clone(), staff))
+        Ok((actor.clone(), a.patient_id != actor.id()))
     }
 
     /// Moves an appointment to another slot of the same doctor, atomically: the
@@ -286,17 +286,17 @@ impl App {
     ) -> Result<AppointmentRecord, AppError> {
         let (actor, _) = self.for_change(actor, id).await?;
         let b = self.bookable(slot_id, None, "slot_id").await?;
-        let (start, end) = (b.slot.start, b.slot.end);
+        let (start, end, doctor) = (b.slot.start, b.slot.end, b.doctor.id);
         let now = self.now();
         let decide: Decide = Box::new(move |a: &AppointmentRecord| {
             check_version(a, if_match)?;
-            if a.doctor_id != b.slot.id.doctor {
+            if a.doctor_id != doctor {
                 return Err(AppError::from(Invalid::field("slot_id", "must be a slot of the same doctor")).rejected());
             }
             if a.start <= now {
                 return Err(AppError::Conflict("this appointment has already started").rejected());
             }
-            let status = a.status.apply(Action::Reschedule).map_err(|e| AppError::from(e).rejected())?;
+            let status = transition(a, Action::Reschedule)?;
             Ok(AppointmentChange {
                 status,
                 start,
@@ -307,11 +307,7 @@ impl App {
             })
         });
         match self.store.modify_appointment(id, now, Some(actor.id()), decide).await {
-            Err(StoreError::SlotTaken) => {
-                let doctor = self.store.doctor(b.slot.id.doctor).await?.ok_or(AppError::NotFound("doctor"))?;
-                let clinic = self.clinic(doctor.clinic_id).await?;
-                Err(AppError::SlotTaken { alternatives: self.alternatives(&doctor, &clinic, start).await })
-            }
+            Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
             other => Ok(other?),
         }
     }
@@ -332,7 +328,7 @@ impl App {
             if !staff && a.start <= now && a.status != AppointmentStatus::Held {
                 return Err(AppError::Conflict("this appointment has already started; ask the clinic").rejected());
             }
-            let status = a.status.apply(Action::Cancel).map_err(|e| AppError::from(e).rejected())?;
+            let status = transition(a, Action::Cancel)?;
             Ok(AppointmentChange {
                 status,
                 start: a.start,
@@ -368,7 +364,7 @@ impl App {
             if matches!(mark, Mark::Fulfilled | Mark::Noshow) && now < a.start {
                 return Err(AppError::Conflict("this appointment has not started yet").rejected());
             }
-            let status = a.status.apply(action).map_err(|e| AppError::from(e).rejected())?;
+            let status = transition(a, action)?;
             Ok(AppointmentChange { status, start: a.start, end: a.end, cancel_reason: None, event, detail: None })
         });
         Ok(self.store.modify_appointment(id, now, Some(actor.id()), decide).await?)
@@ -380,4 +376,9 @@ fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Result<(), Sto
         Some(v) if v != a.version => Err(AppError::PreconditionFailed { current: a.version }.rejected()),
         _ => Ok(()),
     }
+}
+
+/// The state machine's answer, as a decide function returns it.
+fn transition(a: &AppointmentRecord, action: Action) -> Result<AppointmentStatus, StoreError> {
+    a.status.apply(action).map_err(|e| AppError::from(e).rejected())
 }

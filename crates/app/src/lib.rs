@@ -10,7 +10,7 @@ mod error;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
-pub use availability::{SearchHit, SearchPage, SearchParams, SlotView};
+pub use availability::{SearchHit, SearchPage, SearchParams, SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{ClinicInput, DoctorInput, DoctorPatch, TimeOffInput, Verification};
 pub use error::AppError;

@@ -177,16 +177,13 @@ async fn slots(
     let from = q.instant("from")?;
     let to = q.instant("to")?;
     let mode = q.text("mode");
-    let now = s.app.now();
-    let (list, doctor, clinic) = s.app.slots(caller.get(), id, from, to, mode.as_deref()).await?;
-    let from = from.unwrap_or(now);
-    let to = to.unwrap_or(from + jiff::SignedDuration::from_hours(24 * 7));
+    let list = s.app.slots(caller.get(), id, from, to, mode.as_deref()).await?;
     Ok(Json(SlotsView {
-        doctor_id: doctor.id.to_string(),
-        time_zone: clinic.time_zone.as_str().into(),
-        from: from.to_string(),
-        to: to.to_string(),
-        slots: list.iter().map(Into::into).collect(),
+        doctor_id: list.doctor.id.to_string(),
+        time_zone: list.clinic.time_zone.as_str().into(),
+        from: list.window.start.to_string(),
+        to: list.window.end.to_string(),
+        slots: list.slots.iter().map(Into::into).collect(),
     }))
 }
 
