@@ -44,15 +44,18 @@ pub struct DbArgs {
     /// Where the embedded database lives (when --database-url is not given).
     #[arg(long, env = "MEDISLOT_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// `sqlite:PATH` (default: DATA_DIR/medislot.db).
+    /// `sqlite:PATH` (default: DATA_DIR/medislot.db) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "MEDISLOT_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
     /// Database connections per node.
     #[arg(long, env = "MEDISLOT_DB_POOL_SIZE", default_value_t = 8)]
     pub db_pool_size: u32,
-    /// How long a statement may wait for a lock before the request gets 503.
+    /// How long a statement may wait for a lock or a pooled connection before the request gets 503.
     #[arg(long, env = "MEDISLOT_DB_BUSY_TIMEOUT_MS", default_value_t = 5000)]
     pub db_busy_timeout_ms: u64,
+    /// PostgreSQL: the longest a statement may run before it is cancelled (503).
+    #[arg(long, env = "MEDISLOT_DB_STATEMENT_TIMEOUT_MS", default_value_t = 10000)]
+    pub db_statement_timeout_ms: u64,
 }
 
 impl DbArgs {
@@ -69,6 +72,7 @@ impl DbArgs {
         let options = medislot_store::ConnectOptions {
             max_connections: self.db_pool_size,
             busy_timeout: std::time::Duration::from_millis(self.db_busy_timeout_ms),
+            statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
             migrate,
         };
         let url = self.url()?;

@@ -5,7 +5,7 @@
 //! the database, not by callers checking first.
 
 mod records;
-pub mod sqlite;
+pub mod sql;
 
 pub use records::*;
 
@@ -109,12 +109,10 @@ pub type DynStore = Arc<dyn Store>;
 
 /// Opens the backend named by the URL's scheme and brings its schema up to date.
 pub async fn connect(url: &str, options: &ConnectOptions) -> Result<DynStore> {
-    if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
-    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Err(StoreError::Internal("the PostgreSQL backend is not built yet; use a sqlite: URL".into()))
+    if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Arc::new(sql::SqlStore::connect(url, options).await?))
     } else {
-        Err(StoreError::Internal(format!("unsupported database URL {url:?}: use sqlite:PATH")))
+        Err(StoreError::Internal(format!("unsupported database URL {url:?}: use sqlite:PATH or postgres://…")))
     }
 }
 
@@ -122,15 +120,23 @@ pub async fn connect(url: &str, options: &ConnectOptions) -> Result<DynStore> {
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub max_connections: u32,
-    /// How long a statement may wait for a lock (SQLite busy timeout).
+    /// How long a statement may wait for a lock (SQLite busy timeout, PostgreSQL
+    /// lock timeout), and for a pooled connection.
     pub busy_timeout: std::time::Duration,
+    /// PostgreSQL: the longest a statement may run before it is cancelled.
+    pub statement_timeout: std::time::Duration,
     /// Apply pending migrations on connect (`serve` does; `migrate` is explicit).
     pub migrate: bool,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
-        Self { max_connections: 8, busy_timeout: std::time::Duration::from_secs(5), migrate: true }
+        Self {
+            max_connections: 8,
+            busy_timeout: std::time::Duration::from_secs(5),
+            statement_timeout: std::time::Duration::from_secs(10),
+            migrate: true,
+        }
     }
 }
 

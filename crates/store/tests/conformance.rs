@@ -14,17 +14,49 @@ struct Fixture {
     doctor: DoctorId,
     patients: Vec<UserId>,
     t0: Timestamp,
-    _dir: tempfile::TempDir,
+    db: TestDb,
+}
+
+/// Where a test's fresh database lives, so that it can be removed afterwards.
+enum TestDb {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    async fn drop_db(self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            use sqlx::Connection;
+            let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+            sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+        }
+    }
 }
 
 async fn sqlite() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("t.db").display());
     let store = connect(&url, &ConnectOptions::default()).await.unwrap();
-    fixture(store, dir).await
+    fixture(store, TestDb::Sqlite(dir)).await
 }
 
-async fn fixture(store: DynStore, dir: tempfile::TempDir) -> Fixture {
+/// A fresh, uniquely named database on the PostgreSQL server that
+/// `MEDISLOT_TEST_POSTGRES_URL` names (scripts/test starts one when none runs).
+async fn postgres() -> Fixture {
+    use sqlx::Connection;
+    let admin_url = std::env::var("MEDISLOT_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL is needed for this test and is not reachable at {admin_url} ({e}); run scripts/test, which starts it")
+    });
+    let name = format!("medislot_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let store = connect(&format!("{base}/{name}"), &ConnectOptions::default()).await.unwrap();
+    fixture(store, TestDb::Postgres { admin_url, name }).await
+}
+
+async fn fixture(store: DynStore, db: TestDb) -> Fixture {
     let now = Timestamp::now();
     let mut patients = vec![];
     for i in 0..25 {
@@ -77,7 +109,7 @@ async fn fixture(store: DynStore, dir: tempfile::TempDir) -> Fixture {
         updated_at: now,
     };
     store.create_doctor(&doctor).await.unwrap();
-    Fixture { store, doctor: doctor.id, patients, t0: "2030-01-07T09:00:00Z".parse().unwrap(), _dir: dir }
+    Fixture { store, doctor: doctor.id, patients, t0: "2030-01-07T09:00:00Z".parse().unwrap(), db }
 }
 
 impl Fixture {
@@ -111,7 +143,7 @@ fn created(p: Result<Placed>) -> AppointmentRecord {
     }
 }
 
-async fn overlap_of_any_length_is_refused(f: Fixture) {
+async fn overlap_of_any_length_is_refused(f: &Fixture) {
     let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
     for (from, len) in [(60, 30), (80, 20), (50, 20), (40, 60), (65, 10)] {
         let r = f.store.place(&f.cmd(1, from, len, AppointmentStatus::Booked)).await;
@@ -156,7 +188,7 @@ async fn overlap_of_any_length_is_refused(f: Fixture) {
     assert!(matches!(f.store.modify_appointment(moved.id, f.at(-100), None, decide).await, Err(StoreError::SlotTaken)));
 }
 
-async fn expired_holds_free_their_slot_and_are_audited(f: Fixture) {
+async fn expired_holds_free_their_slot_and_are_audited(f: &Fixture) {
     let mut hold = f.cmd(0, 60, 30, AppointmentStatus::Held);
     hold.hold_expires_at = Some(f.at(-30));
     let h = created(f.store.place(&hold).await);
@@ -174,14 +206,14 @@ async fn expired_holds_free_their_slot_and_are_audited(f: Fixture) {
     assert_eq!(audit.last().unwrap().detail.as_deref(), Some("hold expired"));
 }
 
-async fn booking_ones_own_hold_confirms_it(f: Fixture) {
+async fn booking_ones_own_hold_confirms_it(f: &Fixture) {
     let h = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Held)).await);
     let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
     assert_eq!((a.id, a.status, a.version), (h.id, AppointmentStatus::Booked, h.version + 1));
     assert!(a.hold_expires_at.is_none());
 }
 
-async fn idempotency_keys_replay_or_refuse(f: Fixture) {
+async fn idempotency_keys_replay_or_refuse(f: &Fixture) {
     let mut c = f.cmd(0, 60, 30, AppointmentStatus::Booked);
     c.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp1".into() });
     let a = created(f.store.place(&c).await);
@@ -200,7 +232,7 @@ async fn idempotency_keys_replay_or_refuse(f: Fixture) {
     created(f.store.place(&other).await);
 }
 
-async fn concurrent_placements_have_one_winner(f: Fixture) {
+async fn concurrent_placements_have_one_winner(f: &Fixture) {
     let store = f.store.clone();
     let cmds: Vec<PlaceAppointment> =
         (0..25).map(|i| f.cmd(i, 60 + (i as i64 % 3) * 10, 30, AppointmentStatus::Booked)).collect();
@@ -222,7 +254,7 @@ async fn concurrent_placements_have_one_winner(f: Fixture) {
     assert_eq!(won, 1, "25 overlapping requests, one winner");
 }
 
-async fn changes_write_outbox_rows_in_the_same_transaction(f: Fixture) {
+async fn changes_write_outbox_rows_in_the_same_transaction(f: &Fixture) {
     let before = f.store.outbox_after(0, 1000).await.unwrap().len();
     let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
     let rows = f.store.outbox_after(0, 1000).await.unwrap();
@@ -235,7 +267,7 @@ async fn changes_write_outbox_rows_in_the_same_transaction(f: Fixture) {
     assert_eq!(f.store.outbox_after(0, 1000).await.unwrap().len(), before + 1);
 }
 
-async fn doctor_updates_are_compare_and_swap(f: Fixture) {
+async fn doctor_updates_are_compare_and_swap(f: &Fixture) {
     let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
     d.bio = "first".into();
     f.store.update_doctor(&d, 1).await.unwrap();
@@ -250,7 +282,10 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::$backend().await).await;
+                    let f = super::$backend().await;
+                    super::$case(&f).await;
+                    drop(f.store);
+                    f.db.drop_db().await;
                 }
             )*
         }
@@ -259,6 +294,17 @@ macro_rules! conformance {
 
 conformance!(
     sqlite,
+    overlap_of_any_length_is_refused,
+    expired_holds_free_their_slot_and_are_audited,
+    booking_ones_own_hold_confirms_it,
+    idempotency_keys_replay_or_refuse,
+    concurrent_placements_have_one_winner,
+    changes_write_outbox_rows_in_the_same_transaction,
+    doctor_updates_are_compare_and_swap,
+);
+
+conformance!(
+    postgres,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
     booking_ones_own_hold_confirms_it,

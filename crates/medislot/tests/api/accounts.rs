@@ -65,7 +65,7 @@ async fn health_readiness_and_openapi() {
     let http = client();
     assert_eq!(http.get(format!("{}/healthz", srv.url)).send().await.unwrap().status(), 200);
     let ready: serde_json::Value = http.get(format!("{}/readyz", srv.url)).send().await.unwrap().json().await.unwrap();
-    assert_eq!(ready["database"], "sqlite");
+    assert_eq!(ready["database"], if on_postgres() { "postgres" } else { "sqlite" });
     let doc: serde_json::Value = http.get(srv.api("/openapi.json")).send().await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     for path in [

@@ -17,7 +17,46 @@ pub struct TestServer {
     pub url: String,
     pub child: Child,
     pub data_dir: PathBuf,
+    /// `--database-url` when the suite runs on PostgreSQL (`MEDISLOT_TEST_BACKEND=postgres`).
+    pub database_url: Option<String>,
     _tmp: Option<tempfile::TempDir>,
+    _pg: Option<std::sync::Arc<PgDatabase>>,
+}
+
+/// A fresh, uniquely named PostgreSQL database, dropped when the last server using it is.
+pub struct PgDatabase {
+    admin: String,
+    name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    fn create() -> PgDatabase {
+        let admin = std::env::var("MEDISLOT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let name = format!("medislot_test_{}", uuid::Uuid::new_v4().simple());
+        psql(&admin, &format!("CREATE DATABASE {name}"));
+        let (base, _) = admin.rsplit_once('/').unwrap();
+        let url = format!("{base}/{name}");
+        PgDatabase { admin, name, url }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name));
+    }
+}
+
+fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().unwrap_or_else(|e| {
+        panic!("psql is needed for the PostgreSQL test run ({e}); run scripts/test, which provisions PostgreSQL")
+    });
+    assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+pub fn on_postgres() -> bool {
+    std::env::var("MEDISLOT_TEST_BACKEND").is_ok_and(|b| b == "postgres")
 }
 
 impl TestServer {
@@ -29,16 +68,23 @@ impl TestServer {
     pub fn start_with(extra: &[&str]) -> TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
-        let mut s = Self::start_in(&dir, extra);
+        let pg = on_postgres().then(|| std::sync::Arc::new(PgDatabase::create()));
+        let mut s = Self::spawn(&dir, pg.clone(), extra);
         s._tmp = Some(tmp);
         s
     }
 
-    /// Starts a server on an existing data directory (restart, second process).
-    pub fn start_in(dir: &Path, extra: &[&str]) -> TestServer {
+    /// Another server on the same database as this one (restart, second node).
+    pub fn sibling(&self, extra: &[&str]) -> TestServer {
+        Self::spawn(&self.data_dir, self._pg.clone(), extra)
+    }
+
+    fn spawn(dir: &Path, pg: Option<std::sync::Arc<PgDatabase>>, extra: &[&str]) -> TestServer {
+        let database_url = pg.as_ref().map(|p| p.url.clone());
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
+            .args(database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
             .args(if extra.contains(&"--logins-per-minute") { &[][..] } else { &["--logins-per-minute", "1000"][..] })
             .args(extra)
             .env("MEDISLOT_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "error" })
@@ -56,7 +102,7 @@ impl TestServer {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        TestServer { url, child, data_dir: dir.to_path_buf(), _tmp: None }
+        TestServer { url, child, data_dir: dir.to_path_buf(), database_url, _tmp: None, _pg: pg }
     }
 
     pub fn api(&self, path: &str) -> String {
@@ -73,6 +119,7 @@ impl TestServer {
         let out = Command::new(BIN)
             .args(["admin", "create", "--email", email, "--password", PASSWORD, "--data-dir"])
             .arg(&self.data_dir)
+            .args(self.database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
             .output()
             .unwrap();
         assert!(out.status.success(), "admin create failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -81,11 +81,11 @@ async fn p1_overlapping_intervals_of_different_lengths_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn p1_two_processes_on_one_sqlite_file_give_one_winner() {
+async fn p1_two_processes_on_one_database_give_one_winner() {
     let first = TestServer::start().await;
     let http = client();
     let w = world(&first, &http, "twoproc").await;
-    let second = TestServer::start_in(&first.data_dir, &[]);
+    let second = first.sibling(&[]);
     let racers = patients(&first, &http, "twoproc", 40).await;
     let slot = free_slots(&racers[0], &w.doctor_id).await[5]["slot_id"].as_str().unwrap().to_string();
     let answers = join_all(racers.iter().enumerate().map(|(i, p)| {
@@ -137,7 +137,7 @@ async fn p2_every_acknowledged_booking_survives_sigkill() {
     srv.kill9();
     let acknowledged: Vec<String> = join_all(tasks).await.into_iter().filter_map(|r| r.ok().flatten()).collect();
     assert!(!acknowledged.is_empty(), "some bookings were acknowledged before the kill");
-    let srv2 = TestServer::start_in(&srv.data_dir, &[]);
+    let srv2 = srv.sibling(&[]);
     let mut missing = 0;
     for id in &acknowledged {
         // Each booking belongs to one of several patients: ask as the platform admin.

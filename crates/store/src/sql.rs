@@ -1,21 +1,21 @@
-//! The embedded default backend: SQLite in WAL mode.
+//! Both SQL backends: SQLite (WAL, the embedded default) and PostgreSQL.
 //!
-//! Every write transaction starts with `BEGIN IMMEDIATE`, taking SQLite's single
-//! write lock up front: a read-then-write transaction can then never fail to
-//! upgrade, and the overlap triggers (P1) see every committed row, whether the
-//! competing writer is another connection or another process on the same file.
+//! P1 is the database's: SQLite triggers under `BEGIN IMMEDIATE` (one writer at
+//! a time, across connections and processes), a PostgreSQL exclusion constraint
+//! over time ranges. Both are named `appointments_no_overlap`.
 
 use crate::*;
 use jiff::Timestamp;
 use medislot_domain::{AppointmentStatus, Coordinates, Mode, Policy, Role, Schedule, TimeZoneName, VerificationState};
 use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous},
-    Row, Sqlite, SqlitePool, Transaction,
+    any::{AnyPoolOptions, AnyRow},
+    Any, AnyPool, Row, Transaction,
 };
 use std::str::FromStr;
 use uuid::Uuid;
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 const ACTIVE: &str = "('held', 'pending', 'booked', 'arrived')";
 
@@ -24,27 +24,86 @@ const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_addres
 const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
 const APPT_COLS: &str = "a.id AS a_id, a.doctor_id AS a_doctor_id, a.patient_id AS a_patient_id, a.start_at AS a_start_at, a.end_at AS a_end_at, a.mode AS a_mode, a.reason AS a_reason, a.status AS a_status, a.version AS a_version, a.origin_region AS a_origin_region, a.hold_expires_at AS a_hold_expires_at, a.cancel_reason AS a_cancel_reason, a.cancelled_by AS a_cancelled_by, a.created_at AS a_created_at, a.updated_at AS a_updated_at";
 
-pub struct SqliteStore {
-    pool: SqlitePool,
+/// Which SQL dialect the pool speaks; the SQL text is written once, with `?`
+/// placeholders, and adapted here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
 }
 
-impl SqliteStore {
+impl Dialect {
+    /// The dialect's form of a statement: PostgreSQL numbers its placeholders
+    /// (`$1`, `$2`…) and calls SQLite's `instr` `strpos`.
+    pub fn sql(self, sql: &str) -> String {
+        match self {
+            Dialect::Sqlite => sql.to_string(),
+            Dialect::Postgres => {
+                let mut out = String::with_capacity(sql.len() + 16);
+                let mut n = 0;
+                for c in sql.chars() {
+                    if c == '?' {
+                        n += 1;
+                        out.push('$');
+                        out.push_str(&n.to_string());
+                    } else {
+                        out.push(c);
+                    }
+                }
+                out.replace("instr(", "strpos(")
+            }
+        }
+    }
+}
+
+/// Both backends: one implementation over sqlx's runtime-generic driver, so
+/// that every behaviour is written once and the conformance suite catches drift.
+pub struct SqlStore {
+    pool: AnyPool,
+    d: Dialect,
+}
+
+impl SqlStore {
     pub async fn connect(url: &str, options: &crate::ConnectOptions) -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Internal(format!("bad SQLite URL {url:?}: {e}")))?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the client hears 201 (P2), even on power loss.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(options.busy_timeout);
-        let pool = SqlitePoolOptions::new()
+        sqlx::any::install_default_drivers();
+        let d = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
+        let url = match d {
+            // Create the file on first start.
+            Dialect::Sqlite if !url.contains("mode=") => {
+                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+            }
+            _ => url.to_string(),
+        };
+        let busy_ms = options.busy_timeout.as_millis();
+        let statement_ms = options.statement_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.busy_timeout)
-            .connect_with(opts)
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    let setup: Vec<String> = match d {
+                        Dialect::Sqlite => vec![
+                            "PRAGMA journal_mode = WAL".into(),
+                            // FULL: a commit is on disk before the client hears 201 (P2), even on power loss.
+                            "PRAGMA synchronous = FULL".into(),
+                            "PRAGMA foreign_keys = ON".into(),
+                            format!("PRAGMA busy_timeout = {busy_ms}"),
+                        ],
+                        Dialect::Postgres => vec![
+                            format!("SET statement_timeout = {statement_ms}"),
+                            format!("SET lock_timeout = {busy_ms}"),
+                        ],
+                    };
+                    for stmt in setup {
+                        sqlx::query(&stmt).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
             .await
             .map_err(map_err)?;
-        let store = Self { pool };
+        let store = Self { pool, d };
         if options.migrate {
             store.migrate().await?;
         }
@@ -52,40 +111,80 @@ impl SqliteStore {
     }
 
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+        let migrator = match self.d {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        migrator.run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 
     /// One row by a text key, decoded, or `None`.
-    async fn optional<T>(&self, sql: &str, key: String, decode: fn(&SqliteRow) -> Result<T>) -> Result<Option<T>> {
-        let row = sqlx::query(sql).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
+    async fn optional<T>(&self, sql: &str, key: String, decode: fn(&AnyRow) -> Result<T>) -> Result<Option<T>> {
+        let sql = self.d.sql(sql);
+        let row = sqlx::query(&sql).bind(key).fetch_optional(&self.pool).await.map_err(map_err)?;
         row.as_ref().map(decode).transpose()
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)
+    /// A write transaction. SQLite: `BEGIN IMMEDIATE` takes the single write
+    /// lock up front. PostgreSQL: READ COMMITTED, with per-doctor advisory locks
+    /// taken by the writes that read before they write (see [`Self::lock`]).
+    async fn write_tx(&self) -> Result<Transaction<'static, Any>> {
+        match self.d {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err),
+            Dialect::Postgres => self.pool.begin().await.map_err(map_err),
+        }
+    }
+
+    /// Serializes writers of one key (a doctor, an idempotency key) for the rest
+    /// of the transaction on PostgreSQL; SQLite already holds its write lock.
+    /// The overlap constraint, not this lock, is what guarantees P1.
+    async fn lock(&self, tx: &mut Transaction<'static, Any>, key: &str) -> Result<()> {
+        if self.d == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text AS locked")
+                .bind(key)
+                .fetch_one(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
     }
 }
 
-/// One place where SQLite's errors become the store's: the overlap trigger's
-/// name means "slot taken", a unique index names its field, a lock wait that
-/// ran out means "unavailable, retry".
+/// Who changed an appointment, when, and the outbox topic and audit detail of the change.
+struct Event<'a> {
+    actor: Option<UserId>,
+    at: Timestamp,
+    topic: &'a str,
+    detail: Option<&'a str>,
+}
+
+/// One place where the databases' errors become the store's: the overlap
+/// constraint means "slot taken", a unique index names its field, a lock wait
+/// or connection that gave out means "unavailable, retry".
 fn map_err(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) => {
             let msg = db.message();
-            if msg.contains("appointments_no_overlap") {
+            let code = db.code().unwrap_or_default();
+            let constraint = db.constraint().unwrap_or_default();
+            let names = |needle: &str| msg.contains(needle) || constraint.contains(needle);
+            if names("appointments_no_overlap") || code == "23P01" {
                 StoreError::SlotTaken
-            } else if msg.contains("UNIQUE constraint failed: users.email") {
+            } else if names("users.email") || names("users_email_key") {
                 StoreError::Duplicate("email")
-            } else if msg.contains("UNIQUE constraint failed: doctors.user_id") {
+            } else if names("doctors.user_id") || names("doctors_user_id_key") {
                 StoreError::Duplicate("user_id")
-            } else if msg.contains("database is locked") || msg.contains("database is busy") {
+            } else if msg.contains("database is locked")
+                || msg.contains("database is busy")
+                // serialization failure, deadlock, lock or statement timeout, shutting down, too many connections
+                || matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P03" | "53300")
+            {
                 StoreError::Unavailable(msg.to_string())
             } else {
                 StoreError::Internal(msg.to_string())
             }
         }
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Protocol(_) => {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Internal(e.to_string()),
@@ -108,7 +207,7 @@ fn uuid(s: &str) -> Result<Uuid> {
     Uuid::parse_str(s).map_err(|e| StoreError::Internal(format!("bad id {s:?}: {e}")))
 }
 
-fn get<'r, T: sqlx::Decode<'r, Sqlite> + sqlx::Type<Sqlite>>(row: &'r SqliteRow, col: &str) -> Result<T> {
+fn get<'r, T: sqlx::Decode<'r, Any> + sqlx::Type<Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
     row.try_get(col).map_err(|e| StoreError::Internal(format!("column {col}: {e}")))
 }
 
@@ -120,7 +219,7 @@ fn to_json<T: serde::Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
-fn user_row(row: &SqliteRow) -> Result<UserRecord> {
+fn user_row(row: &AnyRow) -> Result<UserRecord> {
     let role: String = get(row, "u_role")?;
     Ok(UserRecord {
         id: UserId(uuid(&get::<String>(row, "u_id")?)?),
@@ -132,7 +231,7 @@ fn user_row(row: &SqliteRow) -> Result<UserRecord> {
     })
 }
 
-fn clinic_row(row: &SqliteRow) -> Result<ClinicRecord> {
+fn clinic_row(row: &AnyRow) -> Result<ClinicRecord> {
     let internal = |e: medislot_domain::Invalid| StoreError::Internal(e.to_string());
     Ok(ClinicRecord {
         id: ClinicId(uuid(&get::<String>(row, "c_id")?)?),
@@ -146,7 +245,7 @@ fn clinic_row(row: &SqliteRow) -> Result<ClinicRecord> {
     })
 }
 
-fn doctor_row(row: &SqliteRow) -> Result<DoctorRecord> {
+fn doctor_row(row: &AnyRow) -> Result<DoctorRecord> {
     let verification: String = get(row, "d_verification")?;
     let user_id: Option<String> = get(row, "d_user_id")?;
     Ok(DoctorRecord {
@@ -169,7 +268,7 @@ fn doctor_row(row: &SqliteRow) -> Result<DoctorRecord> {
     })
 }
 
-fn appointment_row(row: &SqliteRow) -> Result<AppointmentRecord> {
+fn appointment_row(row: &AnyRow) -> Result<AppointmentRecord> {
     let internal = |e: medislot_domain::Invalid| StoreError::Internal(e.to_string());
     let expires: Option<i64> = get(row, "a_hold_expires_at")?;
     let cancelled_by: Option<String> = get(row, "a_cancelled_by")?;
@@ -196,83 +295,7 @@ fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
 
-/// Releases the doctor's holds that expired by `now`, with their audit rows,
-/// so that their time is free for the write that follows in the same transaction.
-async fn expire_holds(tx: &mut Transaction<'static, Sqlite>, doctor: DoctorId, now: Timestamp) -> Result<()> {
-    let (d, n, at) = (doctor.to_string(), secs(now), now.to_string());
-    sqlx::query(
-        "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
-         SELECT id, NULL, ?, 'held', 'cancelled', start_at, start_at, 'hold expired'
-         FROM appointments WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
-    )
-    .bind(&at)
-    .bind(&d)
-    .bind(n)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    sqlx::query(
-        "UPDATE appointments SET status = 'cancelled', cancel_reason = 'hold expired', hold_expires_at = NULL,
-                version = version + 1, updated_at = ?
-         WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
-    )
-    .bind(&at)
-    .bind(&d)
-    .bind(n)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
-async fn appointment_in(tx: &mut Transaction<'static, Sqlite>, id: AppointmentId) -> Result<Option<AppointmentRecord>> {
-    let row = sqlx::query(&format!("SELECT {APPT_COLS} FROM appointments a WHERE a.id = ?"))
-        .bind(id.to_string())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    row.as_ref().map(appointment_row).transpose()
-}
-
-/// The audit row and the outbox row that accompany every appointment change.
-async fn record_change(
-    tx: &mut Transaction<'static, Sqlite>,
-    before: Option<&AppointmentRecord>,
-    after: &AppointmentRecord,
-    actor: Option<UserId>,
-    at: Timestamp,
-    event: &str,
-    detail: Option<&str>,
-) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(after.id.to_string())
-    .bind(actor.map(|a| a.to_string()))
-    .bind(at.to_string())
-    .bind(before.map(|b| b.status.as_str()))
-    .bind(after.status.as_str())
-    .bind(before.map(|b| secs(b.start)))
-    .bind(secs(after.start))
-    .bind(detail)
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    let event_id = Uuid::now_v7();
-    let payload = crate::outbox_payload(event_id, event, before, after, actor, at);
-    sqlx::query("INSERT INTO outbox (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?)")
-        .bind(event_id.to_string())
-        .bind(event)
-        .bind(payload.to_string())
-        .bind(at.to_string())
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    Ok(())
-}
-
-type Query<'q> = sqlx::query::Query<'q, Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
 
 /// Binds a doctor's profile columns, `user_id` through `schedule`, in table order
 /// (the INSERT and the UPDATE list them alike).
@@ -291,47 +314,135 @@ fn bind_profile<'q>(query: Query<'q>, d: &'q DoctorRecord) -> Query<'q> {
         .bind(to_json(&d.schedule))
 }
 
-async fn write_tags(tx: &mut Transaction<'static, Sqlite>, d: &DoctorRecord) -> Result<()> {
-    sqlx::query("DELETE FROM doctor_tags WHERE doctor_id = ?")
-        .bind(d.id.to_string())
+impl SqlStore {
+    /// Releases the doctor's holds that expired by `now`, with their audit rows,
+    /// so that their time is free for the write that follows in the same transaction.
+    async fn expire_holds(&self, tx: &mut Transaction<'static, Any>, doctor: DoctorId, now: Timestamp) -> Result<()> {
+        let (d, n, at) = (doctor.to_string(), secs(now), now.to_string());
+        sqlx::query(&self.d.sql(
+            "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
+             SELECT id, NULL, ?, 'held', 'cancelled', start_at, start_at, 'hold expired'
+             FROM appointments WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
+        ))
+        .bind(&at)
+        .bind(&d)
+        .bind(n)
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
-    let tags = d.specialties.iter().map(|s| ("specialty", s)).chain(d.languages.iter().map(|l| ("language", l)));
-    for (kind, value) in tags {
-        sqlx::query("INSERT INTO doctor_tags (doctor_id, kind, value) VALUES (?, ?, ?)")
-            .bind(d.id.to_string())
-            .bind(kind)
-            .bind(value)
+        sqlx::query(&self.d.sql(
+            "UPDATE appointments SET status = 'cancelled', cancel_reason = 'hold expired', hold_expires_at = NULL,
+                    version = version + 1, updated_at = ?
+             WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
+        ))
+        .bind(&at)
+        .bind(&d)
+        .bind(n)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn appointment_in(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        id: AppointmentId,
+    ) -> Result<Option<AppointmentRecord>> {
+        let row = sqlx::query(&self.d.sql(&format!("SELECT {APPT_COLS} FROM appointments a WHERE a.id = ?")))
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(appointment_row).transpose()
+    }
+
+    /// The audit row and the outbox row that accompany every appointment change.
+    async fn record_change(
+        &self,
+        tx: &mut Transaction<'static, Any>,
+        before: Option<&AppointmentRecord>,
+        after: &AppointmentRecord,
+        what: Event<'_>,
+    ) -> Result<()> {
+        let Event { actor, at, topic: event, detail } = what;
+        sqlx::query(&self.d.sql(
+            "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(after.id.to_string())
+        .bind(actor.map(|a| a.to_string()))
+        .bind(at.to_string())
+        .bind(before.map(|b| b.status.as_str()))
+        .bind(after.status.as_str())
+        .bind(before.map(|b| secs(b.start)))
+        .bind(secs(after.start))
+        .bind(detail)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        let event_id = Uuid::now_v7();
+        let payload = crate::outbox_payload(event_id, event, before, after, actor, at);
+        sqlx::query(&self.d.sql("INSERT INTO outbox (event_id, topic, payload, created_at) VALUES (?, ?, ?, ?)"))
+            .bind(event_id.to_string())
+            .bind(event)
+            .bind(payload.to_string())
+            .bind(at.to_string())
             .execute(&mut **tx)
             .await
             .map_err(map_err)?;
+        Ok(())
     }
-    Ok(())
+
+    async fn write_tags(&self, tx: &mut Transaction<'static, Any>, d: &DoctorRecord) -> Result<()> {
+        sqlx::query(&self.d.sql("DELETE FROM doctor_tags WHERE doctor_id = ?"))
+            .bind(d.id.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        let tags = d.specialties.iter().map(|s| ("specialty", s)).chain(d.languages.iter().map(|l| ("language", l)));
+        for (kind, value) in tags {
+            sqlx::query(&self.d.sql("INSERT INTO doctor_tags (doctor_id, kind, value) VALUES (?, ?, ?)"))
+                .bind(d.id.to_string())
+                .bind(kind)
+                .bind(value)
+                .execute(&mut **tx)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     fn backend(&self) -> &'static str {
-        "sqlite"
+        match self.d {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
     }
 
     async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
+        sqlx::query(&self.d.sql("SELECT 1")).execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 
     async fn create_user(&self, u: &UserRecord) -> Result<()> {
-        sqlx::query("INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?, ?)")
-            .bind(u.id.to_string())
-            .bind(&u.email)
-            .bind(&u.password_hash)
-            .bind(u.role.as_str())
-            .bind(&u.name)
-            .bind(u.created_at.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            &self
+                .d
+                .sql("INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(u.id.to_string())
+        .bind(&u.email)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(&u.name)
+        .bind(u.created_at.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
@@ -344,22 +455,24 @@ impl Store for SqliteStore {
     }
 
     async fn create_token(&self, token_hash: &str, user: UserId, expires_at: Timestamp) -> Result<()> {
-        sqlx::query("INSERT INTO tokens (token_hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)")
-            .bind(token_hash)
-            .bind(user.to_string())
-            .bind(secs(expires_at))
-            .bind(Timestamp::now().to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        sqlx::query(
+            &self.d.sql("INSERT INTO tokens (token_hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)"),
+        )
+        .bind(token_hash)
+        .bind(user.to_string())
+        .bind(secs(expires_at))
+        .bind(Timestamp::now().to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
         Ok(())
     }
 
     async fn user_by_token(&self, token_hash: &str, now: Timestamp) -> Result<Option<UserRecord>> {
-        let row = sqlx::query(&format!(
+        let row = sqlx::query(&self.d.sql(&format!(
             "SELECT {USER_COLS} FROM tokens t JOIN users u ON u.id = t.user_id
              WHERE t.token_hash = ? AND t.revoked = 0 AND t.expires_at > ?"
-        ))
+        )))
         .bind(token_hash)
         .bind(secs(now))
         .fetch_optional(&self.pool)
@@ -369,7 +482,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, token_hash: &str) -> Result<()> {
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE token_hash = ?")
+        sqlx::query(&self.d.sql("UPDATE tokens SET revoked = 1 WHERE token_hash = ?"))
             .bind(token_hash)
             .execute(&self.pool)
             .await
@@ -379,10 +492,10 @@ impl Store for SqliteStore {
 
     async fn create_clinic(&self, c: &ClinicRecord, admin: UserId) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
+        sqlx::query(&self.d.sql(
             "INSERT INTO clinics (id, name, address, latitude, longitude, time_zone, region, policy, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(c.id.to_string())
         .bind(&c.name)
         .bind(&c.address)
@@ -395,7 +508,7 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        sqlx::query("INSERT INTO clinic_admins (clinic_id, user_id) VALUES (?, ?)")
+        sqlx::query(&self.d.sql("INSERT INTO clinic_admins (clinic_id, user_id) VALUES (?, ?)"))
             .bind(c.id.to_string())
             .bind(admin.to_string())
             .execute(&mut *tx)
@@ -409,7 +522,7 @@ impl Store for SqliteStore {
     }
 
     async fn clinics_administered_by(&self, user: UserId) -> Result<Vec<ClinicId>> {
-        let rows = sqlx::query("SELECT clinic_id FROM clinic_admins WHERE user_id = ? ORDER BY clinic_id")
+        let rows = sqlx::query(&self.d.sql("SELECT clinic_id FROM clinic_admins WHERE user_id = ? ORDER BY clinic_id"))
             .bind(user.to_string())
             .fetch_all(&self.pool)
             .await
@@ -419,11 +532,12 @@ impl Store for SqliteStore {
 
     async fn create_doctor(&self, d: &DoctorRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let query = sqlx::query(
+        let sql = self.d.sql(
             "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                                   verification, verification_reason, schedule, version, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
+        let query = sqlx::query(&sql);
         bind_profile(query.bind(d.id.to_string()), d)
             .bind(d.version)
             .bind(d.created_at.to_string())
@@ -431,7 +545,7 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        write_tags(&mut tx, d).await?;
+        self.write_tags(&mut tx, d).await?;
         tx.commit().await.map_err(map_err)
     }
 
@@ -446,12 +560,13 @@ impl Store for SqliteStore {
 
     async fn update_doctor(&self, d: &DoctorRecord, expected_version: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let query = sqlx::query(
+        let sql = self.d.sql(
             "UPDATE doctors SET user_id = ?, clinic_id = ?, name = ?, specialties = ?, languages = ?, modes = ?,
                     licence_number = ?, bio = ?, verification = ?, verification_reason = ?, schedule = ?,
                     version = ?, updated_at = ?
              WHERE id = ? AND version = ?",
         );
+        let query = sqlx::query(&sql);
         let done = bind_profile(query, d)
             .bind(expected_version + 1)
             .bind(d.updated_at.to_string())
@@ -461,7 +576,7 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         if done.rows_affected() == 0 {
-            let current: Option<i64> = sqlx::query_scalar("SELECT version FROM doctors WHERE id = ?")
+            let current: Option<i64> = sqlx::query_scalar(&self.d.sql("SELECT version FROM doctors WHERE id = ?"))
                 .bind(d.id.to_string())
                 .fetch_optional(&mut *tx)
                 .await
@@ -471,14 +586,14 @@ impl Store for SqliteStore {
                 None => StoreError::NotFound,
             });
         }
-        write_tags(&mut tx, d).await?;
+        self.write_tags(&mut tx, d).await?;
         tx.commit().await.map_err(map_err)
     }
 
     async fn add_time_off(&self, t: &TimeOffRecord) -> Result<()> {
-        sqlx::query(
+        sqlx::query(&self.d.sql(
             "INSERT INTO time_off (id, doctor_id, start_at, end_at, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-        )
+        ))
         .bind(t.id.to_string())
         .bind(t.doctor_id.to_string())
         .bind(secs(t.interval.start))
@@ -511,6 +626,7 @@ impl Store for SqliteStore {
         if q.exclude_doctor.is_some() {
             sql.push_str(" AND d.id <> ?");
         }
+        let sql = self.d.sql(&sql);
         let mut query = sqlx::query(&sql);
         if let Some(s) = &q.specialty {
             query = query.bind(s);
@@ -545,6 +661,7 @@ impl Store for SqliteStore {
                  SELECT doctor_id, start_at, end_at FROM time_off
                  WHERE doctor_id IN ({ph}) AND start_at < ? AND end_at > ?"
             );
+            let sql = self.d.sql(&sql);
             let mut q = sqlx::query(&sql);
             for d in chunk {
                 q = q.bind(d.to_string());
@@ -567,12 +684,18 @@ impl Store for SqliteStore {
 
     async fn place(&self, cmd: &PlaceAppointment) -> Result<Placed> {
         let mut tx = self.write_tx().await?;
-        expire_holds(&mut tx, cmd.doctor_id, cmd.now).await?;
         let patient = cmd.patient_id.to_string();
+        // Same order everywhere (key, then doctor): concurrent retries of one key
+        // wait for the first to commit, then replay it.
         if let Some(idem) = &cmd.idempotency {
-            let seen = sqlx::query(
+            self.lock(&mut tx, &format!("idempotency:{patient}:{}", idem.key)).await?;
+        }
+        self.lock(&mut tx, &format!("doctor:{}", cmd.doctor_id)).await?;
+        self.expire_holds(&mut tx, cmd.doctor_id, cmd.now).await?;
+        if let Some(idem) = &cmd.idempotency {
+            let seen = sqlx::query(&self.d.sql(
                 "SELECT fingerprint, appointment_id, status_code FROM idempotency_keys WHERE user_id = ? AND key = ?",
-            )
+            ))
             .bind(&patient)
             .bind(&idem.key)
             .fetch_optional(&mut *tx)
@@ -584,17 +707,17 @@ impl Store for SqliteStore {
                 }
                 let id = AppointmentId(uuid(&get::<String>(&seen, "appointment_id")?)?);
                 let status_code: i64 = get(&seen, "status_code")?;
-                let appointment = appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                let appointment = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
                 tx.commit().await.map_err(map_err)?;
                 return Ok(Placed::Replayed { appointment, status_code: status_code as u16 });
             }
         }
 
         let own_hold = if cmd.status == AppointmentStatus::Booked {
-            let row = sqlx::query(&format!(
+            let row = sqlx::query(&self.d.sql(&format!(
                 "SELECT {APPT_COLS} FROM appointments a
                  WHERE a.doctor_id = ? AND a.patient_id = ? AND a.start_at = ? AND a.status = 'held'"
-            ))
+            )))
             .bind(cmd.doctor_id.to_string())
             .bind(&patient)
             .bind(secs(cmd.start))
@@ -603,9 +726,9 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
             row.as_ref().map(appointment_row).transpose()?
         } else {
-            let holds: i64 = sqlx::query_scalar(
+            let holds: i64 = sqlx::query_scalar(&self.d.sql(
                 "SELECT count(*) FROM appointments WHERE patient_id = ? AND status = 'held' AND hold_expires_at > ?",
-            )
+            ))
             .bind(&patient)
             .bind(secs(cmd.now))
             .fetch_one(&mut *tx)
@@ -620,11 +743,11 @@ impl Store for SqliteStore {
         let now = cmd.now.to_string();
         let created = if let Some(hold) = own_hold {
             // Compare-and-swap: only a still-held row of this version becomes booked.
-            let done = sqlx::query(
+            let done = sqlx::query(&self.d.sql(
                 "UPDATE appointments SET status = 'booked', end_at = ?, mode = ?, reason = ?, hold_expires_at = NULL,
                         version = version + 1, updated_at = ?
                  WHERE id = ? AND status = 'held' AND version = ?",
-            )
+            ))
             .bind(secs(cmd.end))
             .bind(cmd.mode.as_str())
             .bind(&cmd.reason)
@@ -637,24 +760,21 @@ impl Store for SqliteStore {
             if done.rows_affected() != 1 {
                 return Err(StoreError::SlotTaken);
             }
-            let after = appointment_in(&mut tx, hold.id).await?.ok_or(StoreError::NotFound)?;
-            record_change(
-                &mut tx,
-                Some(&hold),
-                &after,
-                Some(cmd.patient_id),
-                cmd.now,
-                "appointment.booked",
-                Some("hold confirmed"),
-            )
-            .await?;
+            let after = self.appointment_in(&mut tx, hold.id).await?.ok_or(StoreError::NotFound)?;
+            let what = Event {
+                actor: Some(cmd.patient_id),
+                at: cmd.now,
+                topic: "appointment.booked",
+                detail: Some("hold confirmed"),
+            };
+            self.record_change(&mut tx, Some(&hold), &after, what).await?;
             after
         } else {
-            sqlx::query(
+            sqlx::query(&self.d.sql(
                 "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
                                            origin_region, hold_expires_at, created_at, updated_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-            )
+            ))
             .bind(cmd.id.to_string())
             .bind(cmd.doctor_id.to_string())
             .bind(&patient)
@@ -670,17 +790,18 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-            let after = appointment_in(&mut tx, cmd.id).await?.ok_or(StoreError::NotFound)?;
+            let after = self.appointment_in(&mut tx, cmd.id).await?.ok_or(StoreError::NotFound)?;
             let event = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
-            record_change(&mut tx, None, &after, Some(cmd.patient_id), cmd.now, event, None).await?;
+            let what = Event { actor: Some(cmd.patient_id), at: cmd.now, topic: event, detail: None };
+            self.record_change(&mut tx, None, &after, what).await?;
             after
         };
 
         if let Some(idem) = &cmd.idempotency {
-            sqlx::query(
+            sqlx::query(&self.d.sql(
                 "INSERT INTO idempotency_keys (user_id, key, fingerprint, appointment_id, status_code, created_at)
                  VALUES (?, ?, ?, ?, 201, ?)",
-            )
+            ))
             .bind(&patient)
             .bind(&idem.key)
             .bind(&idem.fingerprint)
@@ -702,19 +823,20 @@ impl Store for SqliteStore {
         decide: Decide,
     ) -> Result<AppointmentRecord> {
         let mut tx = self.write_tx().await?;
-        let Some(first) = appointment_in(&mut tx, id).await? else {
+        let Some(first) = self.appointment_in(&mut tx, id).await? else {
             return Err(StoreError::NotFound);
         };
-        expire_holds(&mut tx, first.doctor_id, now).await?;
-        let before = appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        self.lock(&mut tx, &format!("doctor:{}", first.doctor_id)).await?;
+        self.expire_holds(&mut tx, first.doctor_id, now).await?;
+        let before = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let change = decide(&before)?;
         let cancelled = change.status == AppointmentStatus::Cancelled;
-        let done = sqlx::query(
+        let done = sqlx::query(&self.d.sql(
             "UPDATE appointments SET status = ?, start_at = ?, end_at = ?, cancel_reason = ?, cancelled_by = ?,
                     hold_expires_at = CASE WHEN ? = 'held' THEN hold_expires_at ELSE NULL END,
                     version = version + 1, updated_at = ?
              WHERE id = ? AND version = ?",
-        )
+        ))
         .bind(change.status.as_str())
         .bind(secs(change.start))
         .bind(secs(change.end))
@@ -730,8 +852,9 @@ impl Store for SqliteStore {
         if done.rows_affected() != 1 {
             return Err(StoreError::VersionMismatch { current: before.version });
         }
-        let after = appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        record_change(&mut tx, Some(&before), &after, actor, now, change.event, change.detail.as_deref()).await?;
+        let after = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let what = Event { actor, at: now, topic: change.event, detail: change.detail.as_deref() };
+        self.record_change(&mut tx, Some(&before), &after, what).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(after)
     }
@@ -790,9 +913,10 @@ impl Store for SqliteStore {
             args.push(Arg::Int(secs(t)));
         }
         let wher = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
-        let count_sql = format!("SELECT count(*) AS n FROM appointments a {wher}");
-        let list_sql =
-            format!("SELECT {APPT_COLS} FROM appointments a {wher} ORDER BY a.start_at, a.id LIMIT ? OFFSET ?");
+        let count_sql = self.d.sql(&format!("SELECT count(*) AS n FROM appointments a {wher}"));
+        let list_sql = self
+            .d
+            .sql(&format!("SELECT {APPT_COLS} FROM appointments a {wher} ORDER BY a.start_at, a.id LIMIT ? OFFSET ?"));
         let bind_all = |sql| {
             args.iter().fold(sqlx::query(sql), |query, arg| match arg {
                 Arg::Text(t) => query.bind(t.clone()),
@@ -811,10 +935,10 @@ impl Store for SqliteStore {
     }
 
     async fn audit_of(&self, id: AppointmentId) -> Result<Vec<AuditRecord>> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(&self.d.sql(
             "SELECT appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail
              FROM audit_log WHERE appointment_id = ? ORDER BY id",
-        )
+        ))
         .bind(id.to_string())
         .fetch_all(&self.pool)
         .await
@@ -845,13 +969,14 @@ impl Store for SqliteStore {
     }
 
     async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRecord>> {
-        let rows =
-            sqlx::query("SELECT id, event_id, topic, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?")
-                .bind(after_id)
-                .bind(i64::from(limit))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_err)?;
+        let rows = sqlx::query(
+            &self.d.sql("SELECT id, event_id, topic, payload, created_at FROM outbox WHERE id > ? ORDER BY id LIMIT ?"),
+        )
+        .bind(after_id)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
         rows.iter()
             .map(|r| {
                 Ok(OutboxRecord {
