@@ -333,7 +333,7 @@ impl App {
                 status,
                 start: a.start,
                 end: a.end,
-                cancel_reason: Some(if reason.is_empty() { format!("cancelled by {who}") } else { reason }),
+                cancel_reason: Some(if reason.is_empty() { format!("cancelled by {who}") } else { reason.clone() }),
                 event: "appointment.cancelled",
                 detail: Some(format!("cancelled by {who}")),
             })

@@ -50,7 +50,7 @@ impl From<StoreError> for AppError {
                 Ok(app) => *app,
                 Err(other) => AppError::Internal(other.to_string()),
             },
-            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Unavailable(m) | StoreError::Retry(m) => AppError::Unavailable(m),
             StoreError::Internal(m) => AppError::Internal(m),
         }
     }

@@ -35,6 +35,10 @@ pub enum StoreError {
     /// A caller's decision function refused the change (its own error, boxed).
     #[error(transparent)]
     Rejected(Box<dyn std::error::Error + Send + Sync>),
+    /// A transient conflict between transactions (serialization failure,
+    /// deadlock): the store retries these a bounded number of times.
+    #[error("transient conflict: {0}")]
+    Retry(String),
     /// The database is down or too busy: callers answer 503 and retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
@@ -45,8 +49,9 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Decides, inside the transaction, what happens to an appointment given its
-/// current row: the state machine and authorization run on fresh data.
-pub type Decide = Box<dyn FnOnce(&AppointmentRecord) -> Result<AppointmentChange> + Send>;
+/// current row: the state machine and authorization run on fresh data. It may
+/// run more than once when a transaction is retried, so it must not have side effects.
+pub type Decide = Box<dyn Fn(&AppointmentRecord) -> Result<AppointmentChange> + Send + Sync>;
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {

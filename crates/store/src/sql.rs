@@ -135,6 +135,183 @@ impl SqlStore {
         }
     }
 
+    async fn place_once(&self, cmd: &PlaceAppointment) -> Result<Placed> {
+        let mut tx = self.write_tx().await?;
+        let patient = cmd.patient_id.to_string();
+        // Same order everywhere (key, then doctor): concurrent retries of one key
+        // wait for the first to commit, then replay it.
+        if let Some(idem) = &cmd.idempotency {
+            self.lock(&mut tx, &format!("idempotency:{patient}:{}", idem.key)).await?;
+        }
+        self.lock(&mut tx, &format!("doctor:{}", cmd.doctor_id)).await?;
+        self.expire_holds(&mut tx, cmd.doctor_id, cmd.now).await?;
+        if let Some(idem) = &cmd.idempotency {
+            let seen = sqlx::query(&self.d.sql(
+                "SELECT fingerprint, appointment_id, status_code FROM idempotency_keys WHERE user_id = ? AND key = ?",
+            ))
+            .bind(&patient)
+            .bind(&idem.key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if let Some(seen) = seen {
+                if get::<String>(&seen, "fingerprint")? != idem.fingerprint {
+                    return Err(StoreError::IdempotencyMismatch);
+                }
+                let id = AppointmentId(uuid(&get::<String>(&seen, "appointment_id")?)?);
+                let status_code: i64 = get(&seen, "status_code")?;
+                let appointment = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+                tx.commit().await.map_err(map_err)?;
+                return Ok(Placed::Replayed { appointment, status_code: status_code as u16 });
+            }
+        }
+
+        let own_hold = if cmd.status == AppointmentStatus::Booked {
+            let row = sqlx::query(&self.d.sql(&format!(
+                "SELECT {APPT_COLS} FROM appointments a
+                 WHERE a.doctor_id = ? AND a.patient_id = ? AND a.start_at = ? AND a.status = 'held'"
+            )))
+            .bind(cmd.doctor_id.to_string())
+            .bind(&patient)
+            .bind(secs(cmd.start))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            row.as_ref().map(appointment_row).transpose()?
+        } else {
+            let holds: i64 = sqlx::query_scalar(&self.d.sql(
+                "SELECT count(*) FROM appointments WHERE patient_id = ? AND status = 'held' AND hold_expires_at > ?",
+            ))
+            .bind(&patient)
+            .bind(secs(cmd.now))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if holds >= i64::from(cmd.max_holds) {
+                return Err(StoreError::TooManyHolds(cmd.max_holds));
+            }
+            None
+        };
+
+        let now = cmd.now.to_string();
+        let created = if let Some(hold) = own_hold {
+            // Compare-and-swap: only a still-held row of this version becomes booked.
+            let done = sqlx::query(&self.d.sql(
+                "UPDATE appointments SET status = 'booked', end_at = ?, mode = ?, reason = ?, hold_expires_at = NULL,
+                        version = version + 1, updated_at = ?
+                 WHERE id = ? AND status = 'held' AND version = ?",
+            ))
+            .bind(secs(cmd.end))
+            .bind(cmd.mode.as_str())
+            .bind(&cmd.reason)
+            .bind(&now)
+            .bind(hold.id.to_string())
+            .bind(hold.version)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::SlotTaken);
+            }
+            let after = self.appointment_in(&mut tx, hold.id).await?.ok_or(StoreError::NotFound)?;
+            let what = Event {
+                actor: Some(cmd.patient_id),
+                at: cmd.now,
+                topic: "appointment.booked",
+                detail: Some("hold confirmed"),
+            };
+            self.record_change(&mut tx, Some(&hold), &after, what).await?;
+            after
+        } else {
+            sqlx::query(&self.d.sql(
+                "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
+                                           origin_region, hold_expires_at, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+            ))
+            .bind(cmd.id.to_string())
+            .bind(cmd.doctor_id.to_string())
+            .bind(&patient)
+            .bind(secs(cmd.start))
+            .bind(secs(cmd.end))
+            .bind(cmd.mode.as_str())
+            .bind(&cmd.reason)
+            .bind(cmd.status.as_str())
+            .bind(&cmd.origin_region)
+            .bind(cmd.hold_expires_at.map(secs))
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+            let after = self.appointment_in(&mut tx, cmd.id).await?.ok_or(StoreError::NotFound)?;
+            let event = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
+            let what = Event { actor: Some(cmd.patient_id), at: cmd.now, topic: event, detail: None };
+            self.record_change(&mut tx, None, &after, what).await?;
+            after
+        };
+
+        if let Some(idem) = &cmd.idempotency {
+            sqlx::query(&self.d.sql(
+                "INSERT INTO idempotency_keys (user_id, key, fingerprint, appointment_id, status_code, created_at)
+                 VALUES (?, ?, ?, ?, 201, ?)",
+            ))
+            .bind(&patient)
+            .bind(&idem.key)
+            .bind(&idem.fingerprint)
+            .bind(created.id.to_string())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(Placed::Created(created))
+    }
+
+    async fn modify_once(
+        &self,
+        id: AppointmentId,
+        now: Timestamp,
+        actor: Option<UserId>,
+        decide: &Decide,
+    ) -> Result<AppointmentRecord> {
+        let mut tx = self.write_tx().await?;
+        let Some(first) = self.appointment_in(&mut tx, id).await? else {
+            return Err(StoreError::NotFound);
+        };
+        self.lock(&mut tx, &format!("doctor:{}", first.doctor_id)).await?;
+        self.expire_holds(&mut tx, first.doctor_id, now).await?;
+        let before = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let change = decide(&before)?;
+        let cancelled = change.status == AppointmentStatus::Cancelled;
+        let done = sqlx::query(&self.d.sql(
+            "UPDATE appointments SET status = ?, start_at = ?, end_at = ?, cancel_reason = ?, cancelled_by = ?,
+                    hold_expires_at = CASE WHEN ? = 'held' THEN hold_expires_at ELSE NULL END,
+                    version = version + 1, updated_at = ?
+             WHERE id = ? AND version = ?",
+        ))
+        .bind(change.status.as_str())
+        .bind(secs(change.start))
+        .bind(secs(change.end))
+        .bind(if cancelled { change.cancel_reason.clone() } else { before.cancel_reason.clone() })
+        .bind(if cancelled { actor.map(|a| a.to_string()) } else { None })
+        .bind(change.status.as_str())
+        .bind(now.to_string())
+        .bind(id.to_string())
+        .bind(before.version)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() != 1 {
+            return Err(StoreError::VersionMismatch { current: before.version });
+        }
+        let after = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
+        let what = Event { actor, at: now, topic: change.event, detail: change.detail.as_deref() };
+        self.record_change(&mut tx, Some(&before), &after, what).await?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(after)
+    }
+
     /// Serializes writers of one key (a doctor, an idempotency key) for the rest
     /// of the transaction on PostgreSQL; SQLite already holds its write lock.
     /// The overlap constraint, not this lock, is what guarantees P1.
@@ -147,6 +324,28 @@ impl SqlStore {
                 .map_err(map_err)?;
         }
         Ok(())
+    }
+}
+
+/// Runs a write transaction again when the database aborted it for a
+/// transient conflict, a bounded number of times with a short backoff.
+async fn retrying<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    const ATTEMPTS: u32 = 4;
+    let mut n = 0;
+    loop {
+        n += 1;
+        match attempt().await {
+            Err(StoreError::Retry(why)) if n < ATTEMPTS => {
+                tracing::debug!(attempt = n, %why, "retrying a transaction");
+                tokio::time::sleep(std::time::Duration::from_millis(5 * u64::from(n))).await;
+            }
+            Err(StoreError::Retry(why)) => return Err(StoreError::Unavailable(why)),
+            other => return other,
+        }
     }
 }
 
@@ -174,10 +373,13 @@ fn map_err(e: sqlx::Error) -> StoreError {
                 StoreError::Duplicate("email")
             } else if names("doctors.user_id") || names("doctors_user_id_key") {
                 StoreError::Duplicate("user_id")
+            } else if matches!(code.as_ref(), "40001" | "40P01") {
+                // serialization failure, deadlock: worth retrying at once
+                StoreError::Retry(msg.to_string())
             } else if msg.contains("database is locked")
                 || msg.contains("database is busy")
-                // serialization failure, deadlock, lock or statement timeout, shutting down, too many connections
-                || matches!(code.as_ref(), "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P03" | "53300")
+                // lock or statement timeout, shutting down, starting up, too many connections
+                || matches!(code.as_ref(), "55P03" | "57014" | "57P01" | "57P03" | "53300")
             {
                 StoreError::Unavailable(msg.to_string())
             } else {
@@ -683,136 +885,7 @@ impl Store for SqlStore {
     }
 
     async fn place(&self, cmd: &PlaceAppointment) -> Result<Placed> {
-        let mut tx = self.write_tx().await?;
-        let patient = cmd.patient_id.to_string();
-        // Same order everywhere (key, then doctor): concurrent retries of one key
-        // wait for the first to commit, then replay it.
-        if let Some(idem) = &cmd.idempotency {
-            self.lock(&mut tx, &format!("idempotency:{patient}:{}", idem.key)).await?;
-        }
-        self.lock(&mut tx, &format!("doctor:{}", cmd.doctor_id)).await?;
-        self.expire_holds(&mut tx, cmd.doctor_id, cmd.now).await?;
-        if let Some(idem) = &cmd.idempotency {
-            let seen = sqlx::query(&self.d.sql(
-                "SELECT fingerprint, appointment_id, status_code FROM idempotency_keys WHERE user_id = ? AND key = ?",
-            ))
-            .bind(&patient)
-            .bind(&idem.key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if let Some(seen) = seen {
-                if get::<String>(&seen, "fingerprint")? != idem.fingerprint {
-                    return Err(StoreError::IdempotencyMismatch);
-                }
-                let id = AppointmentId(uuid(&get::<String>(&seen, "appointment_id")?)?);
-                let status_code: i64 = get(&seen, "status_code")?;
-                let appointment = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-                tx.commit().await.map_err(map_err)?;
-                return Ok(Placed::Replayed { appointment, status_code: status_code as u16 });
-            }
-        }
-
-        let own_hold = if cmd.status == AppointmentStatus::Booked {
-            let row = sqlx::query(&self.d.sql(&format!(
-                "SELECT {APPT_COLS} FROM appointments a
-                 WHERE a.doctor_id = ? AND a.patient_id = ? AND a.start_at = ? AND a.status = 'held'"
-            )))
-            .bind(cmd.doctor_id.to_string())
-            .bind(&patient)
-            .bind(secs(cmd.start))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            row.as_ref().map(appointment_row).transpose()?
-        } else {
-            let holds: i64 = sqlx::query_scalar(&self.d.sql(
-                "SELECT count(*) FROM appointments WHERE patient_id = ? AND status = 'held' AND hold_expires_at > ?",
-            ))
-            .bind(&patient)
-            .bind(secs(cmd.now))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if holds >= i64::from(cmd.max_holds) {
-                return Err(StoreError::TooManyHolds(cmd.max_holds));
-            }
-            None
-        };
-
-        let now = cmd.now.to_string();
-        let created = if let Some(hold) = own_hold {
-            // Compare-and-swap: only a still-held row of this version becomes booked.
-            let done = sqlx::query(&self.d.sql(
-                "UPDATE appointments SET status = 'booked', end_at = ?, mode = ?, reason = ?, hold_expires_at = NULL,
-                        version = version + 1, updated_at = ?
-                 WHERE id = ? AND status = 'held' AND version = ?",
-            ))
-            .bind(secs(cmd.end))
-            .bind(cmd.mode.as_str())
-            .bind(&cmd.reason)
-            .bind(&now)
-            .bind(hold.id.to_string())
-            .bind(hold.version)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            if done.rows_affected() != 1 {
-                return Err(StoreError::SlotTaken);
-            }
-            let after = self.appointment_in(&mut tx, hold.id).await?.ok_or(StoreError::NotFound)?;
-            let what = Event {
-                actor: Some(cmd.patient_id),
-                at: cmd.now,
-                topic: "appointment.booked",
-                detail: Some("hold confirmed"),
-            };
-            self.record_change(&mut tx, Some(&hold), &after, what).await?;
-            after
-        } else {
-            sqlx::query(&self.d.sql(
-                "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                           origin_region, hold_expires_at, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
-            ))
-            .bind(cmd.id.to_string())
-            .bind(cmd.doctor_id.to_string())
-            .bind(&patient)
-            .bind(secs(cmd.start))
-            .bind(secs(cmd.end))
-            .bind(cmd.mode.as_str())
-            .bind(&cmd.reason)
-            .bind(cmd.status.as_str())
-            .bind(&cmd.origin_region)
-            .bind(cmd.hold_expires_at.map(secs))
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-            let after = self.appointment_in(&mut tx, cmd.id).await?.ok_or(StoreError::NotFound)?;
-            let event = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
-            let what = Event { actor: Some(cmd.patient_id), at: cmd.now, topic: event, detail: None };
-            self.record_change(&mut tx, None, &after, what).await?;
-            after
-        };
-
-        if let Some(idem) = &cmd.idempotency {
-            sqlx::query(&self.d.sql(
-                "INSERT INTO idempotency_keys (user_id, key, fingerprint, appointment_id, status_code, created_at)
-                 VALUES (?, ?, ?, ?, 201, ?)",
-            ))
-            .bind(&patient)
-            .bind(&idem.key)
-            .bind(&idem.fingerprint)
-            .bind(created.id.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        }
-        tx.commit().await.map_err(map_err)?;
-        Ok(Placed::Created(created))
+        retrying(|| self.place_once(cmd)).await
     }
 
     async fn modify_appointment(
@@ -822,41 +895,7 @@ impl Store for SqlStore {
         actor: Option<UserId>,
         decide: Decide,
     ) -> Result<AppointmentRecord> {
-        let mut tx = self.write_tx().await?;
-        let Some(first) = self.appointment_in(&mut tx, id).await? else {
-            return Err(StoreError::NotFound);
-        };
-        self.lock(&mut tx, &format!("doctor:{}", first.doctor_id)).await?;
-        self.expire_holds(&mut tx, first.doctor_id, now).await?;
-        let before = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        let change = decide(&before)?;
-        let cancelled = change.status == AppointmentStatus::Cancelled;
-        let done = sqlx::query(&self.d.sql(
-            "UPDATE appointments SET status = ?, start_at = ?, end_at = ?, cancel_reason = ?, cancelled_by = ?,
-                    hold_expires_at = CASE WHEN ? = 'held' THEN hold_expires_at ELSE NULL END,
-                    version = version + 1, updated_at = ?
-             WHERE id = ? AND version = ?",
-        ))
-        .bind(change.status.as_str())
-        .bind(secs(change.start))
-        .bind(secs(change.end))
-        .bind(if cancelled { change.cancel_reason.clone() } else { before.cancel_reason.clone() })
-        .bind(if cancelled { actor.map(|a| a.to_string()) } else { None })
-        .bind(change.status.as_str())
-        .bind(now.to_string())
-        .bind(id.to_string())
-        .bind(before.version)
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        if done.rows_affected() != 1 {
-            return Err(StoreError::VersionMismatch { current: before.version });
-        }
-        let after = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-        let what = Event { actor, at: now, topic: change.event, detail: change.detail.as_deref() };
-        self.record_change(&mut tx, Some(&before), &after, what).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(after)
+        retrying(|| self.modify_once(id, now, actor, &decide)).await
     }
 
     async fn appointment(&self, id: AppointmentId) -> Result<Option<AppointmentRecord>> {
@@ -988,5 +1027,49 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn transient_conflicts_are_retried_a_bounded_number_of_times() {
+        let calls = AtomicU32::new(0);
+        let ok = retrying(|| async {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            if n < 2 {
+                Err(StoreError::Retry("40001".into()))
+            } else {
+                Ok(n)
+            }
+        })
+        .await;
+        assert_eq!(ok.unwrap(), 2);
+        calls.store(0, Ordering::SeqCst);
+        let gave_up: Result<u32> = retrying(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::Retry("40P01".into()))
+        })
+        .await;
+        assert!(matches!(gave_up, Err(StoreError::Unavailable(_))));
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        // Other errors are not retried.
+        calls.store(0, Ordering::SeqCst);
+        let taken: Result<u32> = retrying(|| async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Err(StoreError::SlotTaken)
+        })
+        .await;
+        assert!(matches!(taken, Err(StoreError::SlotTaken)));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn postgres_placeholders_are_numbered() {
+        assert_eq!(Dialect::Postgres.sql("a = ? AND instr(b, ?) > 0"), "a = $1 AND strpos(b, $2) > 0");
+        assert_eq!(Dialect::Sqlite.sql("a = ?"), "a = ?");
     }
 }
