@@ -1,9 +1,11 @@
 # Sourced by scripts: makes a PostgreSQL server with trust authentication available
-# and sets PG_ADMIN_URL to its `postgres` database.
+# and sets PG_ADMIN_URL to its `postgres` database; also starts, stops, replicates and
+# promotes private clusters (scripts/pg-cluster).
 
 pg_bin() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  if [ -z "$d" ] && command -v pg_config >/dev/null; then d=$(pg_config --bindir); fi
   [ -n "$d" ] && echo "$d"
 }
 
@@ -25,18 +27,40 @@ install_postgres() {
   fi
 }
 
-# start_private_postgres DIR PORT [extra postgres -c options…]: a throwaway cluster, trust auth.
-start_private_postgres() {
+# A directory the postgres user owns (it refuses to run as root).
+pg_owned_dir() {
+  mkdir -p "$1"
+  if [ "$(id -u)" = 0 ]; then chown postgres:postgres "$1"; fi
+  chmod 0700 "$1"
+}
+
+# init_private_postgres DIR PORT [setting=value…]: a throwaway cluster with trust auth
+# whose settings (port included) live in its own postgresql.conf, so that a plain
+# `pg_ctl start` brings it back after a stop.
+init_private_postgres() {
   local dir=$1 port=$2; shift 2
   local bin; bin=$(pg_bin)
-  if [ ! -f "$dir/PG_VERSION" ]; then
-    mkdir -p "$dir"
-    [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
-    as_pg_user "$bin/initdb" -D "$dir" -U postgres --auth=trust --no-sync >/dev/null
-  fi
-  local opts="-p $port -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on -c max_connections=300"
-  for o in "$@"; do opts="$opts -c $o"; done
-  as_pg_user "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -o "$opts" -w -t 60 start >/dev/null
+  pg_owned_dir "$dir"
+  as_pg_user "$bin/initdb" -D "$dir" -U postgres --auth=trust --no-sync >/dev/null
+  {
+    echo "port = $port"
+    echo "listen_addresses = '127.0.0.1'"
+    echo "unix_socket_directories = '/tmp'"
+    echo "max_connections = 300"
+    echo "fsync = on"
+    for o in "$@"; do echo "$o"; done
+  } | as_pg_user tee -a "$dir/postgresql.conf" >/dev/null
+}
+
+pg_start() {
+  as_pg_user "$(pg_bin)/pg_ctl" -D "$1" -l "$1/server.log" -w -t 60 start >/dev/null
+}
+
+# start_private_postgres DIR PORT [setting=value…]: init on first use, then start.
+start_private_postgres() {
+  local dir=$1 port=$2; shift 2
+  if [ ! -f "$dir/PG_VERSION" ]; then init_private_postgres "$dir" "$port" "$@"; fi
+  pg_start "$dir"
 }
 
 ensure_postgres() {

@@ -73,8 +73,13 @@ impl App {
         &self.store
     }
 
-    /// Readiness: the database answers.
+    /// Readiness: the database answers, within a second (a load balancer
+    /// polling `/readyz` must learn fast that this node cannot serve).
     pub async fn ready(&self) -> Result<(), AppError> {
-        self.store.ping().await.map_err(AppError::from)
+        const WITHIN: std::time::Duration = std::time::Duration::from_secs(1);
+        match tokio::time::timeout(WITHIN, self.store.ping()).await {
+            Ok(answer) => answer.map_err(AppError::from),
+            Err(_) => Err(AppError::Unavailable("the database did not answer within a second".into())),
+        }
     }
 }

@@ -31,11 +31,13 @@ pub struct AppState {
 pub struct HttpOptions {
     /// Login attempts allowed per e-mail address per minute.
     pub logins_per_minute: u32,
+    /// The longest a request may take before it is answered 503 (outcome unknown, retry).
+    pub request_timeout: std::time::Duration,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { logins_per_minute: 10 }
+        Self { logins_per_minute: 10, request_timeout: std::time::Duration::from_secs(15) }
     }
 }
 
@@ -87,6 +89,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .merge(routes::system::router())
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))
+        .layer(axum::middleware::from_fn(move |req, next| deadline(options.request_timeout, req, next)))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route template, never the raw path: no ids in logs or labels.
@@ -98,6 +101,31 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             tracing::info_span!("request", method = %req.method(), route = %route)
         }))
         .with_state(state)
+}
+
+/// No request hangs, whatever the database or the network to it does: past
+/// the deadline the client hears 503 with Retry-After. The work is dropped;
+/// a change it was committing may still land, which is why a booking is
+/// retried with the same Idempotency-Key, answered from what the database holds.
+async fn deadline(
+    within: std::time::Duration,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match tokio::time::timeout(within, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(?within, "request deadline passed");
+            let mut e = problem::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "timeout",
+                "Took too long",
+                "the request did not finish in time; its outcome is unknown: retry (with the same Idempotency-Key)",
+            );
+            e.retry_after = Some(2);
+            axum::response::IntoResponse::into_response(e)
+        }
+    }
 }
 
 /// axum answers a wrong method with an empty 405; clients get problem+json like every other error.

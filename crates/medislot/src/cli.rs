@@ -99,6 +99,9 @@ pub struct ServeArgs {
     /// Login attempts allowed per e-mail address per minute.
     #[arg(long, env = "MEDISLOT_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,
+    /// The longest a request may take; past it the client gets 503 with Retry-After.
+    #[arg(long, env = "MEDISLOT_REQUEST_TIMEOUT_MS", default_value_t = 15000)]
+    pub request_timeout_ms: u64,
     /// Log format: text or json.
     #[arg(long, env = "MEDISLOT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

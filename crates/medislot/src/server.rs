@@ -19,7 +19,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::seed(&app).await.context("seeding demo data")?;
     }
-    let router = medislot_http::router(app, HttpOptions { logins_per_minute: args.logins_per_minute });
+    let router = medislot_http::router(
+        app,
+        HttpOptions {
+            logins_per_minute: args.logins_per_minute,
+            request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
+        },
+    );
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;

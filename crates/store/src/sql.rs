@@ -135,6 +135,20 @@ impl SqlStore {
         }
     }
 
+    /// Commits a write. On PostgreSQL the statement timeout is lifted for the
+    /// COMMIT alone: a COMMIT cancelled while it waits for the synchronous
+    /// standby still reports success — the change is committed on the primary
+    /// but perhaps on no standby — and acknowledging that would let a failover
+    /// lose a booking the patient was told about. A COMMIT that never returns
+    /// is honest instead: the client sees no answer, and its retry with the same
+    /// Idempotency-Key is answered from whatever the database really holds.
+    async fn commit(&self, mut tx: Transaction<'static, Any>) -> Result<()> {
+        if self.d == Dialect::Postgres {
+            sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
     async fn place_once(&self, cmd: &PlaceAppointment) -> Result<Placed> {
         let mut tx = self.write_tx().await?;
         let patient = cmd.patient_id.to_string();
@@ -161,7 +175,7 @@ impl SqlStore {
                 let id = AppointmentId(uuid(&get::<String>(&seen, "appointment_id")?)?);
                 let status_code: i64 = get(&seen, "status_code")?;
                 let appointment = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
-                tx.commit().await.map_err(map_err)?;
+                self.commit(tx).await?;
                 return Ok(Placed::Replayed { appointment, status_code: status_code as u16 });
             }
         }
@@ -264,7 +278,7 @@ impl SqlStore {
             .await
             .map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)?;
+        self.commit(tx).await?;
         Ok(Placed::Created(created))
     }
 
@@ -308,7 +322,7 @@ impl SqlStore {
         let after = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let what = Event { actor, at: now, topic: change.event, detail: change.detail.as_deref() };
         self.record_change(&mut tx, Some(&before), &after, what).await?;
-        tx.commit().await.map_err(map_err)?;
+        self.commit(tx).await?;
         Ok(after)
     }
 
@@ -631,6 +645,7 @@ impl Store for SqlStore {
     }
 
     async fn create_user(&self, u: &UserRecord) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             &self
                 .d
@@ -642,10 +657,10 @@ impl Store for SqlStore {
         .bind(u.role.as_str())
         .bind(&u.name)
         .bind(u.created_at.to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(())
+        self.commit(tx).await
     }
 
     async fn user_by_email(&self, email: &str) -> Result<Option<UserRecord>> {
@@ -657,6 +672,7 @@ impl Store for SqlStore {
     }
 
     async fn create_token(&self, token_hash: &str, user: UserId, expires_at: Timestamp) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             &self.d.sql("INSERT INTO tokens (token_hash, user_id, expires_at, created_at) VALUES (?, ?, ?, ?)"),
         )
@@ -664,10 +680,10 @@ impl Store for SqlStore {
         .bind(user.to_string())
         .bind(secs(expires_at))
         .bind(Timestamp::now().to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(())
+        self.commit(tx).await
     }
 
     async fn user_by_token(&self, token_hash: &str, now: Timestamp) -> Result<Option<UserRecord>> {
@@ -684,12 +700,13 @@ impl Store for SqlStore {
     }
 
     async fn revoke_token(&self, token_hash: &str) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(&self.d.sql("UPDATE tokens SET revoked = 1 WHERE token_hash = ?"))
             .bind(token_hash)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(())
+        self.commit(tx).await
     }
 
     async fn create_clinic(&self, c: &ClinicRecord, admin: UserId) -> Result<()> {
@@ -716,7 +733,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        self.commit(tx).await
     }
 
     async fn clinic(&self, id: ClinicId) -> Result<Option<ClinicRecord>> {
@@ -748,7 +765,7 @@ impl Store for SqlStore {
             .await
             .map_err(map_err)?;
         self.write_tags(&mut tx, d).await?;
-        tx.commit().await.map_err(map_err)
+        self.commit(tx).await
     }
 
     async fn doctor(&self, id: DoctorId) -> Result<Option<DoctorRecord>> {
@@ -789,10 +806,11 @@ impl Store for SqlStore {
             });
         }
         self.write_tags(&mut tx, d).await?;
-        tx.commit().await.map_err(map_err)
+        self.commit(tx).await
     }
 
     async fn add_time_off(&self, t: &TimeOffRecord) -> Result<()> {
+        let mut tx = self.write_tx().await?;
         sqlx::query(&self.d.sql(
             "INSERT INTO time_off (id, doctor_id, start_at, end_at, reason, created_at) VALUES (?, ?, ?, ?, ?, ?)",
         ))
@@ -802,10 +820,10 @@ impl Store for SqlStore {
         .bind(secs(t.interval.end))
         .bind(&t.reason)
         .bind(Timestamp::now().to_string())
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_err)?;
-        Ok(())
+        self.commit(tx).await
     }
 
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {

@@ -1,5 +1,7 @@
 //! Starts the real `medislot` binary on a free loopback port with a fresh
-//! SQLite file, and talks to it over HTTP like any client would.
+//! database, and talks to it over HTTP like any client would. Shared by the
+//! `api` and `cluster` test binaries; each uses part of it.
+#![allow(dead_code)]
 
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{json, Value};
@@ -31,9 +33,16 @@ pub struct PgDatabase {
 }
 
 impl PgDatabase {
-    fn create() -> PgDatabase {
+    /// On the test PostgreSQL server (`MEDISLOT_TEST_POSTGRES_URL`, set by scripts/test).
+    pub fn create() -> PgDatabase {
         let admin = std::env::var("MEDISLOT_TEST_POSTGRES_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        Self::create_on(&admin)
+    }
+
+    /// On the server whose `postgres` database `admin` points at.
+    pub fn create_on(admin: &str) -> PgDatabase {
+        let admin = admin.to_string();
         let name = format!("medislot_test_{}", uuid::Uuid::new_v4().simple());
         psql(&admin, &format!("CREATE DATABASE {name}"));
         let (base, _) = admin.rsplit_once('/').unwrap();
@@ -49,10 +58,17 @@ impl Drop for PgDatabase {
 }
 
 fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().unwrap_or_else(|e| {
-        panic!("psql is needed for the PostgreSQL test run ({e}); run scripts/test, which provisions PostgreSQL")
-    });
+    query(url, sql);
+}
+
+/// Runs SQL with psql and returns the rows, columns separated by `|`.
+pub fn query(url: &str, sql: &str) -> Vec<Vec<String>> {
+    let out =
+        Command::new("psql").args([url, "-v", "ON_ERROR_STOP=1", "-qAtF|", "-c", sql]).output().unwrap_or_else(|e| {
+            panic!("psql is needed for the PostgreSQL tests ({e}); run scripts/test, which provisions PostgreSQL")
+        });
     assert!(out.status.success(), "psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| l.split('|').map(str::to_string).collect()).collect()
 }
 
 pub fn on_postgres() -> bool {
@@ -69,18 +85,41 @@ impl TestServer {
         let tmp = tempfile::tempdir().unwrap();
         let dir = tmp.path().to_path_buf();
         let pg = on_postgres().then(|| std::sync::Arc::new(PgDatabase::create()));
-        let mut s = Self::spawn(&dir, pg.clone(), extra);
+        let url = pg.as_ref().map(|p| p.url.clone());
+        let mut s = Self::spawn(&dir, pg, url, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on a fresh database of the test PostgreSQL server, whatever the suite's backend.
+    pub fn start_on_postgres(extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let pg = std::sync::Arc::new(PgDatabase::create());
+        let url = pg.url.clone();
+        let mut s = Self::spawn(tmp.path(), Some(pg), Some(url), extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// A server on the database at `database_url`, which the caller owns.
+    pub fn start_on_url(database_url: &str, extra: &[&str]) -> TestServer {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut s = Self::spawn(tmp.path(), None, Some(database_url.to_string()), extra);
         s._tmp = Some(tmp);
         s
     }
 
     /// Another server on the same database as this one (restart, second node).
     pub fn sibling(&self, extra: &[&str]) -> TestServer {
-        Self::spawn(&self.data_dir, self._pg.clone(), extra)
+        Self::spawn(&self.data_dir, self._pg.clone(), self.database_url.clone(), extra)
     }
 
-    fn spawn(dir: &Path, pg: Option<std::sync::Arc<PgDatabase>>, extra: &[&str]) -> TestServer {
-        let database_url = pg.as_ref().map(|p| p.url.clone());
+    fn spawn(
+        dir: &Path,
+        pg: Option<std::sync::Arc<PgDatabase>>,
+        database_url: Option<String>,
+        extra: &[&str],
+    ) -> TestServer {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
@@ -154,6 +193,17 @@ impl User {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+        self.try_send(method, path, body, headers).await.unwrap()
+    }
+
+    /// Like [`Self::send`], but a dropped connection or a timeout is the caller's to judge.
+    pub async fn try_send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Result<(StatusCode, Value, reqwest::header::HeaderMap)> {
         let mut req = self.http.request(method, format!("{}/api/v1{}", self.base, path)).bearer_auth(&self.token);
         for (k, v) in headers {
             req = req.header(*k, *v);
@@ -161,7 +211,12 @@ impl User {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        decode(req.send().await.unwrap()).await
+        try_decode(req.send().await?).await
+    }
+
+    /// The same account, talking to another node.
+    pub fn via(&self, srv: &TestServer) -> User {
+        User { base: srv.url.clone(), ..self.clone() }
     }
 
     pub async fn get(&self, path: &str) -> (StatusCode, Value) {
@@ -181,15 +236,20 @@ impl User {
 }
 
 pub async fn decode(r: Response) -> (StatusCode, Value, reqwest::header::HeaderMap) {
+    try_decode(r).await.unwrap()
+}
+
+/// The answer's status, JSON body and headers; every error must be problem+json.
+pub async fn try_decode(r: Response) -> reqwest::Result<(StatusCode, Value, reqwest::header::HeaderMap)> {
     let status = r.status();
     let headers = r.headers().clone();
-    let text = r.text().await.unwrap();
+    let text = r.text().await?;
     let v = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
     if !status.is_success() {
         let ct = headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
         assert_eq!(ct, "application/problem+json", "error {status} without problem+json: {v}");
     }
-    (status, v, headers)
+    Ok((status, v, headers))
 }
 
 pub async fn register(srv: &TestServer, http: &Client, email: &str, role: &str) -> User {
