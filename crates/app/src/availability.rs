@@ -278,3 +278,35 @@ impl App {
         out
     }
 }
+
+impl App {
+    /// The public directory: every verified doctor with their clinic.
+    pub async fn directory(&self) -> Result<Vec<(DoctorRecord, ClinicRecord)>, AppError> {
+        Ok(self.store.search_doctors(&DoctorQuery::default()).await?)
+    }
+
+    /// The appointments that occupy a verified doctor's time in `window`
+    /// (live holds, pending, booked, arrived), in start order. Callers that
+    /// show them publicly show times and status only.
+    pub async fn occupied(
+        &self,
+        doctor: &DoctorRecord,
+        window: Interval,
+    ) -> Result<Vec<medislot_store::AppointmentRecord>, AppError> {
+        if doctor.verification != VerificationState::Verified {
+            return Ok(vec![]);
+        }
+        let now = self.now();
+        let q = medislot_store::AppointmentQuery {
+            scope: medislot_store::Scope::Doctor(doctor.id),
+            doctor: None,
+            status: None,
+            from: Some(window.start),
+            to: Some(window.end),
+            limit: 10_000,
+            offset: 0,
+        };
+        let (rows, _) = self.store.list_appointments(&q).await?;
+        Ok(rows.into_iter().filter(|a| a.status.is_active() && a.hold_expires_at.is_none_or(|e| e > now)).collect())
+    }
+}

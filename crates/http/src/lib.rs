@@ -5,6 +5,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod extract;
+mod fhir;
 pub mod problem;
 mod routes;
 pub mod views;
@@ -86,6 +87,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
                 }),
             ),
         )
+        .nest("/fhir", fhir::router())
         .merge(routes::system::router())
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))

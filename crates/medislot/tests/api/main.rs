@@ -4,5 +4,6 @@ mod helpers;
 
 mod accounts;
 mod booking;
+mod fhir;
 mod promises;
 mod validation;

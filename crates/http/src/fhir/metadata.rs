@@ -1,0 +1,66 @@
+//! `GET /fhir/metadata`: the CapabilityStatement, listing exactly what this facade supports.
+
+use super::{Base, Fhir};
+use serde_json::{json, Value};
+
+fn param(name: &str, kind: &str, doc: &str) -> Value {
+    json!({"name": name, "type": kind, "documentation": doc})
+}
+
+fn resource(kind: &str, params: Vec<Value>, operations: Vec<Value>) -> Value {
+    let mut r = json!({
+        "type": kind,
+        "interaction": [{"code": "read"}, {"code": "search-type"}],
+        "searchParam": params,
+    });
+    if !operations.is_empty() {
+        r["operation"] = json!(operations);
+    }
+    r
+}
+
+pub async fn capability_statement(base: Base) -> Fhir {
+    let id = || param("_id", "token", "resource id(s), comma-separated");
+    let specialty = || param("specialty", "token", "specialty code, e.g. cardiology");
+    let op = |name: &str, doc: &str| json!({"name": name, "definition": format!("{}/OperationDefinition/Appointment-{name}", base.0), "documentation": doc});
+    Fhir::ok(json!({
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": "2026-11-25",
+        "publisher": "medislot",
+        "kind": "instance",
+        "software": {"name": "medislot", "version": env!("CARGO_PKG_VERSION")},
+        "implementation": {"description": "medislot FHIR R4 scheduling facade", "url": base.0},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "rest": [{
+            "mode": "server",
+            "documentation": "Searches page with _count (at most 500) and _offset; unsupported parameters are refused with 400.",
+            "security": {
+                "description": "Directory and Slot reads are public. Appointment reads, searches and the $hold/$book operations need `Authorization: Bearer <token>` from POST /api/v1/auth/login; a patient sees only their own appointments.",
+            },
+            "resource": [
+                resource("Practitioner", vec![id(), param("name", "string", "part of the name"), specialty()], vec![]),
+                resource("PractitionerRole", vec![id(), param("practitioner", "reference", "Practitioner/{id}"), param("location", "reference", "Location/{id}"), specialty()], vec![]),
+                resource("Location", vec![id(), param("name", "string", "part of the name")], vec![]),
+                resource("Schedule", vec![id(), param("actor", "reference", "Practitioner/{id} or Location/{id}"), specialty(), param("service-type", "token", "in-person or online")], vec![]),
+                resource("Slot", vec![
+                    param("schedule", "reference", "required: Schedule/{id}"),
+                    param("start", "date", "with ge, gt, le, lt or eq; default: the next 7 days, at most 92"),
+                    param("status", "token", "free, busy, busy-tentative (comma-separated)"),
+                ], vec![]),
+                resource("Appointment", vec![
+                    id(),
+                    param("patient", "reference", "Patient/{id}"),
+                    param("practitioner", "reference", "Practitioner/{id}"),
+                    param("status", "token", "pending, booked, arrived, fulfilled, noshow, cancelled"),
+                    param("date", "date", "the start, with ge, gt, le, lt or eq"),
+                ], vec![
+                    op("find", "proposed Appointments over free slots: start, end, specialty, practitioner, location, service-type"),
+                    op("hold", "hold the slot of the Appointment in parameter appt-resource for a few minutes"),
+                    op("book", "book the slot of the Appointment in appt-resource (Idempotency-Key honoured), or cancel an Appointment sent with status cancelled"),
+                ]),
+            ],
+        }],
+    }))
+}

@@ -1,0 +1,260 @@
+//! The domain, as FHIR R4 resources. Ids: Practitioner and PractitionerRole
+//! are the doctor's id, Location the clinic's, Schedule `{doctor}.{mode}`
+//! (one per doctor and mode), Slot `{doctor}.{start in Unix seconds}` (it
+//! names the same slot as the JSON API's `slot_id`), Appointment its own.
+
+use jiff::Timestamp;
+use medislot_app::SlotView;
+use medislot_domain::{schedule::Weekday, AppointmentStatus, DoctorId, Mode, SlotId};
+use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
+use serde_json::{json, Value};
+
+const SPECIALTY_SYSTEM: &str = "https://medislot.dev/fhir/specialty";
+const LICENCE_SYSTEM: &str = "https://medislot.dev/fhir/licence-number";
+const MODE_SYSTEM: &str = "https://medislot.dev/fhir/mode";
+const TIMEZONE_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/timezone";
+
+fn mode_code(m: Mode) -> &'static str {
+    match m {
+        Mode::InPerson => "in-person",
+        Mode::Online => "online",
+    }
+}
+
+fn mode_display(m: Mode) -> &'static str {
+    match m {
+        Mode::InPerson => "In person",
+        Mode::Online => "Online (video)",
+    }
+}
+
+fn day_code(w: Weekday) -> &'static str {
+    match w {
+        Weekday::Monday => "mon",
+        Weekday::Tuesday => "tue",
+        Weekday::Wednesday => "wed",
+        Weekday::Thursday => "thu",
+        Weekday::Friday => "fri",
+        Weekday::Saturday => "sat",
+        Weekday::Sunday => "sun",
+    }
+}
+
+pub fn schedule_id(doctor: DoctorId, mode: Mode) -> String {
+    format!("{doctor}.{}", mode_code(mode))
+}
+
+pub fn parse_schedule_id(id: &str) -> Option<(DoctorId, Mode)> {
+    let (doctor, mode) = id.split_once('.')?;
+    let mode = match mode {
+        "in-person" => Mode::InPerson,
+        "online" => Mode::Online,
+        _ => return None,
+    };
+    Some((doctor.parse().ok()?, mode))
+}
+
+pub fn slot_fhir_id(doctor: DoctorId, start: Timestamp) -> String {
+    format!("{doctor}.{}", start.as_second())
+}
+
+/// The JSON API's slot id for a FHIR Slot id.
+pub fn parse_slot_id(id: &str) -> Option<SlotId> {
+    let (doctor, secs) = id.split_once('.')?;
+    let start = Timestamp::from_second(secs.parse().ok()?).ok()?;
+    Some(SlotId::new(doctor.parse().ok()?, start))
+}
+
+/// The id part of a reference (`Schedule/abc` or `abc`), if it is of that type.
+pub fn reference_id<'a>(kind: &str, reference: &'a str) -> Option<&'a str> {
+    match reference.split_once('/') {
+        Some((k, id)) if k == kind => Some(id),
+        Some(_) => None,
+        None => Some(reference),
+    }
+}
+
+fn instant(t: Timestamp) -> String {
+    // FHIR instants: seconds precision with a zone (UTC here).
+    t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_else(|_| t.to_string())
+}
+
+fn specialty(s: &str) -> Value {
+    json!({"coding": [{"system": SPECIALTY_SYSTEM, "code": s}], "text": s})
+}
+
+pub fn practitioner(d: &DoctorRecord) -> Value {
+    let mut p = json!({
+        "resourceType": "Practitioner",
+        "id": d.id.to_string(),
+        "meta": {"versionId": d.version.to_string(), "lastUpdated": instant(d.updated_at)},
+        "active": true,
+        "name": [{"text": d.name}],
+        "identifier": [{"system": LICENCE_SYSTEM, "value": d.licence_number}],
+        "communication": d.languages.iter().map(|l| json!({"coding": [{"system": "urn:ietf:bcp:47", "code": l}], "text": l})).collect::<Vec<_>>(),
+    });
+    if d.languages.is_empty() {
+        p.as_object_mut().map(|o| o.remove("communication"));
+    }
+    p
+}
+
+pub fn practitioner_role(d: &DoctorRecord, c: &ClinicRecord) -> Value {
+    let mut available: Vec<Value> = d
+        .schedule
+        .weekly
+        .iter()
+        .map(|w| {
+            json!({
+                "daysOfWeek": [day_code(w.weekday)],
+                "availableStartTime": w.range.start.strftime("%H:%M:%S").to_string(),
+                "availableEndTime": w.range.end.strftime("%H:%M:%S").to_string(),
+            })
+        })
+        .collect();
+    available.dedup();
+    json!({
+        "resourceType": "PractitionerRole",
+        "id": d.id.to_string(),
+        "meta": {"versionId": d.version.to_string(), "lastUpdated": instant(d.updated_at)},
+        "active": true,
+        "practitioner": {"reference": format!("Practitioner/{}", d.id), "display": d.name},
+        "location": [{"reference": format!("Location/{}", c.id), "display": c.name}],
+        "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
+        "availableTime": available,
+        "availabilityExceptions": format!("Times are {} local time.", c.time_zone.as_str()),
+    })
+}
+
+pub fn location(c: &ClinicRecord) -> Value {
+    json!({
+        "resourceType": "Location",
+        "id": c.id.to_string(),
+        "meta": {"lastUpdated": instant(c.created_at)},
+        "extension": [{"url": TIMEZONE_EXTENSION, "valueCode": c.time_zone.as_str()}],
+        "status": "active",
+        "name": c.name,
+        "mode": "instance",
+        "address": {"text": c.address},
+        "position": {"latitude": c.position.lat, "longitude": c.position.lon},
+    })
+}
+
+pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) -> Value {
+    let horizon = d.schedule.bookable_window(now);
+    json!({
+        "resourceType": "Schedule",
+        "id": schedule_id(d.id, mode),
+        "meta": {"versionId": d.version.to_string(), "lastUpdated": instant(d.updated_at)},
+        "active": true,
+        "serviceType": [{"coding": [{"system": MODE_SYSTEM, "code": mode_code(mode), "display": mode_display(mode)}], "text": mode_display(mode)}],
+        "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
+        "actor": [
+            {"reference": format!("Practitioner/{}", d.id), "display": d.name},
+            {"reference": format!("Location/{}", c.id), "display": c.name},
+        ],
+        "planningHorizon": {"start": instant(horizon.start), "end": instant(horizon.end)},
+        "comment": format!("{} with {} at {} ({} time)", mode_display(mode), d.name, c.name, c.time_zone.as_str()),
+    })
+}
+
+pub fn free_slot(s: &SlotView) -> Value {
+    json!({
+        "resourceType": "Slot",
+        "id": slot_fhir_id(s.doctor_id, s.start),
+        "schedule": {"reference": format!("Schedule/{}", schedule_id(s.doctor_id, s.mode))},
+        "status": "free",
+        "start": instant(s.start),
+        "end": instant(s.end),
+    })
+}
+
+/// The slot an appointment occupies, without saying whose it is.
+pub fn busy_slot(a: &AppointmentRecord) -> Value {
+    json!({
+        "resourceType": "Slot",
+        "id": slot_fhir_id(a.doctor_id, a.start),
+        "schedule": {"reference": format!("Schedule/{}", schedule_id(a.doctor_id, a.mode))},
+        "status": slot_status(a.status),
+        "start": instant(a.start),
+        "end": instant(a.end),
+    })
+}
+
+pub fn slot_status(s: AppointmentStatus) -> &'static str {
+    match s {
+        AppointmentStatus::Held | AppointmentStatus::Pending => "busy-tentative",
+        AppointmentStatus::Cancelled | AppointmentStatus::Conflict => "free",
+        _ => "busy",
+    }
+}
+
+/// FHIR's Appointment.status for ours (DESIGN.md): a hold is `pending`.
+pub fn appointment_status(s: AppointmentStatus) -> &'static str {
+    match s {
+        AppointmentStatus::Held | AppointmentStatus::Pending => "pending",
+        AppointmentStatus::Booked => "booked",
+        AppointmentStatus::Arrived => "arrived",
+        AppointmentStatus::Fulfilled => "fulfilled",
+        AppointmentStatus::Noshow => "noshow",
+        AppointmentStatus::Cancelled | AppointmentStatus::Conflict => "cancelled",
+    }
+}
+
+pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) -> Value {
+    let tentative = matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Pending);
+    let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
+    let by_patient = a.cancelled_by == Some(a.patient_id);
+    let status_of = |is_patient: bool| match () {
+        () if tentative => "tentative",
+        () if cancelled && is_patient == by_patient => "declined",
+        () => "accepted",
+    };
+    let mut v = json!({
+        "resourceType": "Appointment",
+        "id": a.id.to_string(),
+        "meta": {"versionId": a.version.to_string(), "lastUpdated": instant(a.updated_at)},
+        "status": appointment_status(a.status),
+        "serviceType": [{"coding": [{"system": MODE_SYSTEM, "code": mode_code(a.mode), "display": mode_display(a.mode)}], "text": mode_display(a.mode)}],
+        "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
+        "start": instant(a.start),
+        "end": instant(a.end),
+        "minutesDuration": (a.end.as_second() - a.start.as_second()) / 60,
+        "slot": [{"reference": format!("Slot/{}", slot_fhir_id(a.doctor_id, a.start))}],
+        "created": instant(a.created_at),
+        "participant": [
+            {"actor": {"reference": format!("Patient/{}", a.patient_id)}, "required": "required", "status": status_of(true)},
+            {"actor": {"reference": format!("Practitioner/{}", d.id), "display": d.name}, "required": "required", "status": status_of(false)},
+            {"actor": {"reference": format!("Location/{}", c.id), "display": c.name}, "required": "required", "status": if tentative { "tentative" } else { "accepted" }},
+        ],
+    });
+    let o = v.as_object_mut().expect("an object");
+    if !a.reason.is_empty() {
+        o.insert("reasonCode".into(), json!([{"text": a.reason}]));
+    }
+    if let Some(r) = a.cancel_reason.as_deref().filter(|_| cancelled) {
+        o.insert("cancelationReason".into(), json!({"text": r}));
+    }
+    if let Some(e) = a.hold_expires_at.filter(|_| a.status == AppointmentStatus::Held) {
+        o.insert("comment".into(), json!(format!("held until {}", instant(e))));
+    }
+    v
+}
+
+/// An appointment the caller could book: a free slot, `proposed`.
+pub fn proposed(s: &SlotView, d: &DoctorRecord, c: &ClinicRecord) -> Value {
+    json!({
+        "resourceType": "Appointment",
+        "status": "proposed",
+        "serviceType": [{"coding": [{"system": MODE_SYSTEM, "code": mode_code(s.mode), "display": mode_display(s.mode)}], "text": mode_display(s.mode)}],
+        "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
+        "start": instant(s.start),
+        "end": instant(s.end),
+        "minutesDuration": (s.end.as_second() - s.start.as_second()) / 60,
+        "slot": [{"reference": format!("Slot/{}", slot_fhir_id(s.doctor_id, s.start))}],
+        "participant": [
+            {"actor": {"reference": format!("Practitioner/{}", d.id), "display": d.name}, "required": "required", "status": "needs-action"},
+            {"actor": {"reference": format!("Location/{}", c.id), "display": c.name}, "required": "required", "status": "needs-action"},
+        ],
+    })
+}

@@ -1,0 +1,137 @@
+//! The FHIR R4 facade, checked by clients nobody here wrote (fhir.resources,
+//! fhirpy; tests/api/fhir_clients.py), and its error paths.
+
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+
+const DEMO_PASSWORD: &str = "demo-password";
+
+async fn demo_token(srv: &TestServer, email: &str) -> String {
+    let r = client()
+        .post(srv.api("/auth/login"))
+        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "demo login {email}: {v}");
+    v["token"].as_str().unwrap().to_string()
+}
+
+fn python() -> String {
+    std::env::var("MEDISLOT_TEST_PYTHON").unwrap_or_else(|_| {
+        panic!(
+            "MEDISLOT_TEST_PYTHON is not set: the FHIR tests run Python clients (fhir.resources, fhirpy); \
+             run scripts/test, which creates their virtual environment"
+        )
+    })
+}
+
+#[tokio::test]
+async fn independent_fhir_clients_validate_everything_and_book_through_the_facade() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let patient = demo_token(&srv, "patient@demo.medislot.test").await;
+    let other = demo_token(&srv, "patient2@demo.medislot.test").await;
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fhir_clients.py");
+    let out = std::process::Command::new(python())
+        .args([script, &format!("{}/fhir", srv.url), &patient, &other])
+        .output()
+        .expect("run the Python FHIR clients");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "FHIR clients failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_str(stdout.trim()).unwrap();
+    eprintln!("fhir: {summary}");
+    for kind in ["Practitioner", "PractitionerRole", "Location", "Schedule", "Slot", "Appointment", "OperationOutcome"]
+    {
+        assert!(summary["validated"][kind].as_u64().unwrap_or(0) > 0, "validated some {kind}: {summary}");
+    }
+}
+
+async fn fhir_post(srv: &TestServer, token: &str, path: &str, body: &str) -> (StatusCode, Value) {
+    let r = client()
+        .post(format!("{}/fhir/{path}", srv.url))
+        .bearer_auth(token)
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    assert_eq!(r.headers()["content-type"], "application/fhir+json");
+    (status, r.json().await.unwrap())
+}
+
+/// The first issue's code and expression.
+fn issue(v: &Value) -> (String, Value) {
+    assert_eq!(v["resourceType"], "OperationOutcome", "{v}");
+    (v["issue"][0]["code"].as_str().unwrap().to_string(), v["issue"][0]["expression"].clone())
+}
+
+#[tokio::test]
+async fn bad_fhir_requests_get_an_operation_outcome_naming_the_field() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "fhirbad").await;
+    let p = register(&srv, &http, "p-fhirbad@example.org", "patient").await;
+    let wrap = |appt: Value| {
+        json!({"resourceType": "Parameters", "parameter": [{"name": "appt-resource", "resource": appt}]}).to_string()
+    };
+    let cases = [
+        ("Appointment/$book", "not json".to_string(), "body"),
+        ("Appointment/$book", json!({"resourceType": "Patient"}).to_string(), "resourceType"),
+        ("Appointment/$hold", json!({"resourceType": "Parameters", "parameter": []}).to_string(), "appt-resource"),
+        ("Appointment/$hold", wrap(json!({"resourceType": "Appointment", "status": "proposed"})), "Appointment.slot"),
+        (
+            "Appointment/$book",
+            wrap(json!({"resourceType": "Appointment", "status": "proposed", "slot": [{"reference": "Slot/nope"}]})),
+            "Appointment.slot",
+        ),
+        ("Appointment/$book", wrap(json!({"resourceType": "Appointment", "status": "cancelled"})), "Appointment.id"),
+        (
+            "Appointment/$book",
+            wrap(json!({"resourceType": "Appointment", "status": "fulfilled", "slot": [{"reference": "Slot/x"}]})),
+            "Appointment.status",
+        ),
+        (
+            "Appointment/$find",
+            json!({"resourceType": "Parameters", "parameter": [{"name": "start"}]}).to_string(),
+            "parameter[start]",
+        ),
+    ];
+    for (path, body, field) in cases {
+        let (s, v) = fhir_post(&srv, &p.token, path, &body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path} {body}: {v}");
+        assert_eq!(issue(&v), ("invalid".to_string(), json!([field])), "{path} {body}");
+    }
+    // Searches: unsupported and malformed parameters are refused, never ignored.
+    for (query, field) in [
+        (format!("Slot?schedule=Schedule/{}.in-person&start=soon", w.doctor_id), "start"),
+        (format!("Slot?schedule=Schedule/{}.in-person&status=taken", w.doctor_id), "status"),
+        (format!("Slot?schedule=Schedule/{}.in-person&_count=0", w.doctor_id), "_count"),
+        ("Practitioner?colour=blue".to_string(), "colour"),
+        ("Appointment/$find?start=2026-12-01&end=2026-11-01".to_string(), "end"),
+    ] {
+        let r = http.get(format!("{}/fhir/{query}", srv.url)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(issue(&v).1, json!([field]), "{query}: {v}");
+    }
+    // Nothing was written by any of it.
+    let (_, mine) = p.get("/appointments").await;
+    assert_eq!(mine["total"], 0);
+    // Unknown things are 404 OperationOutcomes; operations need a token.
+    let r = http.get(format!("{}/fhir/Slot/{}.12", srv.url, w.doctor_id)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = http.get(format!("{}/fhir/Observation", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(issue(&r.json().await.unwrap()).0, "not-found");
+    let r = http
+        .post(format!("{}/fhir/Appointment/$hold", srv.url))
+        .body(wrap(json!({"resourceType": "Appointment"})))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
