@@ -138,6 +138,11 @@ impl App {
         Ok(LoginOutcome { token, expires_at, user })
     }
 
+    /// An argon2id hash of `password`, for accounts generated in bulk (`medislot seed`).
+    pub async fn password_hash(&self, password: &str) -> Result<String, AppError> {
+        hash_password(password.to_string()).await
+    }
+
     pub async fn logout(&self, token: &str) -> Result<(), AppError> {
         Ok(self.store.revoke_token(&token_hash(token)).await?)
     }

@@ -310,3 +310,27 @@ impl App {
         Ok(rows.into_iter().filter(|a| a.status.is_active() && a.hold_expires_at.is_none_or(|e| e > now)).collect())
     }
 }
+
+impl App {
+    /// Free slots of a doctor already loaded with their clinic (publishers
+    /// walking the whole directory), in `window` and the bookable window.
+    pub async fn free_slots_of(
+        &self,
+        doctor: &DoctorRecord,
+        clinic: &ClinicRecord,
+        window: Interval,
+    ) -> Result<Vec<SlotView>, AppError> {
+        let slots = self.free_slots(doctor, clinic, window, None, self.now()).await?;
+        Ok(slots.iter().map(|s| SlotView::new(s, clinic)).collect())
+    }
+
+    /// When availability or the directory last changed (second precision).
+    pub async fn last_change(&self) -> Result<Option<Timestamp>, AppError> {
+        Ok(self.store.last_change(self.now()).await?)
+    }
+
+    /// Doctors whose availability or profile may have changed since `since`.
+    pub async fn doctors_changed_since(&self, since: Timestamp) -> Result<Vec<DoctorId>, AppError> {
+        Ok(self.store.doctors_changed_since(since, self.now()).await?)
+    }
+}

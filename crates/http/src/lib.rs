@@ -6,6 +6,7 @@
 
 pub mod extract;
 mod fhir;
+mod pages;
 pub mod problem;
 mod routes;
 pub mod views;
@@ -88,6 +89,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             ),
         )
         .nest("/fhir", fhir::router())
+        .merge(pages::router())
         .merge(routes::system::router())
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))

@@ -17,6 +17,13 @@ pub enum Command {
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
+    /// Load a large generated data set (bulk inserts), for benchmarks and trials.
+    Seed {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        seed: crate::seed::SeedArgs,
+    },
     /// Platform administration.
     Admin {
         #[command(subcommand)]
@@ -144,6 +151,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(db) => {
             db.connect(true).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Seed { db, seed } => {
+            let store = db.connect(true).await?;
+            let app = medislot_app::App::new(store, Default::default());
+            let t0 = std::time::Instant::now();
+            let (c, d, p, a) = crate::seed::run(&app, &seed).await?;
+            println!(
+                "seeded {c} clinics, {d} doctors, {p} patients, {a} appointments in {:.1} s (password: {})",
+                t0.elapsed().as_secs_f64(),
+                crate::seed::PASSWORD
+            );
             Ok(())
         }
         Command::Admin { command: AdminCommand::Create { db, email, password, name } } => {

@@ -108,6 +108,20 @@ pub trait Store: Send + Sync + 'static {
     async fn audit_of(&self, id: AppointmentId) -> Result<Vec<AuditRecord>>;
     /// Outbox rows, oldest first (for tests and the delivery workers).
     async fn outbox_after(&self, after_id: i64, limit: u32) -> Result<Vec<OutboxRecord>>;
+
+    /// Loads generated data (`medislot seed`) in one transaction: users,
+    /// clinics with their admin, doctors, and booked appointments — which the
+    /// overlap constraint checks like any other. No audit or outbox rows.
+    async fn bulk_load(&self, data: &BulkLoad) -> Result<()>;
+
+    // Change tracking, for publishers of availability (conditional requests, `_since`).
+    /// When availability or the directory last changed before `now`: clinics,
+    /// doctors (profiles, schedules, verification), time off, appointment
+    /// changes and holds running out. Second precision.
+    async fn last_change(&self, now: Timestamp) -> Result<Option<Timestamp>>;
+    /// Doctors whose profile, schedule, time off or appointments changed at or
+    /// after `since` (holds that ran out included); may include a few more.
+    async fn doctors_changed_since(&self, since: Timestamp, now: Timestamp) -> Result<Vec<DoctorId>>;
 }
 
 pub type DynStore = Arc<dyn Store>;

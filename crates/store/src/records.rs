@@ -176,3 +176,14 @@ pub struct OutboxRecord {
     pub payload: serde_json::Value,
     pub created_at: Timestamp,
 }
+
+/// A batch of generated data for [`crate::Store::bulk_load`].
+#[derive(Debug, Clone, Default)]
+pub struct BulkLoad {
+    pub users: Vec<UserRecord>,
+    /// Each clinic with the user who administers it.
+    pub clinics: Vec<(ClinicRecord, UserId)>,
+    pub doctors: Vec<DoctorRecord>,
+    /// Booked appointments.
+    pub appointments: Vec<AppointmentRecord>,
+}

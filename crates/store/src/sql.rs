@@ -135,6 +135,92 @@ impl SqlStore {
         }
     }
 
+    async fn insert_user(&self, tx: &mut Transaction<'static, Any>, u: &UserRecord) -> Result<()> {
+        sqlx::query(
+            &self
+                .d
+                .sql("INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
+        )
+        .bind(u.id.to_string())
+        .bind(&u.email)
+        .bind(&u.password_hash)
+        .bind(u.role.as_str())
+        .bind(&u.name)
+        .bind(u.created_at.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_clinic(&self, tx: &mut Transaction<'static, Any>, c: &ClinicRecord, admin: UserId) -> Result<()> {
+        sqlx::query(&self.d.sql(
+            "INSERT INTO clinics (id, name, address, latitude, longitude, time_zone, region, policy, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        ))
+        .bind(c.id.to_string())
+        .bind(&c.name)
+        .bind(&c.address)
+        .bind(c.position.lat)
+        .bind(c.position.lon)
+        .bind(c.time_zone.as_str())
+        .bind(&c.region)
+        .bind(c.policy.as_str())
+        .bind(c.created_at.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query(&self.d.sql("INSERT INTO clinic_admins (clinic_id, user_id) VALUES (?, ?)"))
+            .bind(c.id.to_string())
+            .bind(admin.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_doctor(&self, tx: &mut Transaction<'static, Any>, d: &DoctorRecord) -> Result<()> {
+        let sql = self.d.sql(
+            "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
+                                  verification, verification_reason, schedule, version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        let query = sqlx::query(&sql);
+        bind_profile(query.bind(d.id.to_string()), d)
+            .bind(d.version)
+            .bind(d.created_at.to_string())
+            .bind(d.updated_at.to_string())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        self.write_tags(tx, d).await
+    }
+
+    /// A booked appointment from seed data: no audit or outbox rows (nothing happened to it).
+    async fn insert_seeded_appointment(&self, tx: &mut Transaction<'static, Any>, a: &AppointmentRecord) -> Result<()> {
+        sqlx::query(&self.d.sql(
+            "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
+                                       origin_region, hold_expires_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+        ))
+        .bind(a.id.to_string())
+        .bind(a.doctor_id.to_string())
+        .bind(a.patient_id.to_string())
+        .bind(secs(a.start))
+        .bind(secs(a.end))
+        .bind(a.mode.as_str())
+        .bind(&a.reason)
+        .bind(a.status.as_str())
+        .bind(a.version)
+        .bind(&a.origin_region)
+        .bind(a.created_at.to_string())
+        .bind(a.updated_at.to_string())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
     /// Commits a write. On PostgreSQL the statement timeout is lifted for the
     /// COMMIT alone: a COMMIT cancelled while it waits for the synchronous
     /// standby still reports success — the change is committed on the primary
@@ -646,20 +732,7 @@ impl Store for SqlStore {
 
     async fn create_user(&self, u: &UserRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(
-            &self
-                .d
-                .sql("INSERT INTO users (id, email, password_hash, role, name, created_at) VALUES (?, ?, ?, ?, ?, ?)"),
-        )
-        .bind(u.id.to_string())
-        .bind(&u.email)
-        .bind(&u.password_hash)
-        .bind(u.role.as_str())
-        .bind(&u.name)
-        .bind(u.created_at.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        self.insert_user(&mut tx, u).await?;
         self.commit(tx).await
     }
 
@@ -711,28 +784,7 @@ impl Store for SqlStore {
 
     async fn create_clinic(&self, c: &ClinicRecord, admin: UserId) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        sqlx::query(&self.d.sql(
-            "INSERT INTO clinics (id, name, address, latitude, longitude, time_zone, region, policy, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(c.id.to_string())
-        .bind(&c.name)
-        .bind(&c.address)
-        .bind(c.position.lat)
-        .bind(c.position.lon)
-        .bind(c.time_zone.as_str())
-        .bind(&c.region)
-        .bind(c.policy.as_str())
-        .bind(c.created_at.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
-        sqlx::query(&self.d.sql("INSERT INTO clinic_admins (clinic_id, user_id) VALUES (?, ?)"))
-            .bind(c.id.to_string())
-            .bind(admin.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        self.insert_clinic(&mut tx, c, admin).await?;
         self.commit(tx).await
     }
 
@@ -751,20 +803,7 @@ impl Store for SqlStore {
 
     async fn create_doctor(&self, d: &DoctorRecord) -> Result<()> {
         let mut tx = self.write_tx().await?;
-        let sql = self.d.sql(
-            "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                                  verification, verification_reason, schedule, version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        );
-        let query = sqlx::query(&sql);
-        bind_profile(query.bind(d.id.to_string()), d)
-            .bind(d.version)
-            .bind(d.created_at.to_string())
-            .bind(d.updated_at.to_string())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        self.write_tags(&mut tx, d).await?;
+        self.insert_doctor(&mut tx, d).await?;
         self.commit(tx).await
     }
 
@@ -1045,6 +1084,67 @@ impl Store for SqlStore {
                 })
             })
             .collect()
+    }
+
+    async fn bulk_load(&self, data: &BulkLoad) -> Result<()> {
+        let mut tx = self.write_tx().await?;
+        for u in &data.users {
+            self.insert_user(&mut tx, u).await?;
+        }
+        for (c, admin) in &data.clinics {
+            self.insert_clinic(&mut tx, c, *admin).await?;
+        }
+        for d in &data.doctors {
+            self.insert_doctor(&mut tx, d).await?;
+        }
+        for a in &data.appointments {
+            self.insert_seeded_appointment(&mut tx, a).await?;
+        }
+        self.commit(tx).await
+    }
+
+    async fn last_change(&self, now: Timestamp) -> Result<Option<Timestamp>> {
+        // Change times are stored as RFC 3339 text in UTC, which sorts as time
+        // does to the second; holds expire at stored Unix seconds.
+        let text: Option<String> = sqlx::query_scalar(&self.d.sql(
+            "SELECT max(t) FROM (SELECT max(updated_at) AS t FROM doctors
+                                 UNION ALL SELECT max(updated_at) FROM appointments
+                                 UNION ALL SELECT max(created_at) FROM clinics
+                                 UNION ALL SELECT max(created_at) FROM time_off) changes",
+        ))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let expired: Option<i64> = sqlx::query_scalar(
+            &self.d.sql("SELECT max(hold_expires_at) FROM appointments WHERE status = 'held' AND hold_expires_at <= ?"),
+        )
+        .bind(secs(now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let changed = text.as_deref().map(text_ts).transpose()?;
+        let expired = expired.map(from_secs).transpose()?;
+        Ok(changed.max(expired).map(|t| Timestamp::from_second(t.as_second()).unwrap_or(t)))
+    }
+
+    async fn doctors_changed_since(&self, since: Timestamp, now: Timestamp) -> Result<Vec<DoctorId>> {
+        // One second earlier: a change at 12:00:00.5 sorts before "12:00:00Z" as text.
+        let from = (since - jiff::SignedDuration::from_secs(1)).to_string();
+        let rows: Vec<String> = sqlx::query_scalar(&self.d.sql(
+            "SELECT id FROM doctors WHERE updated_at >= ?
+             UNION SELECT doctor_id FROM appointments WHERE updated_at >= ?
+             UNION SELECT doctor_id FROM appointments WHERE status = 'held' AND hold_expires_at >= ? AND hold_expires_at <= ?
+             UNION SELECT doctor_id FROM time_off WHERE created_at >= ?",
+        ))
+        .bind(&from)
+        .bind(&from)
+        .bind(secs(since) - 1)
+        .bind(secs(now))
+        .bind(&from)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter().map(|id| Ok(DoctorId(uuid(id)?))).collect()
     }
 }
 

@@ -276,6 +276,65 @@ async fn doctor_updates_are_compare_and_swap(f: &Fixture) {
     assert_eq!(f.store.doctor(f.doctor).await.unwrap().unwrap().bio, "first");
 }
 
+async fn changes_are_tracked_for_publishers(f: &Fixture) {
+    let now = Timestamp::now();
+    let before = f.store.last_change(now).await.unwrap().expect("the fixture made changes");
+    assert!(before <= now);
+    let later = now + SignedDuration::from_secs(5);
+    assert!(f.store.doctors_changed_since(later, later).await.unwrap().is_empty(), "nothing changed after now");
+    let since = f.store.doctors_changed_since(before, now).await.unwrap();
+    assert!(since.contains(&f.doctor), "the doctor's set-up is a change: {since:?}");
+    // A booking is a change of its doctor's availability.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mark = Timestamp::now();
+    assert!(f.store.doctors_changed_since(mark, mark).await.unwrap().is_empty(), "no change yet");
+    f.store.place(&f.cmd(0, 8, 30, AppointmentStatus::Booked)).await.unwrap();
+    let after = Timestamp::now();
+    assert_eq!(f.store.doctors_changed_since(mark, after).await.unwrap(), vec![f.doctor]);
+    assert!(f.store.last_change(after).await.unwrap().unwrap() >= Timestamp::from_second(mark.as_second()).unwrap());
+}
+
+async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
+    let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
+    let mut doctor = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    doctor.id = DoctorId::new();
+    doctor.name = "Dr Bulk".into();
+    let booked = |from: i64, len: i64| AppointmentRecord {
+        id: AppointmentId::new(),
+        doctor_id: doctor.id,
+        patient_id: f.patients[0],
+        start: f.at(from),
+        end: f.at(from + len),
+        mode: Mode::InPerson,
+        reason: String::new(),
+        status: AppointmentStatus::Booked,
+        version: 1,
+        origin_region: "local".into(),
+        hold_expires_at: None,
+        cancel_reason: None,
+        cancelled_by: None,
+        created_at: f.t0,
+        updated_at: f.t0,
+    };
+    // An overlap inside the batch: refused, and nothing of the batch is written.
+    let bad = BulkLoad {
+        doctors: vec![doctor.clone()],
+        appointments: vec![booked(0, 30), booked(20, 30)],
+        ..Default::default()
+    };
+    assert!(matches!(f.store.bulk_load(&bad).await, Err(StoreError::SlotTaken)));
+    assert!(f.store.doctor(doctor.id).await.unwrap().is_none(), "the batch left nothing behind");
+    let good = BulkLoad {
+        doctors: vec![doctor.clone()],
+        appointments: vec![booked(0, 30), booked(30, 30)],
+        ..Default::default()
+    };
+    f.store.bulk_load(&good).await.unwrap();
+    assert_eq!(f.store.doctor(doctor.id).await.unwrap().unwrap().clinic_id, clinic);
+    let window = medislot_domain::Interval { start: f.at(-60), end: f.at(120) };
+    assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
+}
+
 macro_rules! conformance {
     ($backend:ident, $($case:ident),* $(,)?) => {
         mod $backend {
@@ -301,6 +360,8 @@ conformance!(
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
     doctor_updates_are_compare_and_swap,
+    changes_are_tracked_for_publishers,
+    bulk_loads_are_checked_and_all_or_nothing,
 );
 
 conformance!(
@@ -312,4 +373,6 @@ conformance!(
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
     doctor_updates_are_compare_and_swap,
+    changes_are_tracked_for_publishers,
+    bulk_loads_are_checked_and_all_or_nothing,
 );

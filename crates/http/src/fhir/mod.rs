@@ -2,6 +2,7 @@
 //! as the JSON API, read and written as FHIR resources (no second source of
 //! truth). Errors are `OperationOutcome`s, searches `Bundle`s.
 
+mod bulk;
 mod metadata;
 mod operations;
 mod resources;
@@ -23,6 +24,8 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata::capability_statement))
+        .route("/$bulk-publish", get(bulk::manifest))
+        .route("/$bulk-publish/{file}", get(bulk::file))
         .route("/Practitioner", get(search::practitioners))
         .route("/Practitioner/{id}", get(search::practitioner))
         .route("/PractitionerRole", get(search::practitioner_roles))

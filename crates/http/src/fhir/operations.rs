@@ -3,7 +3,11 @@
 //! it — or cancels an appointment sent back with status `cancelled`. They
 //! run the JSON API's use cases: same checks, same guarantees.
 
-use super::{bundle, invalid, resources as r, search::narrow, Base, Fhir, FhirResult, Params};
+use super::{
+    bundle, invalid, resources as r,
+    search::{narrow, reference},
+    Base, Fhir, FhirResult, Params,
+};
 use crate::{
     extract::{Caller, IdempotencyKey, IfMatch},
     problem::ApiError,
@@ -44,8 +48,8 @@ async fn find(s: &AppState, base: &Base, p: Params) -> FhirResult {
     if to.duration_since(from) > SignedDuration::from_hours(24 * 92) {
         return Err(invalid("end", "the window may span at most 92 days"));
     }
-    let practitioner: Option<DoctorId> = ref_param(&p, "practitioner", "Practitioner")?;
-    let location: Option<ClinicId> = ref_param(&p, "location", "Location")?;
+    let practitioner: Option<DoctorId> = reference(&p, "practitioner", "Practitioner")?;
+    let location: Option<ClinicId> = reference(&p, "location", "Location")?;
     let mode = match p.one("service-type").map(|t| t.rsplit('|').next().unwrap_or(t)) {
         None => None,
         Some("in-person") => Some(Mode::InPerson),
@@ -72,16 +76,6 @@ async fn find(s: &AppState, base: &Base, p: Params) -> FhirResult {
         e["fullUrl"] = json!(format!("urn:uuid:{}", uuid::Uuid::new_v4()));
     }
     Ok(Fhir::ok(b))
-}
-
-fn ref_param<T: std::str::FromStr>(p: &Params, param: &str, kind: &str) -> FhirResult<Option<T>> {
-    p.one(param)
-        .map(|v| {
-            r::reference_id(kind, v)
-                .and_then(|id| id.parse().ok())
-                .ok_or_else(|| invalid(param, format!("must reference a {kind}")))
-        })
-        .transpose()
 }
 
 fn parse_body(body: &Bytes) -> FhirResult<Value> {

@@ -79,6 +79,10 @@ fn instant(t: Timestamp) -> String {
     t.round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_else(|_| t.to_string())
 }
 
+fn service_type(m: Mode) -> Value {
+    json!({"coding": [{"system": MODE_SYSTEM, "code": mode_code(m), "display": mode_display(m)}], "text": mode_display(m)})
+}
+
 fn specialty(s: &str) -> Value {
     json!({"coding": [{"system": SPECIALTY_SYSTEM, "code": s}], "text": s})
 }
@@ -147,7 +151,7 @@ pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) 
         "id": schedule_id(d.id, mode),
         "meta": {"versionId": d.version.to_string(), "lastUpdated": instant(d.updated_at)},
         "active": true,
-        "serviceType": [{"coding": [{"system": MODE_SYSTEM, "code": mode_code(mode), "display": mode_display(mode)}], "text": mode_display(mode)}],
+        "serviceType": [service_type(mode)],
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
         "actor": [
             {"reference": format!("Practitioner/{}", d.id), "display": d.name},
@@ -215,7 +219,7 @@ pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) ->
         "id": a.id.to_string(),
         "meta": {"versionId": a.version.to_string(), "lastUpdated": instant(a.updated_at)},
         "status": appointment_status(a.status),
-        "serviceType": [{"coding": [{"system": MODE_SYSTEM, "code": mode_code(a.mode), "display": mode_display(a.mode)}], "text": mode_display(a.mode)}],
+        "serviceType": [service_type(a.mode)],
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
         "start": instant(a.start),
         "end": instant(a.end),
@@ -246,7 +250,7 @@ pub fn proposed(s: &SlotView, d: &DoctorRecord, c: &ClinicRecord) -> Value {
     json!({
         "resourceType": "Appointment",
         "status": "proposed",
-        "serviceType": [{"coding": [{"system": MODE_SYSTEM, "code": mode_code(s.mode), "display": mode_display(s.mode)}], "text": mode_display(s.mode)}],
+        "serviceType": [service_type(s.mode)],
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
         "start": instant(s.start),
         "end": instant(s.end),

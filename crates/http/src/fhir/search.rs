@@ -41,7 +41,7 @@ fn has_specialty(p: &Params, d: &DoctorRecord) -> bool {
 }
 
 /// A reference parameter (`Practitioner/x` or `x`) as an id of that type.
-fn reference<T: std::str::FromStr>(p: &Params, param: &str, kind: &str) -> FhirResult<Option<T>> {
+pub(super) fn reference<T: std::str::FromStr>(p: &Params, param: &str, kind: &str) -> FhirResult<Option<T>> {
     p.one(param)
         .map(|v| {
             r::reference_id(kind, v)

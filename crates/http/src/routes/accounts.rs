@@ -53,7 +53,28 @@ struct LoginBody {
 #[utoipa::path(post, path = "/auth/login", request_body = LoginBody,
     responses((status = 200, body = LoginView), (status = 401, description = "wrong e-mail or password"), (status = 429, description = "too many attempts")))]
 async fn login(State(s): State<AppState>, ApiJson(b): ApiJson<LoginBody>) -> ApiResult<Response> {
-    let key = b.email.trim().to_lowercase();
+    let (out, cookie) = rate_limited_login(&s, &b.email, &b.password).await?;
+    let body = LoginView {
+        token: out.token,
+        token_type: "Bearer",
+        expires_at: out.expires_at.to_string(),
+        user: (&out.user).into(),
+    };
+    let mut resp = Json(body).into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+/// Logs in, within the per-address attempt limit (429 with Retry-After
+/// beyond it); returns the outcome and the session cookie to set.
+pub(crate) async fn rate_limited_login(
+    s: &AppState,
+    email: &str,
+    password: &str,
+) -> ApiResult<(medislot_app::LoginOutcome, String)> {
+    let key = email.trim().to_lowercase();
     // Forget addresses whose quota has refilled, so that the limiter's memory stays bounded.
     if s.login_limiter.len() > 10_000 {
         s.login_limiter.retain_recent();
@@ -69,20 +90,10 @@ async fn login(State(s): State<AppState>, ApiJson(b): ApiJson<LoginBody>) -> Api
         e.retry_after = Some(wait);
         return Err(e);
     }
-    let out = s.app.login(&b.email, &b.password).await?;
+    let out = s.app.login(email, password).await?;
     let max_age = out.expires_at.duration_since(s.app.now()).as_secs().max(0);
     let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}", out.token);
-    let body = LoginView {
-        token: out.token,
-        token_type: "Bearer",
-        expires_at: out.expires_at.to_string(),
-        user: (&out.user).into(),
-    };
-    let mut resp = Json(body).into_response();
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        resp.headers_mut().insert(header::SET_COOKIE, v);
-    }
-    Ok(resp)
+    Ok((out, cookie))
 }
 
 /// Log out: revokes the token (or session) used for this request.

@@ -36,7 +36,7 @@ async fn independent_fhir_clients_validate_everything_and_book_through_the_facad
     let other = demo_token(&srv, "patient2@demo.medislot.test").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fhir_clients.py");
     let out = std::process::Command::new(python())
-        .args([script, &format!("{}/fhir", srv.url), &patient, &other])
+        .args([script, &format!("{}/fhir", srv.url), &patient, &other, "patient@demo.medislot.test", DEMO_PASSWORD])
         .output()
         .expect("run the Python FHIR clients");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -118,6 +118,43 @@ async fn bad_fhir_requests_get_an_operation_outcome_naming_the_field() {
         let v: Value = r.json().await.unwrap();
         assert_eq!(issue(&v).1, json!([field]), "{query}: {v}");
     }
+    for (query, field) in
+        [("$bulk-publish?_since=yesterday", "_since"), ("$bulk-publish/Slot.ndjson?_type=Slot", "_type")]
+    {
+        let r = http.get(format!("{}/fhir/{query}", srv.url)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{query}");
+        assert_eq!(issue(&r.json().await.unwrap()).1, json!([field]), "{query}");
+    }
+    let r = http.get(format!("{}/fhir/$bulk-publish/Patient.ndjson", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    // The booking page: a bad link is a page saying so; a form without its CSRF
+    // token, or from someone not signed in, books nothing.
+    let r = http.get(format!("{}/book/slot_garbage", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("not valid"));
+    let slot = free_slots(&p, &w.doctor_id).await[2]["slot_id"].as_str().unwrap().to_string();
+    let form = |csrf: &str| format!("csrf={csrf}&action=book&key=k1");
+    let r = http
+        .post(format!("{}/book/{slot}", srv.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("medislot_session={}", p.token))
+        .body(form(""))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("form expired"));
+    let csrf = "0123456789abcdef0123456789abcdef";
+    let r = http
+        .post(format!("{}/book/{slot}", srv.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("medislot_csrf={csrf}"))
+        .body(form(csrf))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("sign in first"));
     // Nothing was written by any of it.
     let (_, mine) = p.get("/appointments").await;
     assert_eq!(mine["total"], 0);

@@ -5,13 +5,22 @@
 2. The `fhirpy` client searches free slots, holds, books (idempotently),
    reads, is refused a taken slot, and cancels through `$book`.
 
-Usage: fhir_clients.py BASE_URL PATIENT_TOKEN OTHER_PATIENT_TOKEN
+3. SMART Scheduling Links: the $bulk-publish manifest and its NDJSON files
+   parse line by line and validate, every Slot references a published
+   Schedule and every Schedule a published Location, conditional requests
+   and `_since` work, and a slot's booking deep link books exactly that slot
+   in the web page (signing in on the way).
+
+Usage: fhir_clients.py BASE_URL PATIENT_TOKEN OTHER_PATIENT_TOKEN PATIENT_EMAIL PASSWORD
 Prints a JSON summary; exits non-zero on the first failure.
 """
 
 import collections
+import datetime
 import json
+import re
 import sys
+import time
 import uuid
 
 import requests
@@ -19,7 +28,7 @@ from fhir.resources import construct_fhir_element, __fhir_version__
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
-BASE, TOKEN, OTHER = sys.argv[1:4]
+BASE, TOKEN, OTHER, EMAIL, PASSWORD = sys.argv[1:6]
 assert __fhir_version__ == "4.0.1", f"validating against FHIR {__fhir_version__}, not R4"
 counts = collections.Counter()
 
@@ -185,4 +194,76 @@ assert cancelled["entry"][0]["resource"]["status"] == "cancelled"
 assert cancelled["entry"][0]["resource"]["cancelationReason"]["text"] == "feeling better"
 assert fhir.reference("Slot", slot["id"]).to_resource()["status"] == "free", "the slot is free again"
 
-print(json.dumps({"validated": dict(sorted(counts.items())), "slots": dict(slot_statuses), "fhirpy": "ok"}))
+# 3. SMART Scheduling Links.
+def ndjson(url, **headers):
+    r = requests.get(url, headers=headers, timeout=300)
+    assert r.status_code == 200, f"GET {url}: {r.status_code} {r.text[:300]}"
+    assert r.headers["content-type"] == "application/fhir+ndjson", r.headers["content-type"]
+    out = []
+    for n, text in enumerate(r.text.splitlines()):
+        res = json.loads(text)  # one resource per line
+        validate(res)
+        out.append(res)
+    return out, r
+
+
+m = requests.get(f"{BASE}/$bulk-publish", timeout=60)
+assert m.status_code == 200, m.text
+manifest = m.json()
+datetime.datetime.fromisoformat(manifest["transactionTime"].replace("Z", "+00:00"))
+assert manifest["error"] == [] and manifest["request"].endswith("/$bulk-publish")
+urls = {o["type"]: o["url"] for o in manifest["output"]}
+assert set(urls) == {"Location", "Schedule", "Slot"}, urls
+locations, _ = ndjson(urls["Location"])
+schedules_pub, _ = ndjson(urls["Schedule"])
+slots_pub, slot_resp = ndjson(urls["Slot"])
+location_ids = {f"Location/{l['id']}" for l in locations}
+schedule_ids = {f"Schedule/{s['id']}" for s in schedules_pub}
+for sc in schedules_pub:
+    assert any(a["reference"] in location_ids for a in sc["actor"]), f"Schedule {sc['id']} has no published Location"
+links = {}
+for sl in slots_pub:
+    assert sl["schedule"]["reference"] in schedule_ids, f"Slot {sl['id']} references no published Schedule"
+    assert sl["status"] in ("free", "busy")
+    for ext in sl.get("extension", []):
+        if ext["url"] == "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link":
+            links[sl["id"]] = ext["valueUrl"]
+assert links and all(sl["id"] in links for sl in slots_pub if sl["status"] == "free"), "every free slot has a deep link"
+published = {"locations": len(locations), "schedules": len(schedules_pub), "slots": len(slots_pub)}
+
+# Conditional requests: the same validators answer 304, with no body.
+etag, modified = slot_resp.headers["etag"], slot_resp.headers["last-modified"]
+assert requests.get(urls["Slot"], headers={"If-None-Match": etag}, timeout=60).status_code == 304
+assert requests.get(urls["Slot"], headers={"If-Modified-Since": modified}, timeout=60).status_code == 304
+assert requests.get(f"{BASE}/$bulk-publish", headers={"If-None-Match": m.headers["etag"]}, timeout=60).status_code == 304
+
+# The deep link opens the booking page; signing in and booking books exactly that slot.
+time.sleep(2)  # the changes above are then older than `before` (change times are kept to the second)
+before = datetime.datetime.now(datetime.timezone.utc).replace(microsecond=0)
+target = next(sl for sl in slots_pub if sl["status"] == "free" and sl["start"] > found["entry"][-1]["resource"]["start"])
+web = requests.Session()
+pageh = web.get(links[target["id"]], timeout=60)
+assert pageh.status_code == 200 and "Sign in to book" in pageh.text, pageh.text[:500]
+csrf = re.search(r'name="csrf" value="([0-9a-f]{32})"', pageh.text).group(1)
+r = web.post(links[target["id"]], data={"csrf": csrf, "action": "login", "email": EMAIL, "password": PASSWORD}, timeout=60)
+assert r.status_code == 200 and "Book this appointment" in r.text, r.text[:500]
+key = re.search(r'name="key" value="([^"]+)"', r.text).group(1)
+r = web.post(links[target["id"]], data={"csrf": csrf, "action": "book", "key": key, "reason": "deep link"}, timeout=60)
+assert r.status_code == 200 and "Your appointment is booked" in r.text, r.text[:500]
+booked_id = r.url.rsplit("/", 1)[1]
+via_link = get(f"Appointment/{booked_id}", TOKEN)
+assert via_link["slot"][0]["reference"] == f"Slot/{target['id']}", "the deep link booked exactly that slot"
+assert via_link["start"] == target["start"] and via_link["status"] == "booked"
+# A second visit to the link: taken, with the nearest free slots offered.
+again_page = requests.get(links[target["id"]], timeout=60)
+assert again_page.status_code == 409 and "just taken" in again_page.text and "/book/slot_" in again_page.text
+
+# `_since`: what changed since before the booking, with the booked slot now busy.
+since = before.strftime("%Y-%m-%dT%H:%M:%SZ")
+changed, _ = ndjson(f"{urls['Slot']}?_since={since}")
+assert any(sl["id"] == target["id"] and sl["status"] == "busy" for sl in changed), "the booked slot is reported busy"
+assert len(changed) < len(slots_pub), "_since returns only what changed"
+future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+assert ndjson(f"{urls['Slot']}?_since={future}")[0] == []
+
+print(json.dumps({"validated": dict(sorted(counts.items())), "slots": dict(slot_statuses), "published": published, "fhirpy": "ok", "deep_link": "ok"}))

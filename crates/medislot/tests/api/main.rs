@@ -6,4 +6,5 @@ mod accounts;
 mod booking;
 mod fhir;
 mod promises;
+mod seed;
 mod validation;

@@ -1,0 +1,202 @@
+//! SMART Scheduling Links: `GET /fhir/$bulk-publish` (the manifest) and its
+//! Location, Schedule and Slot NDJSON files, streamed (the whole directory
+//! never sits in memory), with `_since` and conditional requests.
+
+use super::{invalid, resources as r, Base, FhirError, FhirResult, Params};
+use crate::AppState;
+use axum::{
+    body::{Body, Bytes},
+    extract::{Path, State},
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+};
+use jiff::{SignedDuration, Timestamp};
+use medislot_domain::{DoctorId, Interval};
+use medislot_store::{ClinicRecord, DoctorRecord};
+use serde_json::{json, Value};
+use std::{collections::HashSet, sync::Arc};
+
+const DEEP_LINK: &str = "http://fhir-registry.smarthealthit.org/StructureDefinition/booking-deep-link";
+const NDJSON: &str = "application/fhir+ndjson";
+/// How far ahead the Slot file reaches.
+const SLOT_DAYS: i64 = 60;
+const FILES: [&str; 3] = ["Location", "Schedule", "Slot"];
+
+/// What a publication's answers depend on: the data's last change and the hour
+/// (slots that start drop out as time passes; a weak validator allows that).
+struct Version {
+    last_change: Timestamp,
+    etag: String,
+}
+
+async fn version(s: &AppState, what: &str, since: Option<Timestamp>) -> FhirResult<Version> {
+    let now = s.app.now();
+    let hour = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(3600)).unwrap_or(now);
+    let changed = s.app.last_change().await?.unwrap_or(Timestamp::UNIX_EPOCH);
+    let last_change = changed.max(hour);
+    let since = since.map_or(0, |t| t.as_second());
+    Ok(Version { last_change, etag: format!("W/\"{}-{}-{what}-{since}\"", changed.as_second(), hour.as_second()) })
+}
+
+fn http_date(t: Timestamp) -> String {
+    t.strftime("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+/// 304 when the client's copy is current (If-None-Match first, then If-Modified-Since).
+fn not_modified(headers: &HeaderMap, v: &Version) -> bool {
+    if let Some(inm) = headers.get(header::IF_NONE_MATCH).and_then(|h| h.to_str().ok()) {
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_string();
+        return inm.split(',').any(|t| t.trim() == "*" || weak(t) == weak(&v.etag));
+    }
+    headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|d| jiff::fmt::strtime::parse("%a, %d %b %Y %H:%M:%S GMT", d).ok())
+        .and_then(|t| t.to_datetime().ok())
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .is_some_and(|since| since.timestamp() >= v.last_change)
+}
+
+fn with_validators(mut resp: Response, v: &Version) -> Response {
+    if let Ok(e) = HeaderValue::from_str(&v.etag) {
+        resp.headers_mut().insert(header::ETAG, e);
+    }
+    if let Ok(d) = HeaderValue::from_str(&http_date(v.last_change)) {
+        resp.headers_mut().insert(header::LAST_MODIFIED, d);
+    }
+    resp
+}
+
+/// `_since`: an instant or a date (UTC midnight).
+fn since(p: &Params) -> FhirResult<Option<Timestamp>> {
+    p.only(&["_since"])?;
+    p.one("_since")
+        .map(|v| {
+            v.parse::<Timestamp>()
+                .ok()
+                .or_else(|| {
+                    v.parse::<jiff::civil::Date>().ok()?.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp())
+                })
+                .ok_or_else(|| invalid("_since", "must be an instant (2026-11-25T10:00:00Z) or a date"))
+        })
+        .transpose()
+}
+
+fn since_query(since: Option<Timestamp>) -> String {
+    since.map(|t| format!("?_since={t}")).unwrap_or_default()
+}
+
+pub async fn manifest(State(s): State<AppState>, base: Base, p: Params, headers: HeaderMap) -> FhirResult<Response> {
+    let since = since(&p)?;
+    let v = version(&s, "manifest", since).await?;
+    if not_modified(&headers, &v) {
+        return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
+    }
+    let q = since_query(since);
+    let body = json!({
+        "transactionTime": Timestamp::from_second(s.app.now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH).to_string(),
+        "request": format!("{}/$bulk-publish{q}", base.0),
+        "output": FILES.iter().map(|f| json!({"type": f, "url": format!("{}/$bulk-publish/{f}.ndjson{q}", base.0)})).collect::<Vec<_>>(),
+        "error": [],
+    });
+    let resp = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    Ok(with_validators(resp, &v))
+}
+
+/// The directory entries a file covers: all of it, or what changed since `_since`.
+async fn entries(s: &AppState, since: Option<Timestamp>) -> FhirResult<Vec<(DoctorRecord, ClinicRecord)>> {
+    let mut dir = s.app.directory().await?;
+    if let Some(t) = since {
+        let changed: HashSet<DoctorId> = s.app.doctors_changed_since(t).await?.into_iter().collect();
+        dir.retain(|(d, c)| changed.contains(&d.id) || c.created_at >= t);
+    }
+    Ok(dir)
+}
+
+fn line(out: &mut Vec<u8>, v: &Value) {
+    // serde_json writes no newlines inside a value: one resource per line.
+    let _ = serde_json::to_writer(&mut *out, v);
+    out.push(b'\n');
+}
+
+pub async fn file(
+    State(s): State<AppState>,
+    base: Base,
+    Path(name): Path<String>,
+    p: Params,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let kind = name.strip_suffix(".ndjson").filter(|k| FILES.contains(k)).ok_or_else(|| {
+        FhirError(crate::problem::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "no such file: Location.ndjson, Schedule.ndjson or Slot.ndjson",
+        ))
+    })?;
+    let since = since(&p)?;
+    let v = version(&s, kind, since).await?;
+    if not_modified(&headers, &v) {
+        return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
+    }
+    let dir = Arc::new(entries(&s, since).await?);
+    let body = match kind {
+        "Location" => {
+            let mut out = vec![];
+            let mut seen = HashSet::new();
+            for (_, c) in dir.iter().filter(|(_, c)| seen.insert(c.id)) {
+                line(&mut out, &r::location(c));
+            }
+            Body::from(out)
+        }
+        "Schedule" => {
+            let now = s.app.now();
+            let mut out = vec![];
+            for (d, c) in dir.iter() {
+                for m in &d.modes {
+                    line(&mut out, &r::schedule(d, c, *m, now));
+                }
+            }
+            Body::from(out)
+        }
+        _ => Body::from_stream(slot_stream(s.clone(), dir, web_origin(&base))),
+    };
+    let resp = ([(header::CONTENT_TYPE, NDJSON)], body).into_response();
+    Ok(with_validators(resp, &v))
+}
+
+/// The web app's origin, for booking deep links (`http://host`).
+fn web_origin(base: &Base) -> String {
+    base.0.strip_suffix("/fhir").unwrap_or(&base.0).to_string()
+}
+
+/// Slots, one doctor per chunk: free ones with a deep link to the booking
+/// page for exactly that slot, busy ones so that `_since` readers learn a
+/// slot they saw free is gone.
+fn slot_stream(
+    s: AppState,
+    dir: Arc<Vec<(DoctorRecord, ClinicRecord)>>,
+    origin: String,
+) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
+    futures::stream::try_unfold(0usize, move |i| {
+        let (s, dir, origin) = (s.clone(), dir.clone(), origin.clone());
+        async move {
+            let Some((d, c)) = dir.get(i) else { return Ok(None) };
+            let now = s.app.now();
+            let window = Interval { start: now, end: now + SignedDuration::from_hours(24 * SLOT_DAYS) };
+            let fail = |e: medislot_app::AppError| std::io::Error::other(e.to_string());
+            let mut out = Vec::with_capacity(64 * 1024);
+            for slot in s.app.free_slots_of(d, c, window).await.map_err(fail)? {
+                let mut v = r::free_slot(&slot);
+                v["extension"] = json!([{"url": DEEP_LINK, "valueUrl": format!("{origin}/book/{}", slot.slot_id)}]);
+                line(&mut out, &v);
+            }
+            for a in s.app.occupied(d, window).await.map_err(fail)?.iter().filter(|a| d.modes.contains(&a.mode)) {
+                let mut v = r::busy_slot(a);
+                v["status"] = json!("busy");
+                line(&mut out, &v);
+            }
+            Ok(Some((Bytes::from(out), i + 1)))
+        }
+    })
+}

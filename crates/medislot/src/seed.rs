@@ -1,0 +1,207 @@
+//! `medislot seed`: a large, realistic data set, fast (bulk inserts in
+//! batches): clinics in ten cities and five time zones, verified doctors with
+//! weekly schedules and a booking horizon of `--days`, patients, and booked
+//! appointments. Every generated account's password is `seed-password`.
+
+use jiff::SignedDuration;
+use medislot_app::App;
+use medislot_domain::{
+    schedule::{RangeInput, ScheduleInput},
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, Role, Schedule,
+    TimeZoneName, UserId, VerificationState,
+};
+use medislot_store::{AppointmentRecord, BulkLoad, ClinicRecord, DoctorRecord, UserRecord};
+use rand::{rngs::StdRng, Rng, SeedableRng};
+
+pub const PASSWORD: &str = "seed-password";
+const BATCH: usize = 500;
+
+const CITIES: [(&str, f64, f64, &str); 10] = [
+    ("Paris", 48.8566, 2.3522, "Europe/Paris"),
+    ("Lyon", 45.7640, 4.8357, "Europe/Paris"),
+    ("Marseille", 43.2965, 5.3698, "Europe/Paris"),
+    ("Berlin", 52.5200, 13.4050, "Europe/Berlin"),
+    ("Madrid", 40.4168, -3.7038, "Europe/Madrid"),
+    ("London", 51.5072, -0.1276, "Europe/London"),
+    ("New York", 40.7128, -74.0060, "America/New_York"),
+    ("Chicago", 41.8781, -87.6298, "America/Chicago"),
+    ("Toronto", 43.6532, -79.3832, "America/Toronto"),
+    ("Sydney", -33.8688, 151.2093, "Australia/Sydney"),
+];
+const SPECIALTIES: [&str; 12] = [
+    "general-practice",
+    "cardiology",
+    "dermatology",
+    "pediatrics",
+    "gynecology",
+    "ophthalmology",
+    "psychiatry",
+    "orthopedics",
+    "ent",
+    "neurology",
+    "endocrinology",
+    "physiotherapy",
+];
+const LANGUAGES: [&str; 6] = ["en", "fr", "de", "es", "it", "ar"];
+const FIRST: [&str; 12] =
+    ["Camille", "Hugo", "Léa", "Nadia", "Omar", "Sofia", "Jules", "Ava", "Noah", "Grace", "Priya", "Samuel"];
+const LAST: [&str; 12] = [
+    "Martin", "Dubois", "Moreau", "Garcia", "Roux", "Fournier", "Smith", "Brown", "Miller", "Wilson", "Clark", "Lewis",
+];
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct SeedArgs {
+    #[arg(long, default_value_t = 2000)]
+    pub doctors: usize,
+    #[arg(long, default_value_t = 200)]
+    pub clinics: usize,
+    /// Booking horizon of every doctor, in days.
+    #[arg(long, default_value_t = 60)]
+    pub days: i64,
+    #[arg(long, default_value_t = 1000)]
+    pub patients: usize,
+    /// Booked appointments per doctor, within the first week.
+    #[arg(long, default_value_t = 4)]
+    pub appointments_per_doctor: usize,
+    /// Random seed: the same seed gives the same data set.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
+    RangeInput {
+        weekday: Some(weekday.into()),
+        start: start.into(),
+        end: end.into(),
+        mode: mode.into(),
+        slot_minutes: slot,
+        ..Default::default()
+    }
+}
+
+fn schedule(rng: &mut StdRng, days: i64, online: bool) -> anyhow::Result<Schedule> {
+    let slot = if rng.gen_bool(0.5) { 20 } else { 30 };
+    let mut weekly = vec![];
+    for day in ["monday", "tuesday", "wednesday", "thursday", "friday"] {
+        weekly.push(range(day, "09:00", "12:30", "in_person", slot));
+        weekly.push(range(day, "14:00", if online { "16:00" } else { "18:00" }, "in_person", slot));
+        if online {
+            weekly.push(range(day, "16:00", "18:00", "online", 20));
+        }
+    }
+    if rng.gen_bool(0.3) {
+        weekly.push(range("saturday", "09:00", "12:00", "in_person", slot));
+    }
+    let input = ScheduleInput { weekly, extra: vec![], horizon_days: Some(days), min_notice_minutes: Some(60) };
+    Schedule::parse(&input).map_err(|e| anyhow::anyhow!("generated schedule is invalid: {e:?}"))
+}
+
+/// Generates and loads the data set; returns (clinics, doctors, patients, appointments) created.
+pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, usize, usize)> {
+    anyhow::ensure!(args.clinics >= 1 && args.doctors >= 1, "--clinics and --doctors must be at least 1");
+    anyhow::ensure!((1..=365).contains(&args.days), "--days must be between 1 and 365");
+    anyhow::ensure!(args.patients >= 1, "--patients must be at least 1");
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let now = app.now();
+    let hash = app.password_hash(PASSWORD).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
+    let user = |role: Role, email: String, name: String| UserRecord {
+        id: UserId::new(),
+        email,
+        password_hash: hash.clone(),
+        role,
+        name,
+        created_at: now,
+    };
+
+    let mut first = BulkLoad::default();
+    let patients: Vec<UserRecord> = (0..args.patients)
+        .map(|i| user(Role::Patient, format!("patient{i}-{run}@seed.medislot.test"), format!("Patient {i}")))
+        .collect();
+    let patient_ids: Vec<UserId> = patients.iter().map(|p| p.id).collect();
+    first.users.extend(patients);
+    let admin = user(Role::ClinicAdmin, format!("clinics-{run}@seed.medislot.test"), "Seed clinic admin".into());
+    let admin_id = admin.id;
+    first.users.push(admin);
+    let mut clinics = vec![];
+    for i in 0..args.clinics {
+        let (city, lat, lon, tz) = CITIES[i % CITIES.len()];
+        let c = ClinicRecord {
+            id: ClinicId::new(),
+            name: format!("{city} Health Centre {}", i / CITIES.len() + 1),
+            address: format!("{} Main Street, {city}", 1 + i % 200),
+            position: Coordinates { lat: lat + rng.gen_range(-0.15..0.15), lon: lon + rng.gen_range(-0.2..0.2) },
+            time_zone: TimeZoneName::parse("time_zone", tz).map_err(|e| anyhow::anyhow!("{e:?}"))?,
+            region: "local".into(),
+            policy: if i % 2 == 0 { Policy::Strict } else { Policy::Available },
+            created_at: now,
+        };
+        clinics.push(c.clone());
+        first.clinics.push((c, admin_id));
+    }
+    app.store().bulk_load(&first).await?;
+
+    let mut appointments = 0;
+    let week = Interval { start: now + SignedDuration::from_hours(2), end: now + SignedDuration::from_hours(24 * 7) };
+    for chunk in (0..args.doctors).collect::<Vec<_>>().chunks(BATCH) {
+        let mut batch = BulkLoad::default();
+        for &i in chunk {
+            let clinic = &clinics[i % clinics.len()];
+            let online = rng.gen_bool(0.4);
+            let mut specialties = vec![SPECIALTIES[rng.gen_range(0..SPECIALTIES.len())].to_string()];
+            if rng.gen_bool(0.2) {
+                let second = SPECIALTIES[rng.gen_range(0..SPECIALTIES.len())].to_string();
+                if second != specialties[0] {
+                    specialties.push(second);
+                }
+            }
+            let d = DoctorRecord {
+                id: DoctorId::new(),
+                user_id: None,
+                clinic_id: clinic.id,
+                name: format!("Dr {} {}", FIRST[rng.gen_range(0..FIRST.len())], LAST[rng.gen_range(0..LAST.len())]),
+                specialties,
+                languages: vec!["en".into(), LANGUAGES[rng.gen_range(1..LANGUAGES.len())].into()],
+                modes: if online { vec![Mode::InPerson, Mode::Online] } else { vec![Mode::InPerson] },
+                licence_number: format!("SEED-{i:06}"),
+                bio: String::new(),
+                verification: VerificationState::Verified,
+                verification_reason: None,
+                schedule: schedule(&mut rng, args.days, online)?,
+                version: 1,
+                created_at: now,
+                updated_at: now,
+            };
+            // Booked appointments on distinct slots of the first week.
+            let slots = d.schedule.slots(d.id, &clinic.time_zone.tz(), week, &[]);
+            let mut taken = std::collections::HashSet::new();
+            for _ in 0..args.appointments_per_doctor.min(slots.len()) {
+                let s = &slots[rng.gen_range(0..slots.len())];
+                if !taken.insert(s.start) {
+                    continue;
+                }
+                batch.appointments.push(AppointmentRecord {
+                    id: AppointmentId::new(),
+                    doctor_id: d.id,
+                    patient_id: patient_ids[rng.gen_range(0..patient_ids.len())],
+                    start: s.start,
+                    end: s.end,
+                    mode: s.mode,
+                    reason: "seed".into(),
+                    status: AppointmentStatus::Booked,
+                    version: 1,
+                    origin_region: "local".into(),
+                    hold_expires_at: None,
+                    cancel_reason: None,
+                    cancelled_by: None,
+                    created_at: now,
+                    updated_at: now,
+                });
+            }
+            batch.doctors.push(d);
+        }
+        appointments += batch.appointments.len();
+        app.store().bulk_load(&batch).await?;
+    }
+    Ok((args.clinics, args.doctors, args.patients, appointments))
+}
