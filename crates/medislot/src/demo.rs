@@ -4,29 +4,16 @@
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_app::{Actor, App, ClinicInput, DoctorInput, Registration, Verification};
-use medislot_domain::{
-    schedule::{RangeInput, ScheduleInput},
-    AppointmentId, AppointmentStatus, Interval,
-};
+use medislot_domain::{schedule::ScheduleInput, AppointmentId, AppointmentStatus, Interval};
 use medislot_store::{AppointmentChange, PlaceAppointment};
+
+use crate::seed::{range, SPECIALTIES};
 
 pub const PASSWORD: &str = "demo-password";
 const ADMIN: &str = "admin@demo.medislot.test";
 const CLINIC_ADMIN: &str = "clinic@demo.medislot.test";
 const PATIENT: &str = "patient@demo.medislot.test";
 
-const SPECIALTIES: [&str; 10] = [
-    "general-practice",
-    "cardiology",
-    "dermatology",
-    "pediatrics",
-    "gynecology",
-    "ophthalmology",
-    "psychiatry",
-    "orthopedics",
-    "ent",
-    "neurology",
-];
 const FIRST: [&str; 20] = [
     "Camille", "Hugo", "Léa", "Nadia", "Omar", "Sofia", "Jules", "Inès", "Marc", "Chloé", "Ava", "Noah", "Mia",
     "Ethan", "Grace", "Lucas", "Amara", "Daniel", "Priya", "Samuel",
@@ -38,17 +25,6 @@ const LAST: [&str; 20] = [
 
 fn err(e: medislot_app::AppError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
-}
-
-fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
-    RangeInput {
-        weekday: Some(weekday.into()),
-        start: start.into(),
-        end: end.into(),
-        mode: mode.into(),
-        slot_minutes: slot,
-        ..Default::default()
-    }
 }
 
 async fn user(app: &App, email: &str, name: &str, role: &str) -> anyhow::Result<Actor> {

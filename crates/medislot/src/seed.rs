@@ -28,7 +28,8 @@ const CITIES: [(&str, f64, f64, &str); 10] = [
     ("Toronto", 43.6532, -79.3832, "America/Toronto"),
     ("Sydney", -33.8688, 151.2093, "Australia/Sydney"),
 ];
-const SPECIALTIES: [&str; 12] = [
+/// The first ten are the demo's.
+pub const SPECIALTIES: [&str; 12] = [
     "general-practice",
     "cardiology",
     "dermatology",
@@ -68,7 +69,8 @@ pub struct SeedArgs {
     pub seed: u64,
 }
 
-fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
+/// One weekly range of a schedule, as a clinic would type it.
+pub fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
     RangeInput {
         weekday: Some(weekday.into()),
         start: start.into(),

@@ -39,6 +39,11 @@ pub async fn capability_statement(base: Base) -> Fhir {
             "security": {
                 "description": "Directory and Slot reads are public. Appointment reads, searches and the $hold/$book operations need `Authorization: Bearer <token>` from POST /api/v1/auth/login; a patient sees only their own appointments.",
             },
+            "operation": [{
+                "name": "bulk-publish",
+                "definition": "https://github.com/smart-on-fhir/smart-scheduling-links/blob/master/specification.md#bulk-publication-manifest",
+                "documentation": "SMART Scheduling Links: GET $bulk-publish returns a manifest of Location, Schedule and Slot NDJSON files (60 days of slots, booking deep links), with _since and conditional requests",
+            }],
             "resource": [
                 resource("Practitioner", vec![id(), param("name", "string", "part of the name"), specialty()], vec![]),
                 resource("PractitionerRole", vec![id(), param("practitioner", "reference", "Practitioner/{id}"), param("location", "reference", "Location/{id}"), specialty()], vec![]),

@@ -32,7 +32,11 @@ fn mode_text(m: Mode) -> &'static str {
 /// The slot behind a link, if it still exists and is free.
 async fn lookup(s: &AppState, raw: &str) -> Result<(DoctorRecord, ClinicRecord, Option<SlotView>), Response> {
     let gone = || {
-        page(StatusCode::NOT_FOUND, "Link not valid", "<h1>This booking link is not valid</h1><p>It may be mistyped, or the doctor no longer takes bookings. <a href=\"/\">Search for another appointment</a>.</p>")
+        page(
+            StatusCode::NOT_FOUND,
+            "Link not valid",
+            "<h1>This booking link is not valid</h1><p>It may be mistyped, or the doctor no longer takes bookings.</p>",
+        )
     };
     let id = SlotId::parse("slot_id", raw).map_err(|_| gone())?;
     let doctor = s.app.doctor(None, id.doctor).await.map_err(|_| gone())?;
