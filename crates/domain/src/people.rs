@@ -122,6 +122,22 @@ pub fn parse_name(field: &str, raw: &str, max: usize) -> Result<String, Invalid>
 
 /// A tag such as a specialty (`cardiology`) or a language (`fr`): lower-case
 /// ASCII letters, digits and dashes, so that search matches exactly.
+/// Specialties offered in forms and generated data (doctors may name others).
+pub const COMMON_SPECIALTIES: [&str; 12] = [
+    "general-practice",
+    "cardiology",
+    "dermatology",
+    "pediatrics",
+    "gynecology",
+    "ophthalmology",
+    "psychiatry",
+    "orthopedics",
+    "ent",
+    "neurology",
+    "endocrinology",
+    "physiotherapy",
+];
+
 pub fn parse_tag(field: &str, raw: &str) -> Result<String, Invalid> {
     let s = raw.trim().to_lowercase().replace([' ', '_'], "-");
     let ok = (2..=40).contains(&s.len())

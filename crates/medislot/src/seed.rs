@@ -28,21 +28,7 @@ const CITIES: [(&str, f64, f64, &str); 10] = [
     ("Toronto", 43.6532, -79.3832, "America/Toronto"),
     ("Sydney", -33.8688, 151.2093, "Australia/Sydney"),
 ];
-/// The first ten are the demo's.
-pub const SPECIALTIES: [&str; 12] = [
-    "general-practice",
-    "cardiology",
-    "dermatology",
-    "pediatrics",
-    "gynecology",
-    "ophthalmology",
-    "psychiatry",
-    "orthopedics",
-    "ent",
-    "neurology",
-    "endocrinology",
-    "physiotherapy",
-];
+pub use medislot_domain::people::COMMON_SPECIALTIES as SPECIALTIES;
 const LANGUAGES: [&str; 6] = ["en", "fr", "de", "es", "it", "ar"];
 const FIRST: [&str; 12] =
     ["Camille", "Hugo", "Léa", "Nadia", "Omar", "Sofia", "Jules", "Ava", "Noah", "Grace", "Priya", "Samuel"];

@@ -1,215 +1,251 @@
-//! The booking page a slot's deep link opens: the slot in the clinic's time
-//! zone (named), sign-in when needed, one button to book; when the slot was
-//! just taken, the nearest free ones instead of an error.
+//! Booking: the slot page (where search results and deep links lead), the
+//! hold with its countdown, confirmation; when the slot was just taken, the
+//! nearest free ones instead of an error.
 
-use super::{csrf_ok, csrf_token, esc, page, session};
+use super::{local, mode_text, urlencode, when, Form, Web};
 use crate::AppState;
 use axum::{
     body::Bytes,
     extract::{Path, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use jiff::{SignedDuration, Timestamp};
+use jiff::SignedDuration;
+use maud::{html, Markup};
 use medislot_app::{AppError, BookRequest, SlotView};
-use medislot_domain::{AppointmentId, Mode, SlotId};
-use medislot_store::{ClinicRecord, DoctorRecord};
-use std::collections::HashMap;
+use medislot_domain::{AppointmentId, AppointmentStatus, Mode, SlotId};
+use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
 
-/// "Thursday 26 November 2026, 09:30 (Europe/Paris)".
-fn local(t: Timestamp, c: &ClinicRecord) -> String {
-    let tz = c.time_zone.tz();
-    format!("{} ({})", t.to_zoned(tz).strftime("%A %-d %B %Y, %H:%M"), c.time_zone.as_str())
-}
-
-fn mode_text(m: Mode) -> &'static str {
-    match m {
-        Mode::InPerson => "in person",
-        Mode::Online => "online (video)",
+/// The doctor, clinic and time of a slot, as a card.
+pub fn slot_card(d: &DoctorRecord, c: &ClinicRecord, start: jiff::Timestamp, mode: Mode) -> Markup {
+    html! {
+        div.card {
+            p { strong { (d.name) } " — " (d.specialties.join(", ")) }
+            p { (when(start, c)) }
+            p { @if mode == Mode::Online { "Online (video)" } @else { (c.name) ", " (c.address) } }
+        }
     }
 }
 
-/// The slot behind a link, if it still exists and is free.
-async fn lookup(s: &AppState, raw: &str) -> Result<(DoctorRecord, ClinicRecord, Option<SlotView>), Response> {
-    let gone = || {
-        page(
+/// Free slots offered instead of one just taken.
+pub fn alternatives(alts: &[SlotView], c: &ClinicRecord) -> Markup {
+    html! {
+        @if alts.is_empty() {
+            p { "No other free slot soon with this doctor." }
+        } @else {
+            ul { @for a in alts { li { a href={ "/book/" (a.slot_id) } { (local(a.start, c)) } " — " (mode_text(a.mode)) } } }
+        }
+    }
+}
+
+/// The slot behind a link: doctor, clinic, and the slot if it is still free.
+async fn lookup(s: &AppState, raw: &str) -> Option<(DoctorRecord, ClinicRecord, SlotId, Option<SlotView>)> {
+    let id = SlotId::parse("slot_id", raw).ok()?;
+    let doctor = s.app.doctor(None, id.doctor).await.ok()?;
+    let clinic = s.app.clinic(doctor.clinic_id).await.ok()?;
+    let list =
+        s.app.slots(None, doctor.id, Some(id.start), Some(id.start + SignedDuration::from_secs(1)), None).await.ok()?;
+    let slot = list.slots.into_iter().find(|v| v.start == id.start);
+    Some((doctor, clinic, id, slot))
+}
+
+async fn taken_page(s: &AppState, w: &Web, d: &DoctorRecord, c: &ClinicRecord) -> Response {
+    let alts: Vec<SlotView> = s
+        .app
+        .slots(None, d.id, None, None, None)
+        .await
+        .map(|l| l.slots)
+        .unwrap_or_default()
+        .into_iter()
+        .take(5)
+        .collect();
+    w.render(
+        StatusCode::CONFLICT,
+        "Slot taken",
+        html! {
+            h1 { "This slot was just taken — here are the nearest free ones" }
+            p { "with " (d.name) " at " (c.name) }
+            (alternatives(&alts, c))
+            p { a href={ "/doctors/" (d.id) } { "See the whole week" } }
+        },
+    )
+}
+
+pub async fn page_for(s: &AppState, w: &Web, raw: &str, error: Option<&str>) -> Response {
+    let Some((d, c, _, slot)) = lookup(s, raw).await else {
+        return w.render(
             StatusCode::NOT_FOUND,
             "Link not valid",
-            "<h1>This booking link is not valid</h1><p>It may be mistyped, or the doctor no longer takes bookings.</p>",
-        )
-    };
-    let id = SlotId::parse("slot_id", raw).map_err(|_| gone())?;
-    let doctor = s.app.doctor(None, id.doctor).await.map_err(|_| gone())?;
-    let clinic = s.app.clinic(doctor.clinic_id).await.map_err(|_| gone())?;
-    let list = s
-        .app
-        .slots(None, doctor.id, Some(id.start), Some(id.start + SignedDuration::from_secs(1)), None)
-        .await
-        .map_err(|_| gone())?;
-    let slot = list.slots.into_iter().find(|v| v.start == id.start);
-    Ok((doctor, clinic, slot))
-}
-
-fn describe(d: &DoctorRecord, c: &ClinicRecord, start: Timestamp, mode: Mode) -> String {
-    format!(
-        "<div class=\"slot\"><p><strong>{}</strong> — {}</p><p>{}</p><p>{}, {}</p></div>",
-        esc(&d.name),
-        esc(&d.specialties.join(", ")),
-        esc(&local(start, c)),
-        esc(&c.name),
-        if mode == Mode::Online { "online (video)".to_string() } else { esc(&c.address) },
-    )
-}
-
-fn alternatives_html(alts: &[SlotView], c: &ClinicRecord) -> String {
-    if alts.is_empty() {
-        return "<p>No other free slot soon.</p>".into();
-    }
-    let items: String = alts
-        .iter()
-        .map(|a| {
-            format!(
-                "<li><a href=\"/book/{}\">{}</a> — {}</li>",
-                esc(&a.slot_id),
-                esc(&local(a.start, c)),
-                mode_text(a.mode)
-            )
-        })
-        .collect();
-    format!("<ul>{items}</ul>")
-}
-
-fn with_cookie(mut resp: Response, cookie: Option<HeaderValue>) -> Response {
-    if let Some(c) = cookie {
-        resp.headers_mut().append(header::SET_COOKIE, c);
-    }
-    resp
-}
-
-pub async fn page_for(s: &AppState, headers: &HeaderMap, raw: &str, error: Option<&str>) -> Response {
-    let (d, c, slot) = match lookup(s, raw).await {
-        Ok(x) => x,
-        Err(resp) => return resp,
-    };
-    let Some(slot) = slot else {
-        let alts = s.app.slots(None, d.id, None, None, None).await.map(|l| l.slots).unwrap_or_default();
-        let body = format!(
-            "<h1>This slot was just taken — here are the nearest free ones</h1><p>with {}</p>{}",
-            esc(&d.name),
-            alternatives_html(&alts.into_iter().take(5).collect::<Vec<_>>(), &c)
+            html! { h1 { "This booking link is not valid" } p { "It may be mistyped, or the doctor no longer takes bookings." } p { a href="/" { "Find another appointment" } } },
         );
-        return page(StatusCode::CONFLICT, "Slot taken", &body);
     };
-    let (csrf, set) = csrf_token(headers);
-    let me = session(s, headers).await;
-    let error = error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", esc(e))).unwrap_or_default();
-    let form = match &me {
-        Some(actor) if actor.role() == medislot_domain::Role::Patient => format!(
-            r#"<form method="post"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="action" value="book">
-<input type="hidden" name="key" value="{key}">
-<label for="reason">Reason for the visit (optional)</label><textarea id="reason" name="reason" rows="2" maxlength="500"></textarea>
-<button type="submit">Book this appointment</button></form>"#,
-            key = uuid::Uuid::new_v4()
-        ),
-        Some(_) => "<p>You are signed in with an account that cannot book (not a patient).</p>".into(),
-        None => format!(
-            r#"<h2>Sign in to book</h2><form method="post"><input type="hidden" name="csrf" value="{csrf}"><input type="hidden" name="action" value="login">
-<label for="email">E-mail</label><input id="email" name="email" type="email" autocomplete="username" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Sign in</button></form>"#
-        ),
+    let Some(slot) = slot else { return taken_page(s, w, &d, &c).await };
+    let status = if error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let body = html! {
+        h1 { "Book an appointment" }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        (slot_card(&d, &c, slot.start, slot.mode))
+        @match &w.me {
+            Some(_) if w.patient().is_some() => {
+                form method="post" {
+                    (w.csrf_field())
+                    input type="hidden" name="action" value="hold";
+                    p.muted { "We keep this slot for you for " (s.app.config().hold_ttl.as_mins()) " minutes while you confirm." }
+                    button type="submit" { "Hold this slot" }
+                }
+            }
+            Some(_) => { p.notice { "You are signed in with an account that cannot book (not a patient)." } }
+            None => {
+                h2 { "Sign in to book" }
+                form method="post" {
+                    (w.csrf_field())
+                    input type="hidden" name="action" value="login";
+                    label for="email" { "E-mail" }
+                    input #email name="email" type="email" autocomplete="username" required;
+                    label for="password" { "Password" }
+                    input #password name="password" type="password" autocomplete="current-password" required;
+                    button type="submit" { "Sign in" }
+                }
+                p { "No account yet? " a href={ "/register?next=" (urlencode(&format!("/book/{raw}"))) } { "Create one" } }
+            }
+        }
     };
-    let body = format!("<h1>Book an appointment</h1>{error}{}{form}", describe(&d, &c, slot.start, slot.mode));
-    with_cookie(
-        page(
-            if error.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY },
-            "Book an appointment",
-            &body,
-        ),
-        set,
-    )
+    w.render(status, "Book an appointment", body)
 }
 
 pub async fn show(State(s): State<AppState>, headers: HeaderMap, Path(slot_id): Path<String>) -> Response {
-    page_for(&s, &headers, &slot_id, None).await
+    let w = Web::new(&s, &headers).await;
+    page_for(&s, &w, &slot_id, None).await
 }
 
+/// Sign in (and come back here), or hold the slot and go confirm it.
 pub async fn submit(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(slot_id): Path<String>,
     body: Bytes,
 ) -> Response {
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    if !csrf_ok(&headers, form.get("csrf").map(String::as_str)) {
-        return page_for(&s, &headers, &slot_id, Some("Your form expired. Please try again.")).await;
+    let form = Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    if !w.csrf_ok() {
+        return page_for(&s, &w, &slot_id, Some("Your form expired. Please try again.")).await;
     }
-    match form.get("action").map(String::as_str) {
+    match form.get("action") {
         Some("login") => {
-            let (email, password) =
-                (form.get("email").cloned().unwrap_or_default(), form.get("password").cloned().unwrap_or_default());
-            match crate::routes::accounts::rate_limited_login(&s, &email, &password).await {
-                Ok((_, cookie)) => with_cookie(
-                    Redirect::to(&format!("/book/{}", urlencode(&slot_id))).into_response(),
-                    HeaderValue::from_str(&cookie).ok(),
-                ),
-                Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
-                    page_for(&s, &headers, &slot_id, Some("Too many attempts. Wait a minute and try again.")).await
-                }
-                Err(_) => page_for(&s, &headers, &slot_id, Some("Wrong e-mail or password.")).await,
+            let back = format!("/book/{}", urlencode(&slot_id));
+            match super::auth::sign_in(&s, &form.text("email"), &form.text("password"), &back).await {
+                Ok(resp) => resp,
+                Err((_, msg)) => page_for(&s, &w, &slot_id, Some(msg)).await,
             }
         }
-        Some("book") => {
-            let Some(me) = session(&s, &headers).await else {
-                return page_for(&s, &headers, &slot_id, Some("Please sign in first.")).await;
-            };
-            let req = BookRequest {
-                slot_id: slot_id.clone(),
-                mode: None,
-                reason: form.get("reason").cloned().unwrap_or_default(),
-            };
-            match s.app.book(Some(&me), req, form.get("key").map(String::as_str)).await {
-                Ok(out) => Redirect::to(&format!("/appointments/{}", out.appointment.id)).into_response(),
-                // Taken meanwhile: the page says so and lists the nearest free slots.
-                Err(AppError::SlotTaken { .. }) => page_for(&s, &headers, &slot_id, None).await,
+        Some("hold") => {
+            let Some(me) = w.patient() else { return page_for(&s, &w, &slot_id, Some("Please sign in first.")).await };
+            match s.app.hold(Some(me), &slot_id, None).await {
+                Ok(a) => Redirect::to(&format!("/holds/{}", a.id)).into_response(),
+                Err(AppError::SlotTaken { .. }) => page_for(&s, &w, &slot_id, None).await,
                 Err(AppError::Invalid(e)) => {
-                    let msg = e.0.first().map(|f| format!("{}: {}", f.field, f.message)).unwrap_or_default();
-                    page_for(&s, &headers, &slot_id, Some(&msg)).await
+                    let msg = e.0.first().map(|f| f.message.clone()).unwrap_or_default();
+                    page_for(&s, &w, &slot_id, Some(&msg)).await
                 }
-                Err(e) => page(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Try again",
-                    &format!(
-                        "<h1>Something went wrong</h1><p>{}</p><p><a href=\"/book/{}\">Try again</a></p>",
-                        esc(&e.to_string()),
-                        esc(&slot_id)
-                    ),
-                ),
+                Err(e @ AppError::TooManyHolds(_)) => page_for(&s, &w, &slot_id, Some(&e.to_string())).await,
+                Err(e) => w.problem(&e),
             }
         }
-        _ => page_for(&s, &headers, &slot_id, Some("Unknown action.")).await,
+        _ => page_for(&s, &w, &slot_id, Some("Unknown action.")).await,
     }
 }
 
-fn urlencode(s: &str) -> String {
-    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+/// An appointment of the signed-in person, with its doctor and clinic.
+pub async fn load(
+    s: &AppState,
+    w: &Web,
+    raw: &str,
+) -> Result<(AppointmentRecord, DoctorRecord, ClinicRecord), AppError> {
+    let id: AppointmentId = raw.parse().map_err(|_| AppError::NotFound("appointment"))?;
+    let a = s.app.appointment(w.me.as_ref(), id).await?;
+    let d = s.app.store().doctor(a.doctor_id).await?.ok_or(AppError::NotFound("doctor"))?;
+    let c = s.app.clinic(d.clinic_id).await?;
+    Ok((a, d, c))
 }
 
-/// The confirmation a patient sees after booking.
-pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    let not_found = || page(StatusCode::NOT_FOUND, "Not found", "<h1>No such appointment</h1>");
-    let Some(me) = session(&s, &headers).await else {
-        return page(StatusCode::UNAUTHORIZED, "Sign in", "<h1>Please sign in to see your appointment</h1>");
+fn hold_body(w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, error: Option<&str>) -> Markup {
+    let expires = a.hold_expires_at.map(|t| t.as_second()).unwrap_or_default();
+    html! {
+        h1 { "Confirm your appointment" }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        (slot_card(d, c, a.start, a.mode))
+        p.notice { "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "." }
+        form method="post" {
+            (w.csrf_field())
+            input type="hidden" name="key" value=(uuid::Uuid::new_v4());
+            label for="reason" { "Reason for the visit (optional)" }
+            textarea #reason name="reason" rows="2" maxlength="500" {}
+            button type="submit" { "Confirm booking" }
+        }
+    }
+}
+
+pub async fn hold_page(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if w.me.is_none() {
+        return Redirect::to(&format!("/login?next=/holds/{}", urlencode(&id))).into_response();
+    }
+    match load(&s, &w, &id).await {
+        Ok((a, d, c)) if a.status == AppointmentStatus::Held => {
+            w.ok("Confirm your appointment", hold_body(&w, &a, &d, &c, None))
+        }
+        Ok((a, _, _)) => Redirect::to(&format!("/appointments/{}", a.id)).into_response(),
+        Err(e) => w.problem(&e),
+    }
+}
+
+/// Confirms the hold: books its slot (the store turns the caller's own hold into the booking).
+pub async fn confirm(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    let (a, d, c) = match load(&s, &w, &id).await {
+        Ok(x) => x,
+        Err(e) => return w.problem(&e),
     };
-    let Ok(id) = id.parse::<AppointmentId>() else { return not_found() };
-    let Ok(a) = s.app.appointment(Some(&me), id).await else { return not_found() };
-    let Ok(Some(d)) = s.app.store().doctor(a.doctor_id).await else { return not_found() };
-    let Ok(c) = s.app.clinic(d.clinic_id).await else { return not_found() };
-    let body = format!(
-        "<h1>Your appointment is {}</h1>{}<p>Reference: <code>{}</code></p>",
-        esc(a.status.as_str()),
-        describe(&d, &c, a.start, a.mode),
-        a.id
-    );
-    page(StatusCode::OK, "Your appointment", &body)
+    if !w.csrf_ok() {
+        return w.render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Confirm",
+            hold_body(&w, &a, &d, &c, Some("Your form expired. Please try again.")),
+        );
+    }
+    let req = BookRequest {
+        slot_id: SlotId::new(a.doctor_id, a.start).encode(),
+        mode: Some(a.mode.as_str().into()),
+        reason: form.text("reason"),
+    };
+    match s.app.book(w.me.as_ref(), req, form.get("key")).await {
+        Ok(out) => Redirect::to(&format!("/appointments/{}", out.appointment.id)).into_response(),
+        Err(AppError::SlotTaken { .. }) => taken_page(&s, &w, &d, &c).await,
+        Err(AppError::Invalid(e)) => {
+            let msg = e.0.first().map(|f| format!("{}: {}", f.field, f.message)).unwrap_or_default();
+            w.render(StatusCode::UNPROCESSABLE_ENTITY, "Confirm", hold_body(&w, &a, &d, &c, Some(&msg)))
+        }
+        Err(e) => w.problem(&e),
+    }
+}
+
+/// The appointment as its patient sees it after booking or changing it.
+pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if w.me.is_none() {
+        return Redirect::to(&format!("/login?next=/appointments/{}", urlencode(&id))).into_response();
+    }
+    let (a, d, c) = match load(&s, &w, &id).await {
+        Ok(x) => x,
+        Err(e) => return w.problem(&e),
+    };
+    let body = html! {
+        h1 { "Your appointment is " (a.status.as_str()) }
+        (slot_card(&d, &c, a.start, a.mode))
+        @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
+        p.muted { "Reference: " code { (a.id) } }
+        p { a href="/appointments" { "All my appointments" } }
+    };
+    w.ok("Your appointment", body)
 }

@@ -1,82 +1,209 @@
-//! Server-rendered pages. For now the booking page a slot's deep link opens
-//! (SMART Scheduling Links, FHIR): see the slot, sign in, book it.
+//! The web application: server-rendered pages (maud templates, escaped by
+//! construction), forms that work without JavaScript, a little script where it
+//! helps (hold countdown, "near me", the visitor's own time zone). Sessions are
+//! the HttpOnly SameSite cookie set at sign-in; every form carries a CSRF token
+//! (double-submit cookie).
 
+mod auth;
 mod book;
+mod patient;
 
 use crate::{extract::session_cookie, AppState};
 use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
-    routing::get,
+    routing::{get, post},
     Router,
 };
-use medislot_app::Actor;
+use jiff::Timestamp;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
+use medislot_app::{Actor, AppError};
+use medislot_domain::{FieldError, Mode, Role};
+use medislot_store::ClinicRecord;
+use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/", get(patient::search))
+        .route("/doctors/{id}", get(patient::doctor_week))
         .route("/book/{slot_id}", get(book::show).post(book::submit))
+        .route("/holds/{id}", get(book::hold_page).post(book::confirm))
+        .route("/appointments", get(patient::mine))
         .route("/appointments/{id}", get(book::confirmation))
+        .route("/appointments/{id}/reschedule", get(patient::reschedule_page).post(patient::reschedule))
+        .route("/appointments/{id}/cancel", post(patient::cancel))
+        .route("/login", get(auth::login_page).post(auth::login))
+        .route("/register", get(auth::register_page).post(auth::register))
+        .route("/logout", post(auth::logout))
 }
 
 const CSRF_COOKIE: &str = "medislot_csrf";
 
-/// Text made safe to place in HTML, attributes included.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// What every page needs: who is signed in, and the CSRF token for its forms.
+pub struct Web {
+    pub me: Option<Actor>,
+    pub csrf: String,
+    set_csrf: Option<HeaderValue>,
+    form_csrf_ok: bool,
+}
+
+impl Web {
+    pub async fn new(s: &AppState, headers: &HeaderMap) -> Self {
+        Self::with_form(s, headers, None).await
+    }
+
+    /// For a submitted form: also checks its CSRF token against the cookie.
+    pub async fn with_form(s: &AppState, headers: &HeaderMap, form: Option<&Form>) -> Self {
+        let me = match session_cookie(headers) {
+            Some(token) => s.app.authenticate(&token).await.ok().flatten(),
+            None => None,
+        };
+        let cookie = cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 32);
+        let form_csrf_ok = matches!((&cookie, form.and_then(|f| f.get("csrf"))), (Some(c), Some(f)) if c == f);
+        let (csrf, set_csrf) = match cookie {
+            Some(t) => (t, None),
+            None => {
+                let t = uuid::Uuid::new_v4().simple().to_string();
+                let set = HeaderValue::from_str(&format!("{CSRF_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict")).ok();
+                (t, set)
+            }
+        };
+        Web { me, csrf, set_csrf, form_csrf_ok }
+    }
+
+    pub fn csrf_ok(&self) -> bool {
+        self.form_csrf_ok
+    }
+
+    pub fn patient(&self) -> Option<&Actor> {
+        self.me.as_ref().filter(|a| a.role() == Role::Patient)
+    }
+
+    /// The hidden CSRF field every form carries.
+    pub fn csrf_field(&self) -> Markup {
+        html! { input type="hidden" name="csrf" value=(self.csrf); }
+    }
+
+    /// A whole page in the site's layout.
+    pub fn render(&self, status: StatusCode, title: &str, body: Markup) -> Response {
+        let page = html! {
+            (DOCTYPE)
+            html lang="en" {
+                head {
+                    meta charset="utf-8";
+                    meta name="viewport" content="width=device-width, initial-scale=1";
+                    title { (title) " · medislot" }
+                    style { (PreEscaped(STYLE)) }
+                }
+                body {
+                    a.skip href="#main" { "Skip to content" }
+                    header {
+                        nav aria-label="Main" {
+                            a href="/" { strong { "medislot" } }
+                            a href="/" { "Find a doctor" }
+                            @if let Some(me) = &self.me {
+                                @if me.role() == Role::Patient { a href="/appointments" { "My appointments" } }
+                                form.inline method="post" action="/logout" {
+                                    (self.csrf_field())
+                                    button.link type="submit" { "Sign out (" (me.user.name) ")" }
+                                }
+                            } @else {
+                                a href="/login" { "Sign in" }
+                                a href="/register" { "Create an account" }
+                            }
+                        }
+                    }
+                    main #main { (body) }
+                    script { (PreEscaped(SCRIPT)) }
+                }
+            }
+        };
+        let mut resp = (status, Html(page.into_string())).into_response();
+        if let Some(c) = &self.set_csrf {
+            resp.headers_mut().append(header::SET_COOKIE, c.clone());
+        }
+        resp
+    }
+
+    pub fn ok(&self, title: &str, body: Markup) -> Response {
+        self.render(StatusCode::OK, title, body)
+    }
+
+    /// A page for an error the visitor can do something about.
+    pub fn problem(&self, e: &AppError) -> Response {
+        let (status, title, text): (StatusCode, &str, String) = match e {
+            AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "Please sign in", "Please sign in first.".into()),
+            AppError::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("No such {what}.")),
+            AppError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not allowed", (*why).to_string()),
+            AppError::Unavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again",
+                "The service is busy right now. Please try again in a moment.".into(),
+            ),
+            other => (StatusCode::UNPROCESSABLE_ENTITY, "Not possible", other.to_string()),
+        };
+        self.render(status, title, html! { h1 { (title) } p { (text) } p { a href="/" { "Back to the start" } } })
+    }
+}
+
+/// A submitted form's fields.
+pub struct Form(pub HashMap<String, String>);
+
+impl Form {
+    pub fn parse(body: &[u8]) -> Self {
+        Form(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.0.get(k).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    pub fn text(&self, k: &str) -> String {
+        self.get(k).unwrap_or("").to_string()
+    }
+}
+
+/// Field errors by field name, to show each next to its field.
+pub fn field_errors(errors: &[FieldError]) -> HashMap<String, String> {
+    errors.iter().map(|e| (e.field.clone(), e.message.clone())).collect()
+}
+
+/// The message for one field, if any, linked to it for screen readers.
+pub fn error_for(errors: &HashMap<String, String>, field: &str) -> Markup {
+    html! {
+        @if let Some(m) = errors.get(field) {
+            p.error id={ (field) "-error" } role="alert" { (m) }
         }
     }
-    out
 }
 
-/// A whole page: readable on a phone, labelled, high contrast.
-pub fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        r#"<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · medislot</title>
-<style>
-body{{font-family:system-ui,sans-serif;max-width:40rem;margin:0 auto;padding:1rem;color:#111;background:#fff;line-height:1.5}}
-h1{{font-size:1.5rem}} .slot{{border:1px solid #555;border-radius:.5rem;padding:1rem;margin:1rem 0}}
-label{{display:block;margin-top:.75rem;font-weight:600}} input,textarea{{width:100%;padding:.5rem;font-size:1rem;border:1px solid #333;box-sizing:border-box}}
-button{{margin-top:1rem;padding:.75rem 1.25rem;font-size:1rem;background:#0b57d0;color:#fff;border:0;border-radius:.25rem}}
-button:focus,a:focus,input:focus{{outline:3px solid #f90}} .error{{color:#a00;font-weight:600}} a{{color:#0b57d0}}
-</style></head>
-<body><main>
-{body}
-</main></body></html>"#,
-        title = esc(title)
-    );
-    (status, Html(html)).into_response()
+/// "Thursday 26 November 2026, 09:30 (Europe/Paris)".
+pub fn local(t: Timestamp, c: &ClinicRecord) -> String {
+    format!("{} ({})", t.to_zoned(c.time_zone.tz()).strftime("%A %-d %B %Y, %H:%M"), c.time_zone.as_str())
 }
 
-/// The signed-in person, from the session cookie.
-pub async fn session(s: &AppState, headers: &HeaderMap) -> Option<Actor> {
-    let token = session_cookie(headers)?;
-    s.app.authenticate(&token).await.ok().flatten()
+/// An instant in the clinic's zone, with the visitor's own time added by the page script when it differs.
+pub fn when(t: Timestamp, c: &ClinicRecord) -> Markup {
+    html! { time datetime=(t.to_string()) data-zone=(c.time_zone.as_str()) { (local(t, c)) } }
 }
 
-/// The CSRF token for forms (double-submit cookie): the one the browser
-/// holds, or a fresh one to set.
-pub fn csrf_token(headers: &HeaderMap) -> (String, Option<HeaderValue>) {
-    if let Some(t) = cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 32) {
-        return (t, None);
+pub fn mode_text(m: Mode) -> &'static str {
+    match m {
+        Mode::InPerson => "in person",
+        Mode::Online => "online (video)",
     }
-    let t = uuid::Uuid::new_v4().simple().to_string();
-    let set = HeaderValue::from_str(&format!("{CSRF_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict")).ok();
-    (t, set)
 }
 
-/// A form's token matches the browser's cookie: the form came from our page.
-pub fn csrf_ok(headers: &HeaderMap, form_token: Option<&str>) -> bool {
-    matches!((cookie(headers, CSRF_COOKIE), form_token), (Some(c), Some(f)) if c.len() == 32 && c == f)
+/// A same-site path to go back to after signing in (never another site).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        _ => "/".into(),
+    }
+}
+
+pub fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -85,3 +212,59 @@ fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         (k == name).then(|| v.to_string())
     })
 }
+
+const STYLE: &str = r#"
+*{box-sizing:border-box} body{font-family:system-ui,sans-serif;max-width:48rem;margin:0 auto;padding:0 1rem 2rem;color:#111;background:#fff;line-height:1.5}
+header nav{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:center;padding:.75rem 0;border-bottom:1px solid #ccc;margin-bottom:1rem}
+a{color:#0b57d0} a:focus,button:focus,input:focus,select:focus,textarea:focus{outline:3px solid #e37400;outline-offset:2px}
+.skip{position:absolute;left:-999px} .skip:focus{left:1rem;top:1rem;background:#fff;padding:.5rem}
+h1{font-size:1.5rem} h2{font-size:1.2rem}
+label{display:block;margin-top:.75rem;font-weight:600}
+input,select,textarea{width:100%;padding:.5rem;font-size:1rem;border:1px solid #444;border-radius:.25rem;background:#fff;color:#111}
+button{margin-top:1rem;padding:.6rem 1.1rem;font-size:1rem;background:#0b57d0;color:#fff;border:0;border-radius:.25rem;cursor:pointer}
+button.secondary{background:#fff;color:#0b57d0;border:1px solid #0b57d0} button.danger{background:#b3261e}
+button.link{background:none;color:#0b57d0;padding:0;margin:0;text-decoration:underline}
+form.inline{display:inline} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(12rem,1fr));gap:0 1rem}
+.card{border:1px solid #888;border-radius:.5rem;padding:1rem;margin:1rem 0}
+.error{color:#b3261e;font-weight:600;margin:.25rem 0} .notice{background:#fff4e5;border-left:4px solid #e37400;padding:.75rem}
+.ok{background:#e7f5ea;border-left:4px solid #1e7e34;padding:.75rem}
+.days{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.75rem} .days ul{list-style:none;padding:0;margin:0}
+.days li{margin:.25rem 0} .slotlink{display:inline-block;padding:.3rem .6rem;border:1px solid #0b57d0;border-radius:.25rem;text-decoration:none}
+.muted{color:#555} .yours{display:block;color:#555;font-size:.9rem}
+"#;
+
+/// Progressive enhancement only: every page works without it.
+const SCRIPT: &str = r#"
+(function(){
+  var mine = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  document.querySelectorAll('time[data-zone]').forEach(function(t){
+    if (!mine || t.dataset.zone === mine) return;
+    var d = new Date(t.getAttribute('datetime'));
+    var s = document.createElement('span'); s.className = 'yours';
+    s.textContent = 'Your time: ' + d.toLocaleString([], {weekday:'short', day:'numeric', month:'short', hour:'2-digit', minute:'2-digit'}) + ' (' + mine + ')';
+    t.after(s);
+  });
+  var c = document.getElementById('countdown');
+  if (c) {
+    var end = Number(c.dataset.expires) * 1000;
+    var tick = function(){
+      var left = Math.max(0, Math.round((end - Date.now()) / 1000));
+      c.textContent = left > 0 ? Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0') : 'expired';
+      if (left > 0) setTimeout(tick, 1000);
+    };
+    tick();
+  }
+  var near = document.getElementById('near-me');
+  if (near && navigator.geolocation) {
+    near.hidden = false;
+    near.addEventListener('click', function(){
+      navigator.geolocation.getCurrentPosition(function(p){
+        document.getElementById('lat').value = p.coords.latitude.toFixed(4);
+        document.getElementById('lon').value = p.coords.longitude.toFixed(4);
+        document.getElementById('city').value = '';
+        near.textContent = 'Using your location';
+      });
+    });
+  }
+})();
+"#;

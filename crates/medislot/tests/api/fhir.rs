@@ -133,7 +133,7 @@ async fn bad_fhir_requests_get_an_operation_outcome_naming_the_field() {
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("not valid"));
     let slot = free_slots(&p, &w.doctor_id).await[2]["slot_id"].as_str().unwrap().to_string();
-    let form = |csrf: &str| format!("csrf={csrf}&action=book&key=k1");
+    let form = |csrf: &str| format!("csrf={csrf}&action=hold");
     let r = http
         .post(format!("{}/book/{slot}", srv.url))
         .header("content-type", "application/x-www-form-urlencoded")

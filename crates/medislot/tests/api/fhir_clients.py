@@ -246,9 +246,11 @@ pageh = web.get(links[target["id"]], timeout=60)
 assert pageh.status_code == 200 and "Sign in to book" in pageh.text, pageh.text[:500]
 csrf = re.search(r'name="csrf" value="([0-9a-f]{32})"', pageh.text).group(1)
 r = web.post(links[target["id"]], data={"csrf": csrf, "action": "login", "email": EMAIL, "password": PASSWORD}, timeout=60)
-assert r.status_code == 200 and "Book this appointment" in r.text, r.text[:500]
+assert r.status_code == 200 and "Hold this slot" in r.text, r.text[:500]
+r = web.post(links[target["id"]], data={"csrf": csrf, "action": "hold"}, timeout=60)
+assert r.status_code == 200 and "/holds/" in r.url and "Confirm booking" in r.text, r.text[:500]
 key = re.search(r'name="key" value="([^"]+)"', r.text).group(1)
-r = web.post(links[target["id"]], data={"csrf": csrf, "action": "book", "key": key, "reason": "deep link"}, timeout=60)
+r = web.post(r.url, data={"csrf": csrf, "key": key, "reason": "deep link"}, timeout=60)
 assert r.status_code == 200 and "Your appointment is booked" in r.text, r.text[:500]
 booked_id = r.url.rsplit("/", 1)[1]
 via_link = get(f"Appointment/{booked_id}", TOKEN)

@@ -1,0 +1,392 @@
+//! What patients do: search, a doctor's week, their appointments,
+//! rescheduling and cancelling.
+
+use super::{book, error_for, local, mode_text, urlencode, when, Form, Web};
+use crate::AppState;
+use axum::{
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Redirect, Response},
+};
+use jiff::{SignedDuration, Timestamp};
+use maud::{html, Markup};
+use medislot_app::{AppError, AppointmentFilter, SearchParams};
+use medislot_domain::{AppointmentStatus, DoctorId};
+use std::collections::{BTreeMap, HashMap};
+
+/// Cities offered for "near"; "near me" uses the browser's position instead.
+const CITIES: [(&str, f64, f64); 10] = [
+    ("Paris", 48.8566, 2.3522),
+    ("Lyon", 45.7640, 4.8357),
+    ("Marseille", 43.2965, 5.3698),
+    ("Berlin", 52.5200, 13.4050),
+    ("Madrid", 40.4168, -3.7038),
+    ("London", 51.5072, -0.1276),
+    ("New York", 40.7128, -74.0060),
+    ("Chicago", 41.8781, -87.6298),
+    ("Toronto", 43.6532, -79.3832),
+    ("Sydney", -33.8688, 151.2093),
+];
+use medislot_domain::people::COMMON_SPECIALTIES as SPECIALTIES;
+
+/// A `YYYY-MM-DD` field as the start of that day (UTC), or a field error.
+fn date(q: &HashMap<String, String>, field: &str, errors: &mut HashMap<String, String>) -> Option<Timestamp> {
+    let v = q.get(field).filter(|v| !v.is_empty())?;
+    match v.parse::<jiff::civil::Date>().ok().and_then(|d| d.to_zoned(jiff::tz::TimeZone::UTC).ok()) {
+        Some(z) => Some(z.timestamp()),
+        None => {
+            errors.insert(field.into(), "must be a date (YYYY-MM-DD)".into());
+            None
+        }
+    }
+}
+
+fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>) -> Markup {
+    let v = |k: &str| q.get(k).cloned().unwrap_or_default();
+    html! {
+        form method="get" action="/" role="search" {
+            div.grid {
+                div {
+                    label for="specialty" { "Specialty" }
+                    input #specialty name="specialty" list="specialties" value=(v("specialty")) placeholder="e.g. cardiology";
+                    datalist #specialties { @for s in SPECIALTIES { option value=(s) {} } }
+                    (error_for(errors, "specialty"))
+                }
+                div {
+                    label for="city" { "Near" }
+                    select #city name="city" {
+                        option value="" { "anywhere" }
+                        @for (c, _, _) in CITIES { option value=(c) selected[v("city") == c] { (c) } }
+                    }
+                    input #lat type="hidden" name="lat" value=(v("lat"));
+                    input #lon type="hidden" name="lon" value=(v("lon"));
+                    button.secondary #near-me type="button" hidden { "Near me" }
+                    (error_for(errors, "near"))
+                }
+                div {
+                    label for="radius_km" { "Within (km)" }
+                    input #radius_km name="radius_km" type="number" min="1" max="1000" value=(q.get("radius_km").cloned().unwrap_or_else(|| "25".into()));
+                    (error_for(errors, "radius_km"))
+                }
+                div {
+                    label for="mode" { "Consultation" }
+                    select #mode name="mode" {
+                        option value="" { "in person or online" }
+                        option value="in_person" selected[v("mode") == "in_person"] { "in person" }
+                        option value="online" selected[v("mode") == "online"] { "online (video)" }
+                    }
+                    (error_for(errors, "mode"))
+                }
+                div {
+                    label for="language" { "Language" }
+                    input #language name="language" value=(v("language")) placeholder="e.g. fr";
+                    (error_for(errors, "language"))
+                }
+                div {
+                    label for="from" { "From" }
+                    input #from name="from" type="date" value=(v("from"));
+                    (error_for(errors, "from"))
+                }
+                div {
+                    label for="to" { "Until" }
+                    input #to name="to" type="date" value=(v("to"));
+                    (error_for(errors, "to"))
+                }
+            }
+            button type="submit" { "Search" }
+        }
+    }
+}
+
+/// The search page: the form, and when it was submitted, the hits with their next free slot.
+pub async fn search(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if q.is_empty() {
+        let body = html! { h1 { "Find a doctor and book online" } (search_form(&q, &HashMap::new())) };
+        return w.ok("Find a doctor", body);
+    }
+    let mut errors = HashMap::new();
+    let city = q.get("city").and_then(|c| CITIES.iter().find(|(n, _, _)| n == c));
+    let near = match (city, q.get("lat").filter(|v| !v.is_empty()), q.get("lon").filter(|v| !v.is_empty())) {
+        (Some((_, lat, lon)), _, _) => Some(format!("{lat},{lon}")),
+        (None, Some(lat), Some(lon)) => Some(format!("{lat},{lon}")),
+        _ => None,
+    };
+    let radius = match q.get("radius_km").filter(|v| !v.is_empty() && near.is_some()) {
+        Some(r) => r.parse::<f64>().map_err(|_| errors.insert("radius_km".into(), "must be a number".into())).ok(),
+        None => None,
+    };
+    let page: u32 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    let params = SearchParams {
+        specialty: q.get("specialty").filter(|v| !v.is_empty()).cloned(),
+        near,
+        radius_km: radius,
+        mode: q.get("mode").filter(|v| !v.is_empty()).cloned(),
+        language: q.get("language").filter(|v| !v.is_empty()).cloned(),
+        available_from: date(&q, "from", &mut errors),
+        available_to: date(&q, "to", &mut errors).map(|t| t + SignedDuration::from_hours(24)),
+        page,
+        per_page: 10,
+    };
+    let result = if errors.is_empty() { Some(s.app.search(params).await) } else { None };
+    let found = match result {
+        Some(Ok(p)) => Some(p),
+        Some(Err(AppError::Invalid(e))) => {
+            for f in e.0 {
+                let field = match f.field.as_str() {
+                    "available_from" => "from".to_string(),
+                    "available_to" => "to".to_string(),
+                    other => other.to_string(),
+                };
+                errors.insert(field, f.message);
+            }
+            None
+        }
+        Some(Err(e)) => return w.problem(&e),
+        None => None,
+    };
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let body = html! {
+        h1 { "Find a doctor and book online" }
+        (search_form(&q, &errors))
+        @if let Some(p) = &found {
+            h2 #results { (p.total) " doctors found" }
+            @for hit in &p.items {
+                div.card {
+                    p { a href={ "/doctors/" (hit.doctor.id) } { strong { (hit.doctor.name) } } " — " (hit.doctor.specialties.join(", ")) }
+                    p.muted {
+                        (hit.clinic.name) ", " (hit.clinic.address)
+                        @if let Some(km) = hit.distance_km { " · " (format!("{km:.1}")) " km" }
+                        " · speaks " (hit.doctor.languages.join(", "))
+                    }
+                    @if let Some(slot) = &hit.next_slot {
+                        p { "Next available: " a.slotlink href={ "/book/" (slot.slot_id) } { (local(slot.start, &hit.clinic)) } " (" (mode_text(slot.mode)) ")" }
+                    } @else {
+                        p.muted { "No free slot in this period." }
+                    }
+                }
+            }
+            @if (p.page as usize) * (p.per_page as usize) < p.total {
+                @let mut next = q.clone();
+                @let _ = next.insert("page".into(), (p.page + 1).to_string());
+                p { a href={ "/?" (next.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")) } { "More results" } }
+            }
+        }
+    };
+    w.render(status, "Find a doctor", body)
+}
+
+/// A doctor's week of free slots, day by day in the clinic's time zone.
+pub async fn doctor_week(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let w = Web::new(&s, &headers).await;
+    let Ok(id) = id.parse::<DoctorId>() else { return w.problem(&AppError::NotFound("doctor")) };
+    let week: i64 = q.get("week").and_then(|v| v.parse().ok()).unwrap_or(0).clamp(0, 12);
+    let d = match s.app.doctor(w.me.as_ref(), id).await {
+        Ok(d) => d,
+        Err(e) => return w.problem(&e),
+    };
+    let c = match s.app.clinic(d.clinic_id).await {
+        Ok(c) => c,
+        Err(e) => return w.problem(&e),
+    };
+    let tz = c.time_zone.tz();
+    let today = s.app.now().to_zoned(tz.clone()).date();
+    let first = today.checked_add(jiff::Span::new().days(7 * week)).unwrap_or(today);
+    let start = first.to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or_else(|_| s.app.now());
+    let end = first
+        .checked_add(jiff::Span::new().days(7))
+        .ok()
+        .and_then(|d| d.to_zoned(tz.clone()).ok())
+        .map(|z| z.timestamp())
+        .unwrap_or(start + SignedDuration::from_hours(24 * 7));
+    let slots = match s.app.slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), None).await {
+        Ok(l) => l.slots,
+        Err(e) => return w.problem(&e),
+    };
+    let mut days: BTreeMap<jiff::civil::Date, Vec<_>> = BTreeMap::new();
+    for i in 0..7 {
+        if let Ok(day) = first.checked_add(jiff::Span::new().days(i)) {
+            days.insert(day, vec![]);
+        }
+    }
+    for slot in &slots {
+        days.entry(slot.start.to_zoned(tz.clone()).date()).or_default().push(slot);
+    }
+    let body = html! {
+        h1 { (d.name) }
+        p { (d.specialties.join(", ")) " · " (c.name) ", " (c.address) }
+        p.muted { "Speaks " (d.languages.join(", ")) ". Times are " strong { (c.time_zone.as_str()) } " time." }
+        @if !d.bio.is_empty() { p { (d.bio) } }
+        nav aria-label="Weeks" {
+            @if week > 0 { a href={ "/doctors/" (d.id) "?week=" (week - 1) } { "← Previous week" } " " }
+            a href={ "/doctors/" (d.id) "?week=" (week + 1) } { "Next week →" }
+        }
+        div.days {
+            @for (day, list) in &days {
+                section aria-label=(day.strftime("%A %-d %B").to_string()) {
+                    h2 { (day.strftime("%a %-d %b").to_string()) }
+                    @if list.is_empty() { p.muted { "—" } }
+                    ul {
+                        @for slot in list {
+                            li {
+                                a.slotlink href={ "/book/" (slot.slot_id) } aria-label={ "Book " (local(slot.start, &c)) ", " (mode_text(slot.mode)) } {
+                                    (slot.start.to_zoned(tz.clone()).strftime("%H:%M").to_string())
+                                }
+                                @if slot.mode == medislot_domain::Mode::Online { " online" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    w.ok(&d.name, body)
+}
+
+/// The signed-in patient's appointments, upcoming first, with reschedule and cancel.
+pub async fn mine(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if w.me.is_none() {
+        return Redirect::to("/login?next=/appointments").into_response();
+    }
+    let f = AppointmentFilter {
+        status: None,
+        doctor_id: None,
+        from: Some(s.app.now() - SignedDuration::from_hours(24 * 30)),
+        to: None,
+        page: 1,
+        per_page: 100,
+    };
+    let items = match s.app.appointments(w.me.as_ref(), f).await {
+        Ok((items, _)) => items,
+        Err(e) => return w.problem(&e),
+    };
+    let mut rows = vec![];
+    for a in items {
+        let Ok(Some(d)) = s.app.store().doctor(a.doctor_id).await else { continue };
+        let Ok(c) = s.app.clinic(d.clinic_id).await else { continue };
+        rows.push((a, d, c));
+    }
+    let now = s.app.now();
+    let body = html! {
+        h1 { "My appointments" }
+        @if rows.is_empty() { p { "None yet. " a href="/" { "Find a doctor" } } }
+        @for (a, d, c) in &rows {
+            div.card data-appointment=(a.id) {
+                p { strong { (d.name) } " — " (when(a.start, c)) }
+                p { "Status: " strong.status { (a.status.as_str()) } " · " (mode_text(a.mode)) " · " (c.name) }
+                @if a.status == AppointmentStatus::Booked && a.start > now {
+                    a href={ "/appointments/" (a.id) "/reschedule" } { "Reschedule" }
+                    form method="post" action={ "/appointments/" (a.id) "/cancel" } {
+                        (w.csrf_field())
+                        input type="hidden" name="version" value=(a.version);
+                        label for={ "reason-" (a.id) } { "Reason for cancelling (optional)" }
+                        input id={ "reason-" (a.id) } name="reason" maxlength="500";
+                        button.danger type="submit" { "Cancel this appointment" }
+                    }
+                }
+                @if a.status == AppointmentStatus::Held {
+                    a href={ "/holds/" (a.id) } { "Confirm this held slot" }
+                }
+            }
+        }
+    };
+    w.ok("My appointments", body)
+}
+
+async fn reschedule_body(s: &AppState, w: &Web, id: &str, error: Option<&str>) -> Result<Markup, AppError> {
+    let (a, d, c) = book::load(s, w, id).await?;
+    let list =
+        s.app.slots(w.me.as_ref(), d.id, None, Some(s.app.now() + SignedDuration::from_hours(24 * 14)), None).await?;
+    Ok(html! {
+        h1 { "Reschedule" }
+        @if let Some(e) = error { p.error role="alert" { (e) } }
+        p { "Now: " (when(a.start, &c)) " with " (d.name) }
+        h2 { "Pick a new time" }
+        ul {
+            @for slot in list.slots.iter().take(40) {
+                li {
+                    form.inline method="post" {
+                        (w.csrf_field())
+                        input type="hidden" name="version" value=(a.version);
+                        input type="hidden" name="slot_id" value=(slot.slot_id);
+                        button.secondary type="submit" { (local(slot.start, &c)) " — " (mode_text(slot.mode)) }
+                    }
+                }
+            }
+        }
+    })
+}
+
+pub async fn reschedule_page(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if w.me.is_none() {
+        return Redirect::to(&format!("/login?next=/appointments/{}/reschedule", urlencode(&id))).into_response();
+    }
+    match reschedule_body(&s, &w, &id, None).await {
+        Ok(body) => w.ok("Reschedule", body),
+        Err(e) => w.problem(&e),
+    }
+}
+
+/// Moves the appointment (atomically; If-Match with the version the page showed).
+pub async fn reschedule(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    let again = |msg: &'static str| {
+        let (s, w, id) = (&s, &w, &id);
+        async move {
+            match reschedule_body(s, w, id, Some(msg)).await {
+                Ok(body) => w.render(StatusCode::CONFLICT, "Reschedule", body),
+                Err(e) => w.problem(&e),
+            }
+        }
+    };
+    if !w.csrf_ok() {
+        return again("Your form expired. Please try again.").await;
+    }
+    let Ok(aid) = id.parse() else { return w.problem(&AppError::NotFound("appointment")) };
+    let version = form.get("version").and_then(|v| v.parse().ok());
+    match s.app.reschedule(w.me.as_ref(), aid, &form.text("slot_id"), version).await {
+        Ok(a) => Redirect::to(&format!("/appointments/{}", a.id)).into_response(),
+        Err(AppError::SlotTaken { .. }) => again("That time was just taken — pick another one.").await,
+        Err(AppError::PreconditionFailed { .. }) => {
+            again("This appointment changed meanwhile; here is how it is now.").await
+        }
+        Err(AppError::Invalid(_)) => again("Pick one of the times below.").await,
+        Err(e) => w.problem(&e),
+    }
+}
+
+pub async fn cancel(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    if !w.csrf_ok() {
+        return w.render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not cancelled",
+            html! { h1 { "Not cancelled" } p.error { "Your form expired. " a href="/appointments" { "Try again" } } },
+        );
+    }
+    let Ok(aid) = id.parse() else { return w.problem(&AppError::NotFound("appointment")) };
+    let version = form.get("version").and_then(|v| v.parse().ok());
+    match s.app.cancel(w.me.as_ref(), aid, form.get("reason").map(str::to_string), version).await {
+        Ok(a) => Redirect::to(&format!("/appointments/{}", a.id)).into_response(),
+        Err(e) => w.problem(&e),
+    }
+}

@@ -1,0 +1,113 @@
+//! A patient finds a doctor, books, sees the booking, reschedules and
+//! cancels; two browsers race for one slot and the loser sees alternatives.
+
+use crate::{follow, helpers::*, press, screenshot, sign_in, text, Driver};
+use fantoccini::Locator;
+
+const DEMO_PASSWORD: &str = "demo-password";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+
+    // Search: cardiologists near Paris.
+    b.goto(&format!("{}/", srv.url)).await.unwrap();
+    crate::fill(&b, "#specialty", "cardiology").await;
+    b.find(Locator::Css("#city")).await.unwrap().select_by_value("Paris").await.unwrap();
+    press(&b, "Search").await;
+    let results = text(&b).await;
+    assert!(results.contains("doctors found") && results.contains("Next available"), "{results}");
+    screenshot(&b, "search").await;
+
+    // The first hit's week, in the clinic's zone, named.
+    follow(&b, Locator::Css(".card a")).await;
+    let week = text(&b).await;
+    assert!(week.contains("Europe/Paris"), "{week}");
+    screenshot(&b, "doctor-week").await;
+
+    // Pick a slot, sign in on the way, hold it (countdown), confirm.
+    follow(&b, Locator::Css(".days a.slotlink")).await;
+    assert!(text(&b).await.contains("Sign in to book"));
+    sign_in(&b, "patient@demo.medislot.test", DEMO_PASSWORD).await;
+    press(&b, "Hold this slot").await;
+    let hold = text(&b).await;
+    assert!(hold.contains("Confirm your appointment") && hold.contains("held for you"), "{hold}");
+    let countdown = b.find(Locator::Id("countdown")).await.unwrap().text().await.unwrap();
+    assert!(countdown.contains(':'), "the countdown runs: {countdown}");
+    screenshot(&b, "hold").await;
+    press(&b, "Confirm booking").await;
+    let done = text(&b).await;
+    assert!(done.contains("Your appointment is booked"), "{done}");
+    screenshot(&b, "confirmation").await;
+    let booked_url = b.current_url().await.unwrap().to_string();
+    let booked_time = b.find(Locator::Css(".card time")).await.unwrap().text().await.unwrap();
+
+    // It is in "My appointments"; reschedule it to another time.
+    follow(&b, Locator::LinkText("All my appointments")).await;
+    let id = booked_url.rsplit('/').next().unwrap().to_string();
+    let card = format!("[data-appointment='{id}']");
+    assert!(b.find(Locator::Css(&card)).await.unwrap().text().await.unwrap().contains("booked"));
+    screenshot(&b, "my-appointments").await;
+    follow(&b, Locator::Css(&format!("{card} a"))).await;
+    assert!(text(&b).await.contains("Pick a new time"));
+    follow(&b, Locator::Css("main ul li:nth-child(3) button")).await;
+    let moved = text(&b).await;
+    assert!(moved.contains("Your appointment is booked"), "{moved}");
+    let new_time = b.find(Locator::Css(".card time")).await.unwrap().text().await.unwrap();
+    assert_ne!(new_time, booked_time, "moved to another time");
+
+    // Cancel it.
+    b.goto(&format!("{}/appointments", srv.url)).await.unwrap();
+    crate::fill(&b, &format!("{card} input[name=reason]"), "feeling better").await;
+    follow(&b, Locator::Css(&format!("{card} button"))).await;
+    let cancelled = text(&b).await;
+    assert!(cancelled.contains("Your appointment is cancelled") && cancelled.contains("feeling better"), "{cancelled}");
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_browsers_race_for_one_slot_and_the_loser_sees_alternatives() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let driver = Driver::start().await;
+    let (a, b) = (driver.browser().await, driver.browser().await);
+    let http = client();
+    let anyone = login_demo(&srv, &http, "patient@demo.medislot.test").await;
+    let (_, found) = anyone.get("/doctors?specialty=dermatology").await;
+    let slot = found["items"][0]["next_slot"]["slot_id"].as_str().unwrap().to_string();
+    let link = format!("{}/book/{slot}", srv.url);
+    for (browser, who) in [(&a, "patient2@demo.medislot.test"), (&b, "patient3@demo.medislot.test")] {
+        browser.goto(&link).await.unwrap();
+        sign_in(browser, who, DEMO_PASSWORD).await;
+        assert!(text(browser).await.contains("Hold this slot"));
+    }
+    // Both press at once.
+    tokio::join!(press(&a, "Hold this slot"), press(&b, "Hold this slot"));
+    let (ta, tb) = (text(&a).await, text(&b).await);
+    let won = [&ta, &tb].iter().filter(|t| t.contains("Confirm your appointment")).count();
+    let lost: Vec<&String> = [&ta, &tb].into_iter().filter(|t| t.contains("just taken")).collect();
+    assert_eq!((won, lost.len()), (1, 1), "one holds, one is told:\n{ta}\n---\n{tb}");
+    assert!(lost[0].contains("here are the nearest free ones"));
+    let loser = if ta.contains("just taken") { &a } else { &b };
+    assert!(loser.find(Locator::Css("main ul li a")).await.is_ok(), "alternatives are offered as links");
+    screenshot(loser, "slot-taken").await;
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+async fn login_demo(srv: &TestServer, http: &reqwest::Client, email: &str) -> User {
+    let r = http
+        .post(srv.api("/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let v: serde_json::Value = r.json().await.unwrap();
+    User {
+        id: v["user"]["id"].as_str().unwrap().into(),
+        token: v["token"].as_str().unwrap().into(),
+        base: srv.url.clone(),
+        http: http.clone(),
+    }
+}
