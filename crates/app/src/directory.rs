@@ -358,3 +358,48 @@ impl App {
         Ok(out)
     }
 }
+
+/// What staff pages list.
+impl App {
+    /// Every clinic (public: name, address, zone), for doctors choosing theirs.
+    pub async fn clinics(&self) -> Result<Vec<ClinicRecord>, AppError> {
+        Ok(self.store.list_clinics().await?)
+    }
+
+    /// Doctors waiting for a platform admin's decision (admins only).
+    pub async fn verification_queue(
+        &self,
+        actor: Option<&Actor>,
+    ) -> Result<Vec<(DoctorRecord, ClinicRecord)>, AppError> {
+        let actor = require(actor)?;
+        if !actor.is_admin() {
+            return Err(AppError::Forbidden("only platform admins verify doctors"));
+        }
+        Ok(self.store.list_doctors(None, Some(VerificationState::Pending)).await?)
+    }
+
+    /// A clinic's doctors, verified or not (its clinic admins and platform admins).
+    pub async fn clinic_doctors(&self, actor: Option<&Actor>, clinic: ClinicId) -> Result<Vec<DoctorRecord>, AppError> {
+        let actor = require(actor)?;
+        if !(actor.is_admin() || self.administers(actor, clinic).await?) {
+            return Err(AppError::Forbidden("this is not your clinic"));
+        }
+        Ok(self.store.list_doctors(Some(clinic), None).await?.into_iter().map(|(d, _)| d).collect())
+    }
+
+    /// The clinics the caller administers.
+    pub async fn my_clinics(&self, actor: Option<&Actor>) -> Result<Vec<ClinicRecord>, AppError> {
+        let actor = require(actor)?;
+        let mut out = vec![];
+        for id in self.store.clinics_administered_by(actor.id()).await? {
+            out.push(self.clinic(id).await?);
+        }
+        Ok(out)
+    }
+
+    /// The caller's own doctor profile, if they have one (any verification state).
+    pub async fn my_doctor_profile(&self, actor: Option<&Actor>) -> Result<Option<DoctorRecord>, AppError> {
+        let actor = require(actor)?;
+        Ok(self.store.doctor_of_user(actor.id()).await?)
+    }
+}

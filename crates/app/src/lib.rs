@@ -5,6 +5,7 @@ mod access;
 mod accounts;
 mod availability;
 mod booking;
+pub mod calendar;
 mod directory;
 mod error;
 

@@ -11,7 +11,7 @@ pub use records::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use medislot_domain::{AppointmentId, ClinicId, DoctorId, Interval, UserId};
+use medislot_domain::{AppointmentId, ClinicId, DoctorId, Interval, UserId, VerificationState};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +84,14 @@ pub trait Store: Send + Sync + 'static {
     async fn add_time_off(&self, t: &TimeOffRecord) -> Result<()>;
     /// Verified doctors matching the filters, with their clinics.
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
+    /// Doctors whatever their verification (for staff): of one clinic, in one state, or all; by name.
+    async fn list_doctors(
+        &self,
+        clinic: Option<ClinicId>,
+        verification: Option<VerificationState>,
+    ) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
+    /// Every clinic, by name.
+    async fn list_clinics(&self) -> Result<Vec<ClinicRecord>>;
     /// Time a doctor cannot be booked in `window`: active appointments (holds
     /// that expired before `now` excluded) and time off.
     async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>>;

@@ -865,6 +865,35 @@ impl Store for SqlStore {
         self.commit(tx).await
     }
 
+    async fn list_doctors(
+        &self,
+        clinic: Option<ClinicId>,
+        verification: Option<VerificationState>,
+    ) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+        let sql = self.d.sql(&format!(
+            "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+             WHERE (? IS NULL OR d.clinic_id = ?) AND (? IS NULL OR d.verification = ?)
+             ORDER BY d.name, d.id"
+        ));
+        let clinic = clinic.map(|c| c.to_string());
+        let state = verification.map(|v| v.as_str().to_string());
+        let rows = sqlx::query(&sql)
+            .bind(clinic.clone())
+            .bind(clinic)
+            .bind(state.clone())
+            .bind(state)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(|r| Ok((doctor_row(r)?, clinic_row(r)?))).collect()
+    }
+
+    async fn list_clinics(&self) -> Result<Vec<ClinicRecord>> {
+        let sql = self.d.sql(&format!("SELECT {CLINIC_COLS} FROM clinics c ORDER BY c.name, c.id"));
+        let rows = sqlx::query(&sql).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(clinic_row).collect()
+    }
+
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
         let mut sql = format!(
             "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id

@@ -335,6 +335,25 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
     assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
 }
 
+async fn staff_listings_include_unverified_doctors(f: &Fixture) {
+    let d = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    let mut pending = d.clone();
+    pending.id = DoctorId::new();
+    pending.name = "A pending doctor".into();
+    pending.verification = VerificationState::Pending;
+    f.store.create_doctor(&pending).await.unwrap();
+    let queue = f.store.list_doctors(None, Some(VerificationState::Pending)).await.unwrap();
+    assert_eq!(queue.iter().map(|(d, _)| d.id).collect::<Vec<_>>(), vec![pending.id]);
+    let of_clinic = f.store.list_doctors(Some(d.clinic_id), None).await.unwrap();
+    assert_eq!(of_clinic.len(), 2, "both, verified or not");
+    assert_eq!(of_clinic[0].0.name, "A pending doctor", "by name");
+    assert!(f.store.list_doctors(Some(ClinicId::new()), None).await.unwrap().is_empty());
+    let clinics = f.store.list_clinics().await.unwrap();
+    assert_eq!(clinics.iter().map(|c| c.id).collect::<Vec<_>>(), vec![d.clinic_id]);
+    // Search still shows verified doctors only.
+    assert_eq!(f.store.search_doctors(&DoctorQuery::default()).await.unwrap().len(), 1);
+}
+
 macro_rules! conformance {
     ($backend:ident, $($case:ident),* $(,)?) => {
         mod $backend {
@@ -362,6 +381,7 @@ conformance!(
     doctor_updates_are_compare_and_swap,
     changes_are_tracked_for_publishers,
     bulk_loads_are_checked_and_all_or_nothing,
+    staff_listings_include_unverified_doctors,
 );
 
 conformance!(
@@ -375,4 +395,5 @@ conformance!(
     doctor_updates_are_compare_and_swap,
     changes_are_tracked_for_publishers,
     bulk_loads_are_checked_and_all_or_nothing,
+    staff_listings_include_unverified_doctors,
 );

@@ -144,11 +144,16 @@ pub async fn register(
         role: form.get("role").unwrap_or("patient").to_string(),
     };
     match s.app.register(reg).await {
-        Ok(_) => {
-            match crate::routes::accounts::rate_limited_login(&s, &form.text("email"), &form.text("password")).await {
-                Ok((_, cookie)) => with_cookie(Redirect::to(&next).into_response(), &cookie),
-                Err(_) => Redirect::to("/login").into_response(),
-            }
+        Ok(user) => {
+            // Staff start where their work is, unless they were on their way somewhere.
+            let next = match (next.as_str(), user.role) {
+                ("/", medislot_domain::Role::Doctor) => "/doctor".to_string(),
+                ("/", medislot_domain::Role::ClinicAdmin) => "/clinic".to_string(),
+                _ => next,
+            };
+            sign_in(&s, &form.text("email"), &form.text("password"), &next)
+                .await
+                .unwrap_or_else(|_| Redirect::to("/login").into_response())
         }
         Err(AppError::Invalid(e)) => {
             let errors = field_errors(&e.0);

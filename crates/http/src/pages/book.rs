@@ -245,7 +245,31 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id
         (slot_card(&d, &c, a.start, a.mode))
         @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
         p.muted { "Reference: " code { (a.id) } }
+        p { a href={ "/appointments/" (a.id) "/calendar.ics" } download { "Add to calendar (.ics)" } }
         p { a href="/appointments" { "All my appointments" } }
     };
     w.ok("Your appointment", body)
+}
+
+/// The appointment as an iCalendar file for the visitor's calendar app.
+pub async fn calendar_file(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let w = Web::new(&s, &headers).await;
+    let id = id.trim_end_matches(".ics").to_string();
+    match load(&s, &w, &id).await {
+        Ok((a, d, c)) => {
+            let ics = medislot_app::calendar::appointment_ics(&a, &d, &c, s.app.now());
+            (
+                [
+                    (axum::http::header::CONTENT_TYPE, "text/calendar; charset=utf-8".to_string()),
+                    (
+                        axum::http::header::CONTENT_DISPOSITION,
+                        format!("attachment; filename=\"appointment-{}.ics\"", a.id),
+                    ),
+                ],
+                ics,
+            )
+                .into_response()
+        }
+        Err(e) => w.problem(&e),
+    }
 }

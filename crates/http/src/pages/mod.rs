@@ -7,6 +7,7 @@
 mod auth;
 mod book;
 mod patient;
+mod staff;
 
 use crate::{extract::session_cookie, AppState};
 use axum::{
@@ -32,9 +33,19 @@ pub fn router() -> Router<AppState> {
         .route("/appointments/{id}", get(book::confirmation))
         .route("/appointments/{id}/reschedule", get(patient::reschedule_page).post(patient::reschedule))
         .route("/appointments/{id}/cancel", post(patient::cancel))
+        .route("/appointments/{id}/calendar.ics", get(book::calendar_file))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/register", get(auth::register_page).post(auth::register))
         .route("/logout", post(auth::logout))
+        .route("/doctor", get(staff::doctor_home))
+        .route("/doctor/profile", post(staff::create_profile))
+        .route("/doctor/schedule", get(staff::schedule_page).post(staff::save_schedule))
+        .route("/doctor/time-off", post(staff::add_time_off))
+        .route("/doctor/agenda", get(staff::agenda))
+        .route("/agenda/{id}", post(staff::agenda_action))
+        .route("/clinic", get(staff::clinics).post(staff::create_clinic))
+        .route("/admin/verification", get(staff::verification_queue))
+        .route("/admin/verification/{id}", post(staff::decide))
 }
 
 const CSRF_COOKIE: &str = "medislot_csrf";
@@ -102,7 +113,12 @@ impl Web {
                             a href="/" { strong { "medislot" } }
                             a href="/" { "Find a doctor" }
                             @if let Some(me) = &self.me {
-                                @if me.role() == Role::Patient { a href="/appointments" { "My appointments" } }
+                                @match me.role() {
+                                    Role::Patient => { a href="/appointments" { "My appointments" } }
+                                    Role::Doctor => { a href="/doctor" { "My agenda" } a href="/doctor/schedule" { "My schedule" } }
+                                    Role::ClinicAdmin => { a href="/clinic" { "My clinics" } a href="/doctor/agenda" { "Clinic agenda" } }
+                                    Role::Admin => { a href="/admin/verification" { "Verification queue" } }
+                                }
                                 form.inline method="post" action="/logout" {
                                     (self.csrf_field())
                                     button.link type="submit" { "Sign out (" (me.user.name) ")" }

@@ -218,3 +218,60 @@ async fn a_taken_slot_offers_nearby_doctors_of_the_same_specialty_when_its_docto
         "alternatives come from the nearby cardiologist: {body}"
     );
 }
+
+/// The confirmation page's "add to calendar" file, read by an independent iCalendar parser.
+#[tokio::test]
+async fn add_to_calendar_gives_one_updatable_event() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "ics").await;
+    let p = register(&srv, &http, "p-ics@example.org", "patient").await;
+    let slot = free_slots(&p, &w.doctor_id).await[4].clone();
+    let (s, a) = p.post("/appointments", json!({"slot_id": slot["slot_id"]})).await;
+    assert_eq!(s, 201);
+    let id = a["id"].as_str().unwrap();
+    let ics = |who: &User| {
+        let (http, url, token) =
+            (http.clone(), format!("{}/appointments/{id}/calendar.ics", srv.url), who.token.clone());
+        async move {
+            let r = http.get(url).header("cookie", format!("medislot_session={token}")).send().await.unwrap();
+            (
+                r.status(),
+                r.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()),
+                r.text().await.unwrap(),
+            )
+        }
+    };
+    let parse = |text: &str| -> serde_json::Value {
+        let python = std::env::var("MEDISLOT_TEST_PYTHON")
+            .expect("MEDISLOT_TEST_PYTHON is not set: run scripts/test, which creates the Python environment");
+        let mut child = std::process::Command::new(python)
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/ics_check.py"))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "icalendar could not parse:\n{text}");
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (status, ct, text) = ics(&p).await;
+    assert_eq!(status, 200);
+    assert_eq!(ct.as_deref(), Some("text/calendar; charset=utf-8"));
+    let booked = parse(&text);
+    assert_eq!(booked["status"], "CONFIRMED");
+    assert_eq!(booked["start"], slot["start"].as_str().unwrap().replace('Z', "+00:00"));
+    assert!(booked["location"].as_str().unwrap().contains("rue de Rivoli"));
+    // Cancelled: the same event (UID), a higher SEQUENCE, STATUS:CANCELLED.
+    let (s, _) = p.post(&format!("/appointments/{id}/cancel"), json!({})).await;
+    assert_eq!(s, 200);
+    let cancelled = parse(&ics(&p).await.2);
+    assert_eq!(cancelled["uid"], booked["uid"]);
+    assert!(cancelled["sequence"].as_i64() > booked["sequence"].as_i64());
+    assert_eq!(cancelled["status"], "CANCELLED");
+    // Nobody else's calendar gets it.
+    let other = register(&srv, &http, "o-ics@example.org", "patient").await;
+    assert_eq!(ics(&other).await.0, 404);
+}

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod patient;
+mod staff;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::{

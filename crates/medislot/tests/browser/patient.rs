@@ -39,7 +39,7 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
     screenshot(&b, "hold").await;
     press(&b, "Confirm booking").await;
     let done = text(&b).await;
-    assert!(done.contains("Your appointment is booked"), "{done}");
+    assert!(done.contains("Your appointment is booked") && done.contains("Add to calendar (.ics)"), "{done}");
     screenshot(&b, "confirmation").await;
     let booked_url = b.current_url().await.unwrap().to_string();
     let booked_time = b.find(Locator::Css(".card time")).await.unwrap().text().await.unwrap();
