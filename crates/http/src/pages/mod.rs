@@ -260,6 +260,16 @@ const SCRIPT: &str = r#"
     s.textContent = 'Your time: ' + d.toLocaleString([], {weekday:'short', day:'numeric', month:'short', hour:'2-digit', minute:'2-digit'}) + ' (' + mine + ')';
     t.after(s);
   });
+  var yz = document.getElementById('yourzone');
+  if (yz && mine && yz.dataset.zone !== mine) {
+    yz.hidden = false;
+    yz.textContent = 'You are in ' + mine + ': your own time follows each slot.';
+    document.querySelectorAll('a[data-utc]').forEach(function(a){
+      var s = document.createElement('span'); s.className = 'muted';
+      s.textContent = ' (' + new Date(a.dataset.utc).toLocaleTimeString([], {hour:'2-digit', minute:'2-digit'}) + ' yours)';
+      a.after(s);
+    });
+  }
   var c = document.getElementById('countdown');
   if (c) {
     var end = Number(c.dataset.expires) * 1000;

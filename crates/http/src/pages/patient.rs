@@ -226,6 +226,7 @@ pub async fn doctor_week(
         h1 { (d.name) }
         p { (d.specialties.join(", ")) " · " (c.name) ", " (c.address) }
         p.muted { "Speaks " (d.languages.join(", ")) ". Times are " strong { (c.time_zone.as_str()) } " time." }
+        p #yourzone.notice hidden data-zone=(c.time_zone.as_str()) {}
         @if !d.bio.is_empty() { p { (d.bio) } }
         nav aria-label="Weeks" {
             @if week > 0 { a href={ "/doctors/" (d.id) "?week=" (week - 1) } { "← Previous week" } " " }
@@ -239,7 +240,7 @@ pub async fn doctor_week(
                     ul {
                         @for slot in list {
                             li {
-                                a.slotlink href={ "/book/" (slot.slot_id) } aria-label={ "Book " (local(slot.start, &c)) ", " (mode_text(slot.mode)) } {
+                                a.slotlink href={ "/book/" (slot.slot_id) } data-utc=(slot.start.to_string()) aria-label={ "Book " (local(slot.start, &c)) ", " (mode_text(slot.mode)) } {
                                     (slot.start.to_zoned(tz.clone()).strftime("%H:%M").to_string())
                                 }
                                 @if slot.mode == medislot_domain::Mode::Online { " online" }

@@ -22,9 +22,15 @@ pub struct Driver {
 
 impl Driver {
     pub async fn start() -> Driver {
+        Self::start_in_zone("Europe/Paris").await
+    }
+
+    /// A chromedriver whose browsers live in time zone `tz` (as a traveller's laptop would).
+    pub async fn start_in_zone(tz: &str) -> Driver {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .env("TZ", tz)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

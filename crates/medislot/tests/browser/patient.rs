@@ -68,6 +68,29 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_patient_in_another_time_zone_sees_both_times() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let driver = Driver::start_in_zone("America/New_York").await;
+    let b = driver.browser().await;
+    b.goto(&format!("{}/?specialty=cardiology&city=Paris", srv.url)).await.unwrap();
+    follow(&b, Locator::Css(".card a")).await;
+    let week = text(&b).await;
+    assert!(week.contains("Times are Europe/Paris time"), "{week}");
+    assert!(week.contains("You are in America/New_York"), "the visitor's own zone is named: {week}");
+    // Paris is six hours ahead of New York (both on standard time in late November).
+    let first = b.find(Locator::Css(".days a.slotlink")).await.unwrap();
+    let paris = first.text().await.unwrap();
+    let yours = first.find(Locator::XPath("following-sibling::span[1]")).await.unwrap().text().await.unwrap();
+    let hour = |s: &str| {
+        let digits = s.trim_start_matches(|c: char| !c.is_ascii_digit());
+        digits.split(':').next().unwrap().parse::<i32>().unwrap_or_else(|_| panic!("no hour in {s:?}"))
+    };
+    assert_eq!((hour(&paris) - hour(&yours)).rem_euclid(24), 6, "{paris} in Paris is {yours}");
+    screenshot(&b, "doctor-week-other-zone").await;
+    b.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_race_for_one_slot_and_the_loser_sees_alternatives() {
     let srv = TestServer::start_with(&["--demo"]);
     let driver = Driver::start().await;
