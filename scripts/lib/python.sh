@@ -3,10 +3,10 @@
 # validation, fhirpy as a FHIR client, icalendar to parse .ics); sets MEDISLOT_TEST_PYTHON.
 
 TEST_VENV=${TEST_VENV:-target/test-venv}
-TEST_PY_PACKAGES=("fhir.resources==6.1.0" "pydantic==1.10.27" "fhirpy==2.3.1" "requests==2.34.2" "icalendar==6.3.2")
+TEST_PY_PACKAGES=("fhir.resources==6.1.0" "pydantic==1.10.27" "fhirpy==2.3.1" "requests==2.34.2" "icalendar==6.3.2" "PyYAML==6.0.2")
 
 ensure_test_python() {
-  if ! "$TEST_VENV/bin/python" -c 'import fhir.resources, fhirpy, requests, icalendar' 2>/dev/null; then
+  if ! "$TEST_VENV/bin/python" -c 'import fhir.resources, fhirpy, requests, icalendar, yaml' 2>/dev/null; then
     if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
       echo "Python 3 with venv is missing: installing Debian's packages" >&2
       if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi

@@ -136,7 +136,7 @@ impl App {
             return Ok(vec![]);
         }
         let busy: Vec<Interval> =
-            self.store.busy(&[doctor.id], window, now).await?.into_iter().map(|(_, iv)| iv).collect();
+            self.busy_of(&[doctor.id], window, now).await?.into_iter().map(|(_, iv)| iv).collect();
         let tz = clinic.time_zone.tz();
         let mut slots = doctor.schedule.slots(doctor.id, &tz, window, &busy);
         if let Some(m) = mode {
@@ -218,7 +218,7 @@ impl App {
             .collect();
         let ids: Vec<DoctorId> = candidates.iter().map(|(d, _, _)| d.id).collect();
         let mut busy: HashMap<DoctorId, Vec<Interval>> = HashMap::new();
-        for (d, iv) in self.store.busy(&ids, window, now).await? {
+        for (d, iv) in self.busy_of(&ids, window, now).await? {
             busy.entry(d).or_default().push(iv);
         }
         let mut hits: Vec<SearchHit> = candidates
@@ -332,5 +332,48 @@ impl App {
     /// Doctors whose availability or profile may have changed since `since`.
     pub async fn doctors_changed_since(&self, since: Timestamp) -> Result<Vec<DoctorId>, AppError> {
         Ok(self.store.doctors_changed_since(since, self.now()).await?)
+    }
+}
+
+impl App {
+    /// Busy times of these doctors in `window`: from the availability cache
+    /// where a fresh entry covers it, the rest from the store in one query
+    /// (over a wide window, cached for the next readers).
+    pub(crate) async fn busy_of(
+        &self,
+        doctors: &[DoctorId],
+        window: Interval,
+        now: Timestamp,
+    ) -> Result<Vec<(DoctorId, Interval)>, AppError> {
+        if !self.cache.enabled() {
+            return Ok(self.store.busy(doctors, window, now).await?);
+        }
+        let mut out = vec![];
+        let mut misses = vec![];
+        for d in doctors {
+            let cached = self.cache.get(*d, window);
+            self.metrics.cache(cached.is_some());
+            match cached {
+                Some(busy) => out.extend(busy.into_iter().map(|iv| (*d, iv))),
+                None => misses.push(*d),
+            }
+        }
+        if !misses.is_empty() {
+            let span = crate::cache::AvailabilityCache::span(window, now);
+            let mut fetched: HashMap<DoctorId, Vec<Interval>> = misses.iter().map(|d| (*d, vec![])).collect();
+            for (d, iv) in self.store.busy(&misses, span, now).await? {
+                fetched.entry(d).or_default().push(iv);
+            }
+            for (d, busy) in fetched {
+                out.extend(busy.iter().filter(|b| b.start < window.end && window.start < b.end).map(|iv| (d, *iv)));
+                self.cache.put(d, span, busy);
+            }
+        }
+        Ok(out)
+    }
+
+    /// This node changed the doctor's availability: its cached busy times are gone.
+    pub(crate) fn availability_changed(&self, doctor: DoctorId) {
+        self.cache.invalidate(doctor);
     }
 }

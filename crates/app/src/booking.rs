@@ -170,11 +170,15 @@ impl App {
         let actor = self.require_patient(actor)?;
         let b = self.bookable(slot_id, mode, "slot_id").await?;
         let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None);
-        match self.store.place(&cmd).await {
+        let placed = self.store.place(&cmd).await;
+        self.availability_changed(cmd.doctor_id);
+        let out = match placed {
             Ok(Placed::Created(a) | Placed::Replayed { appointment: a, .. }) => Ok(a),
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
             Err(e) => Err(e.into()),
-        }
+        };
+        self.count_booking(out.as_ref().map(|_| "held"), &b.clinic.region);
+        out
     }
 
     /// Books a slot (confirming the caller's own hold on it, if any). With an
@@ -196,14 +200,18 @@ impl App {
             fingerprint: fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]),
         });
         let cmd = b.place(self, actor, AppointmentStatus::Booked, reason, idempotency);
-        match self.store.place(&cmd).await {
+        let placed = self.store.place(&cmd).await;
+        self.availability_changed(cmd.doctor_id);
+        let out = match placed {
             Ok(Placed::Created(appointment)) => Ok(BookOutcome { appointment, status_code: 201, replayed: false }),
             Ok(Placed::Replayed { appointment, status_code }) => {
                 Ok(BookOutcome { appointment, status_code, replayed: true })
             }
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
             Err(e) => Err(e.into()),
-        }
+        };
+        self.count_booking(out.as_ref().map(|o| if o.replayed { "replayed" } else { "booked" }), &b.clinic.region);
+        out
     }
 
     /// One appointment, if the caller may see it (otherwise 404: existence is hidden).
@@ -306,7 +314,11 @@ impl App {
                 detail: None,
             })
         });
-        match self.store.modify_appointment(id, now, Some(actor.id()), decide).await {
+        let modified = self.store.modify_appointment(id, now, Some(actor.id()), decide).await;
+        if let Ok(a) = &modified {
+            self.availability_changed(a.doctor_id);
+        }
+        match modified {
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
             other => Ok(other?),
         }
@@ -338,7 +350,9 @@ impl App {
                 detail: Some(format!("cancelled by {who}")),
             })
         });
-        Ok(self.store.modify_appointment(id, now, Some(actor.id()), decide).await?)
+        let a = self.store.modify_appointment(id, now, Some(actor.id()), decide).await?;
+        self.availability_changed(a.doctor_id);
+        Ok(a)
     }
 
     /// Doctor and clinic actions: arrived, fulfilled, no-show.
@@ -367,7 +381,9 @@ impl App {
             let status = transition(a, action)?;
             Ok(AppointmentChange { status, start: a.start, end: a.end, cancel_reason: None, event, detail: None })
         });
-        Ok(self.store.modify_appointment(id, now, Some(actor.id()), decide).await?)
+        let a = self.store.modify_appointment(id, now, Some(actor.id()), decide).await?;
+        self.availability_changed(a.doctor_id);
+        Ok(a)
     }
 }
 
@@ -381,4 +397,18 @@ fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Result<(), Sto
 /// The state machine's answer, as a decide function returns it.
 fn transition(a: &AppointmentRecord, action: Action) -> Result<AppointmentStatus, StoreError> {
     a.status.apply(action).map_err(|e| AppError::from(e).rejected())
+}
+
+impl App {
+    /// Counts a booking or hold attempt by outcome (metrics; no ids, no personal data).
+    fn count_booking(&self, out: Result<&'static str, &AppError>, region: &str) {
+        let outcome = match out {
+            Ok(o) => o,
+            Err(AppError::SlotTaken { .. }) => "slot_taken",
+            Err(AppError::Invalid(_)) => "invalid",
+            Err(AppError::Unavailable(_)) => "unavailable",
+            Err(_) => "other",
+        };
+        self.metrics.booking(outcome, region);
+    }
 }

@@ -264,6 +264,7 @@ impl App {
         let expected = d.version;
         d.updated_at = self.now();
         self.store.update_doctor(&d, expected).await?;
+        self.availability_changed(d.id);
         d.version = expected + 1;
         Ok(d)
     }
@@ -334,6 +335,7 @@ impl App {
             reason,
         };
         self.store.add_time_off(&t).await?;
+        self.availability_changed(d.id);
         Ok(t)
     }
 }

@@ -5,9 +5,11 @@ mod access;
 mod accounts;
 mod availability;
 mod booking;
+mod cache;
 pub mod calendar;
 mod directory;
 mod error;
+pub mod metrics;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
@@ -33,6 +35,8 @@ pub struct AppConfig {
     pub token_ttl: SignedDuration,
     /// Most unexpired holds one patient may have at once.
     pub max_holds_per_patient: u32,
+    /// How long availability reads may be served from this node's cache (zero: no cache).
+    pub availability_cache_ttl: std::time::Duration,
 }
 
 impl Default for AppConfig {
@@ -42,6 +46,7 @@ impl Default for AppConfig {
             hold_ttl: SignedDuration::from_mins(10),
             token_ttl: SignedDuration::from_hours(24 * 30),
             max_holds_per_patient: 3,
+            availability_cache_ttl: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -51,6 +56,8 @@ pub struct App {
     store: DynStore,
     config: Arc<AppConfig>,
     clock: Clock,
+    metrics: Arc<metrics::Metrics>,
+    cache: Arc<cache::AvailabilityCache>,
 }
 
 impl App {
@@ -59,7 +66,8 @@ impl App {
     }
 
     pub fn with_clock(store: DynStore, config: AppConfig, clock: Clock) -> Self {
-        Self { store, config: Arc::new(config), clock }
+        let cache = Arc::new(cache::AvailabilityCache::new(config.availability_cache_ttl));
+        Self { store, config: Arc::new(config), clock, metrics: Arc::default(), cache }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -68,6 +76,15 @@ impl App {
 
     pub fn config(&self) -> &AppConfig {
         &self.config
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.metrics
+    }
+
+    /// The metrics exposition, with the store's and the cache's figures sampled now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.render(self.store.stats(), self.cache.oldest_age())
     }
 
     pub fn store(&self) -> &DynStore {

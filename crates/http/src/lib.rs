@@ -94,6 +94,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))
         .layer(axum::middleware::from_fn(move |req, next| deadline(options.request_timeout, req, next)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route template, never the raw path: no ids in logs or labels.
@@ -102,9 +103,31 @@ pub fn router(app: App, options: HttpOptions) -> Router {
                 .get::<axum::extract::MatchedPath>()
                 .map(|p| p.as_str().to_string())
                 .unwrap_or_default();
-            tracing::info_span!("request", method = %req.method(), route = %route)
+            let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+            tracing::info_span!("request", method = %req.method(), route = %route, request_id = %id)
         }))
+        // Every request gets an id (or keeps the caller's), echoed in the answer and in every log line.
+        .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         .with_state(state)
+}
+
+/// Request latency by method, route template and status, for `/metrics`.
+async fn observe(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    let labels = medislot_app::metrics::RequestLabels { method, route, status: resp.status().as_u16() };
+    s.app.metrics().requests.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    resp
 }
 
 /// No request hangs, whatever the database or the network to it does: past

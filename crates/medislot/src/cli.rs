@@ -106,6 +106,10 @@ pub struct ServeArgs {
     /// Login attempts allowed per e-mail address per minute.
     #[arg(long, env = "MEDISLOT_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,
+    /// How long availability reads (slot lists, search) may come from this node's
+    /// cache; 0 turns it off. Bookings always go to the database.
+    #[arg(long, env = "MEDISLOT_AVAILABILITY_CACHE_TTL_MS", default_value_t = 2000)]
+    pub availability_cache_ttl_ms: u64,
     /// The longest a request may take; past it the client gets 503 with Retry-After.
     #[arg(long, env = "MEDISLOT_REQUEST_TIMEOUT_MS", default_value_t = 15000)]
     pub request_timeout_ms: u64,

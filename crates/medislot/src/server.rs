@@ -13,6 +13,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let config = AppConfig {
         region: args.region.clone(),
         hold_ttl: jiff::SignedDuration::from_secs(args.hold_ttl_secs),
+        availability_cache_ttl: std::time::Duration::from_millis(args.availability_cache_ttl_ms),
         ..AppConfig::default()
     };
     let app = App::new(store, config);

@@ -57,6 +57,8 @@ pub type Decide = Box<dyn Fn(&AppointmentRecord) -> Result<AppointmentChange> + 
 pub trait Store: Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
+    /// This process's view of the store, for metrics.
+    fn stats(&self) -> StoreStats;
     async fn ping(&self) -> Result<()>;
 
     // Accounts.
@@ -133,6 +135,16 @@ pub trait Store: Send + Sync + 'static {
 }
 
 pub type DynStore = Arc<dyn Store>;
+
+/// Figures about a store, as seen by this process.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreStats {
+    /// Connections open in the pool, and how many of them are idle.
+    pub pool_connections: u32,
+    pub pool_idle: u32,
+    /// Holds released because they ran out, by this process since it started.
+    pub holds_expired: u64,
+}
 
 /// Opens the backend named by the URL's scheme and brings its schema up to date.
 pub async fn connect(url: &str, options: &ConnectOptions) -> Result<DynStore> {

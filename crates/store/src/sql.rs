@@ -61,6 +61,8 @@ impl Dialect {
 pub struct SqlStore {
     pool: AnyPool,
     d: Dialect,
+    /// Holds this process released because they ran out (committed), for metrics.
+    holds_expired: std::sync::atomic::AtomicU64,
 }
 
 impl SqlStore {
@@ -103,7 +105,7 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(map_err)?;
-        let store = Self { pool, d };
+        let store = Self { pool, d, holds_expired: Default::default() };
         if options.migrate {
             store.migrate().await?;
         }
@@ -244,7 +246,7 @@ impl SqlStore {
             self.lock(&mut tx, &format!("idempotency:{patient}:{}", idem.key)).await?;
         }
         self.lock(&mut tx, &format!("doctor:{}", cmd.doctor_id)).await?;
-        self.expire_holds(&mut tx, cmd.doctor_id, cmd.now).await?;
+        let expired = self.expire_holds(&mut tx, cmd.doctor_id, cmd.now).await?;
         if let Some(idem) = &cmd.idempotency {
             let seen = sqlx::query(&self.d.sql(
                 "SELECT fingerprint, appointment_id, status_code FROM idempotency_keys WHERE user_id = ? AND key = ?",
@@ -262,6 +264,7 @@ impl SqlStore {
                 let status_code: i64 = get(&seen, "status_code")?;
                 let appointment = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
                 self.commit(tx).await?;
+                self.count_expired(expired);
                 return Ok(Placed::Replayed { appointment, status_code: status_code as u16 });
             }
         }
@@ -365,6 +368,7 @@ impl SqlStore {
             .map_err(map_err)?;
         }
         self.commit(tx).await?;
+        self.count_expired(expired);
         Ok(Placed::Created(created))
     }
 
@@ -380,7 +384,7 @@ impl SqlStore {
             return Err(StoreError::NotFound);
         };
         self.lock(&mut tx, &format!("doctor:{}", first.doctor_id)).await?;
-        self.expire_holds(&mut tx, first.doctor_id, now).await?;
+        let expired = self.expire_holds(&mut tx, first.doctor_id, now).await?;
         let before = self.appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;
         let change = decide(&before)?;
         let cancelled = change.status == AppointmentStatus::Cancelled;
@@ -409,6 +413,7 @@ impl SqlStore {
         let what = Event { actor, at: now, topic: change.event, detail: change.detail.as_deref() };
         self.record_change(&mut tx, Some(&before), &after, what).await?;
         self.commit(tx).await?;
+        self.count_expired(expired);
         Ok(after)
     }
 
@@ -619,7 +624,8 @@ fn bind_profile<'q>(query: Query<'q>, d: &'q DoctorRecord) -> Query<'q> {
 impl SqlStore {
     /// Releases the doctor's holds that expired by `now`, with their audit rows,
     /// so that their time is free for the write that follows in the same transaction.
-    async fn expire_holds(&self, tx: &mut Transaction<'static, Any>, doctor: DoctorId, now: Timestamp) -> Result<()> {
+    /// Releases the doctor's holds that ran out; returns how many.
+    async fn expire_holds(&self, tx: &mut Transaction<'static, Any>, doctor: DoctorId, now: Timestamp) -> Result<u64> {
         let (d, n, at) = (doctor.to_string(), secs(now), now.to_string());
         sqlx::query(&self.d.sql(
             "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
@@ -632,7 +638,7 @@ impl SqlStore {
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
-        sqlx::query(&self.d.sql(
+        let done = sqlx::query(&self.d.sql(
             "UPDATE appointments SET status = 'cancelled', cancel_reason = 'hold expired', hold_expires_at = NULL,
                     version = version + 1, updated_at = ?
              WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
@@ -643,7 +649,11 @@ impl SqlStore {
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
-        Ok(())
+        Ok(done.rows_affected())
+    }
+
+    fn count_expired(&self, n: u64) {
+        self.holds_expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
     async fn appointment_in(
@@ -722,6 +732,14 @@ impl Store for SqlStore {
         match self.d {
             Dialect::Sqlite => "sqlite",
             Dialect::Postgres => "postgres",
+        }
+    }
+
+    fn stats(&self) -> StoreStats {
+        StoreStats {
+            pool_connections: self.pool.size(),
+            pool_idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
+            holds_expired: self.holds_expired.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 

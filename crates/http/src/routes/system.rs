@@ -4,7 +4,7 @@ use crate::{problem::ApiError, AppState};
 use axum::{extract::State, http::StatusCode, routing::get, Json, Router};
 
 pub fn router() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).route("/metrics", get(metrics))
 }
 
 /// The process is alive.
@@ -22,4 +22,10 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
             Err(err)
         }
     }
+}
+
+/// Prometheus metrics, OpenMetrics text format.
+async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+    let body = s.app.render_metrics();
+    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }

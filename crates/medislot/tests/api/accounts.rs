@@ -92,3 +92,53 @@ async fn sigterm_stops_the_server_gracefully() {
     let status = tokio::task::spawn_blocking(move || srv.child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }
+
+#[tokio::test]
+async fn metrics_count_requests_and_bookings_without_ids_and_requests_carry_ids() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "metrics").await;
+    let p = register(&srv, &http, "p-metrics@example.org", "patient").await;
+    let q = register(&srv, &http, "q-metrics@example.org", "patient").await;
+    let slot = free_slots(&p, &w.doctor_id).await[0]["slot_id"].clone();
+    assert_eq!(p.post("/appointments", json!({"slot_id": slot})).await.0, 201);
+    assert_eq!(q.post("/appointments", json!({"slot_id": slot})).await.0, 409);
+    let r = http.get(format!("{}/metrics", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    let id = r.headers().get("x-request-id").expect("every answer carries a request id").to_str().unwrap().to_string();
+    assert!(!id.is_empty());
+    let text = r.text().await.unwrap();
+    assert!(text.contains(r#"medislot_bookings_total{outcome="booked",region="local"} 1"#), "{text}");
+    assert!(text.contains(r#"medislot_bookings_total{outcome="slot_taken",region="local"} 1"#), "{text}");
+    assert!(
+        text.contains(r#"route="/api/v1/appointments""#) && text.contains("medislot_db_pool_connections"),
+        "{text}"
+    );
+    // Labels carry route templates and outcomes, never ids or personal data.
+    let uuid = |s: &str| {
+        s.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')).any(|w| w.len() == 36 && w.matches('-').count() == 4)
+    };
+    assert!(!uuid(&text) && !text.contains("example.org"), "no ids or e-mails in metrics");
+    // A caller's own request id is kept.
+    let r = http.get(format!("{}/healthz", srv.url)).header("x-request-id", "trace-me-42").send().await.unwrap();
+    assert_eq!(r.headers()["x-request-id"], "trace-me-42");
+    // The example alert rules parse and name metrics medislot exports.
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_file = dir.path().join("metrics.txt");
+    std::fs::write(&metrics_file, &text).unwrap();
+    let python = std::env::var("MEDISLOT_TEST_PYTHON")
+        .expect("MEDISLOT_TEST_PYTHON is not set: run scripts/test, which creates the Python environment");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops/prometheus");
+    let out = std::process::Command::new(python)
+        .args([format!("{root}/check_rules.py"), format!("{root}/alerts.yml")])
+        .arg(&metrics_file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "alert rules: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
