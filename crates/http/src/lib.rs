@@ -131,16 +131,29 @@ async fn observe(
 }
 
 /// No request hangs, whatever the database or the network to it does: past
-/// the deadline the client hears 503 with Retry-After. The work is dropped;
-/// a change it was committing may still land, which is why a booking is
+/// the deadline the client hears 503 with Retry-After. The work goes on to its
+/// end; a change it was committing may still land, which is why a booking is
 /// retried with the same Idempotency-Key, answered from what the database holds.
 async fn deadline(
     within: std::time::Duration,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    match tokio::time::timeout(within, next.run(req)).await {
-        Ok(resp) => resp,
+    // The work runs on its own task: past the deadline the client is answered,
+    // but the work is never dropped halfway — a transaction finishes (commit or
+    // rollback) and its connection goes back to the pool clean.
+    let work = tokio::spawn(next.run(req));
+    match tokio::time::timeout(within, work).await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(panicked)) => {
+            tracing::error!(error = %panicked, "request handler panicked");
+            axum::response::IntoResponse::into_response(problem::ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "Internal error",
+                "something went wrong on our side; it has been logged",
+            ))
+        }
         Err(_) => {
             tracing::warn!(?within, "request deadline passed");
             let mut e = problem::ApiError::new(

@@ -1,0 +1,86 @@
+//! `medislot-bench`: load for a running medislot, with an open model (requests
+//! are sent at a fixed arrival rate, whether or not earlier ones finished) and
+//! latencies measured from each request's intended send time, so a stalled
+//! server cannot hide its stall (no coordinated omission). Prints one JSON
+//! object per run.
+//!
+//! ```text
+//! medislot-bench book   --url http://127.0.0.1:8080 --rate 1500 --seconds 20
+//! medislot-bench race   --url … --clients 200
+//! medislot-bench search --url … --rate 200 --seconds 20
+//! medislot-bench slots  --url … --rate 500 --seconds 20
+//! medislot-bench mixed  --url … --rate 500 --seconds 20
+//! medislot-bench baseline --database-url sqlite:data/medislot.db --seconds 10
+//! ```
+
+mod baseline;
+mod load;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "medislot-bench", about = "Benchmarks for medislot")]
+struct Cli {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct Target {
+    /// The medislot to drive.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Requests per second offered.
+    #[arg(long, default_value_t = 200.0)]
+    pub rate: f64,
+    /// How long to offer them.
+    #[arg(long, default_value_t = 20.0)]
+    pub seconds: f64,
+    /// Patient accounts the bench registers and spreads its bookings over.
+    #[arg(long, default_value_t = 20)]
+    pub patients: usize,
+    /// Warm-up before measuring, in seconds (same rate, not recorded).
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Requests in flight at most; one due beyond that is not sent and counts as
+    /// an error (`shed`), so an overloaded server shows as such instead of
+    /// exhausting this machine's sockets.
+    #[arg(long, default_value_t = 2000)]
+    pub max_in_flight: usize,
+}
+
+#[derive(Subcommand, Debug)]
+enum Scenario {
+    /// Book distinct free slots (log-in included once per patient, bearer tokens after).
+    Book(Target),
+    /// N clients at once for one slot: exactly one must win.
+    Race {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+    },
+    /// Search by specialty, radius and date window, with each hit's next slot.
+    Search(Target),
+    /// One doctor's week of free slots.
+    Slots(Target),
+    /// A realistic day: 80% reads (search, slots), 15% bookings, 5% reschedules and cancels.
+    Mixed(Target),
+    /// The booking transaction straight against the database (no HTTP), as fast as it goes.
+    Baseline(baseline::Args),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let report = match cli.scenario {
+        Scenario::Book(t) => load::run(load::Kind::Book, &t).await?,
+        Scenario::Race { target, clients } => load::race(&target, clients).await?,
+        Scenario::Search(t) => load::run(load::Kind::Search, &t).await?,
+        Scenario::Slots(t) => load::run(load::Kind::Slots, &t).await?,
+        Scenario::Mixed(t) => load::run(load::Kind::Mixed, &t).await?,
+        Scenario::Baseline(a) => baseline::run(&a).await?,
+    };
+    println!("{}", serde_json::to_string(&report)?);
+    Ok(())
+}
