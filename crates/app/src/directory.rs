@@ -405,3 +405,44 @@ impl App {
         Ok(self.store.doctor_of_user(actor.id()).await?)
     }
 }
+
+/// What the operations page shows.
+#[derive(Debug, Clone)]
+pub struct Operations {
+    /// Whose figures: "all clinics" or the admin's clinics by name.
+    pub scope: String,
+    pub activity: medislot_store::Activity,
+    /// This node's booking attempts since it started, by outcome.
+    pub node_booked: u64,
+    pub node_slot_taken: u64,
+    pub node_unavailable: u64,
+}
+
+impl App {
+    /// Key figures for clinic admins (their clinics) and platform admins (everything).
+    pub async fn operations(&self, actor: Option<&Actor>) -> Result<Operations, AppError> {
+        let actor = require(actor)?;
+        let since = self.now() - jiff::SignedDuration::from_hours(24);
+        let (scope, activity) = match actor.role() {
+            Role::Admin => ("All clinics".to_string(), self.store.activity_since(since, None).await?),
+            Role::ClinicAdmin => {
+                let ids = self.store.clinics_administered_by(actor.id()).await?;
+                let mut names = vec![];
+                for id in &ids {
+                    names.push(self.clinic(*id).await?.name);
+                }
+                let scope = if names.is_empty() { "No clinics yet".to_string() } else { names.join(", ") };
+                (scope, self.store.activity_since(since, Some(&ids)).await?)
+            }
+            _ => return Err(AppError::Forbidden("operations figures are for clinic and platform admins")),
+        };
+        let region = &self.config.region;
+        Ok(Operations {
+            scope,
+            activity,
+            node_booked: self.metrics.booking_count("booked", region),
+            node_slot_taken: self.metrics.booking_count("slot_taken", region),
+            node_unavailable: self.metrics.booking_count("unavailable", region),
+        })
+    }
+}

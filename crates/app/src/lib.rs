@@ -15,7 +15,7 @@ pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
 pub use availability::{SearchHit, SearchPage, SearchParams, SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
-pub use directory::{ClinicInput, DoctorInput, DoctorPatch, TimeOffInput, Verification};
+pub use directory::{ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification};
 pub use error::AppError;
 
 use jiff::{SignedDuration, Timestamp};

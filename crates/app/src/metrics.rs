@@ -84,6 +84,11 @@ impl Metrics {
         self.bookings.get_or_create(&BookingLabels { outcome: outcome.into(), region: region.into() }).inc();
     }
 
+    /// Booking attempts with this outcome in this region, since the node started.
+    pub fn booking_count(&self, outcome: &str, region: &str) -> u64 {
+        self.bookings.get_or_create(&BookingLabels { outcome: outcome.into(), region: region.into() }).get()
+    }
+
     pub fn cache(&self, hit: bool) {
         let result = if hit { "hit" } else { "miss" };
         self.availability_cache.get_or_create(&CacheLabels { result: result.into() }).inc();

@@ -124,6 +124,10 @@ pub trait Store: Send + Sync + 'static {
     /// overlap constraint checks like any other. No audit or outbox rows.
     async fn bulk_load(&self, data: &BulkLoad) -> Result<()>;
 
+    /// What happened to appointments since `since` (by the audit trail), of
+    /// these clinics or of all, and the outbox's backlog: the operations page.
+    async fn activity_since(&self, since: Timestamp, clinics: Option<&[ClinicId]>) -> Result<Activity>;
+
     // Change tracking, for publishers of availability (conditional requests, `_since`).
     /// When availability or the directory last changed before `now`: clinics,
     /// doctors (profiles, schedules, verification), time off, appointment

@@ -187,3 +187,18 @@ pub struct BulkLoad {
     /// Booked appointments.
     pub appointments: Vec<AppointmentRecord>,
 }
+
+/// Appointment activity over a period, for the operations page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Activity {
+    pub held: u64,
+    pub booked: u64,
+    pub rescheduled: u64,
+    pub cancelled: u64,
+    pub holds_expired: u64,
+    pub fulfilled: u64,
+    pub noshows: u64,
+    /// Outbox rows not delivered yet, and the oldest one's time.
+    pub outbox_pending: u64,
+    pub outbox_oldest: Option<Timestamp>,
+}

@@ -1150,6 +1150,59 @@ impl Store for SqlStore {
         self.commit(tx).await
     }
 
+    async fn activity_since(&self, since: Timestamp, clinics: Option<&[ClinicId]>) -> Result<Activity> {
+        // Change times are RFC 3339 text in UTC; one second of slack for fractions.
+        let from = (since - jiff::SignedDuration::from_secs(1)).to_string();
+        let scope = match clinics {
+            None => String::new(),
+            Some([]) => " AND 1 = 0".to_string(),
+            Some(cs) => format!(
+                " AND a.doctor_id IN (SELECT id FROM doctors WHERE clinic_id IN ({}))",
+                vec!["?"; cs.len()].join(", ")
+            ),
+        };
+        let sql = self.d.sql(&format!(
+            "SELECT l.to_status AS status, CASE WHEN l.detail = 'hold expired' THEN 1 ELSE 0 END AS expired,
+                    CASE WHEN l.from_status = l.to_status THEN 1 ELSE 0 END AS moved, count(*) AS n
+             FROM audit_log l JOIN appointments a ON a.id = l.appointment_id
+             WHERE l.at >= ?{scope}
+             GROUP BY l.to_status, CASE WHEN l.detail = 'hold expired' THEN 1 ELSE 0 END,
+                      CASE WHEN l.from_status = l.to_status THEN 1 ELSE 0 END"
+        ));
+        let mut q = sqlx::query(&sql).bind(from);
+        for c in clinics.unwrap_or_default() {
+            q = q.bind(c.to_string());
+        }
+        let mut out = Activity::default();
+        for r in q.fetch_all(&self.pool).await.map_err(map_err)? {
+            let n: i64 = get(&r, "n")?;
+            let n = u64::try_from(n).unwrap_or(0);
+            let expired: i64 = get(&r, "expired")?;
+            let moved: i64 = get(&r, "moved")?;
+            match get::<String>(&r, "status")?.as_str() {
+                "held" => out.held += n,
+                "booked" if moved == 1 => out.rescheduled += n,
+                "booked" => out.booked += n,
+                "cancelled" if expired == 1 => out.holds_expired += n,
+                "cancelled" => out.cancelled += n,
+                "noshow" => out.noshows += n,
+                "fulfilled" => out.fulfilled += n,
+                _ => {}
+            }
+        }
+        let row = sqlx::query(
+            &self.d.sql("SELECT count(*) AS n, min(created_at) AS oldest FROM outbox WHERE delivered_at IS NULL"),
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let pending: i64 = get(&row, "n")?;
+        out.outbox_pending = u64::try_from(pending).unwrap_or(0);
+        let oldest: Option<String> = get(&row, "oldest")?;
+        out.outbox_oldest = oldest.as_deref().map(text_ts).transpose()?;
+        Ok(out)
+    }
+
     async fn last_change(&self, now: Timestamp) -> Result<Option<Timestamp>> {
         // Change times are stored as RFC 3339 text in UTC, which sorts as time
         // does to the second; holds expire at stored Unix seconds.

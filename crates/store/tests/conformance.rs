@@ -354,6 +354,27 @@ async fn staff_listings_include_unverified_doctors(f: &Fixture) {
     assert_eq!(f.store.search_doctors(&DoctorQuery::default()).await.unwrap().len(), 1);
 }
 
+async fn activity_counts_what_happened_per_clinic(f: &Fixture) {
+    let since = Timestamp::now() - SignedDuration::from_hours(24);
+    let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
+    let mut cmd = f.cmd(0, 0, 30, AppointmentStatus::Booked);
+    cmd.now = Timestamp::now();
+    f.store.place(&cmd).await.unwrap();
+    let mut hold = f.cmd(1, 60, 30, AppointmentStatus::Held);
+    hold.now = Timestamp::now();
+    hold.hold_expires_at = Some(Timestamp::now() + SignedDuration::from_mins(10));
+    f.store.place(&hold).await.unwrap();
+    let all = f.store.activity_since(since, None).await.unwrap();
+    assert_eq!((all.booked, all.held, all.cancelled), (1, 1, 0), "{all:?}");
+    assert_eq!(all.outbox_pending, 2, "each change wrote an outbox row, none delivered yet");
+    assert!(all.outbox_oldest.is_some());
+    assert_eq!(f.store.activity_since(since, Some(&[clinic])).await.unwrap().booked, 1);
+    assert_eq!(f.store.activity_since(since, Some(&[ClinicId::new()])).await.unwrap().booked, 0, "another clinic's");
+    assert_eq!(f.store.activity_since(since, Some(&[])).await.unwrap().booked, 0, "no clinics, nothing");
+    let later = Timestamp::now() + SignedDuration::from_hours(1);
+    assert_eq!(f.store.activity_since(later, None).await.unwrap().booked, 0, "nothing after now");
+}
+
 macro_rules! conformance {
     ($backend:ident, $($case:ident),* $(,)?) => {
         mod $backend {
@@ -382,6 +403,7 @@ conformance!(
     changes_are_tracked_for_publishers,
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
+    activity_counts_what_happened_per_clinic,
 );
 
 conformance!(
@@ -396,4 +418,5 @@ conformance!(
     changes_are_tracked_for_publishers,
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
+    activity_counts_what_happened_per_clinic,
 );

@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))
         .route("/admin/verification", get(staff::verification_queue))
         .route("/admin/verification/{id}", post(staff::decide))
+        .route("/ops", get(staff::operations))
 }
 
 const CSRF_COOKIE: &str = "medislot_csrf";
@@ -116,8 +117,8 @@ impl Web {
                                 @match me.role() {
                                     Role::Patient => { a href="/appointments" { "My appointments" } }
                                     Role::Doctor => { a href="/doctor" { "My agenda" } a href="/doctor/schedule" { "My schedule" } }
-                                    Role::ClinicAdmin => { a href="/clinic" { "My clinics" } a href="/doctor/agenda" { "Clinic agenda" } }
-                                    Role::Admin => { a href="/admin/verification" { "Verification queue" } }
+                                    Role::ClinicAdmin => { a href="/clinic" { "My clinics" } a href="/doctor/agenda" { "Clinic agenda" } a href="/ops" { "Operations" } }
+                                    Role::Admin => { a href="/admin/verification" { "Verification queue" } a href="/ops" { "Operations" } }
                                 }
                                 form.inline method="post" action="/logout" {
                                     (self.csrf_field())

@@ -733,3 +733,59 @@ pub async fn decide(State(s): State<AppState>, headers: HeaderMap, Path(id): Pat
         Err(e) => w.problem(&e),
     }
 }
+
+// ---------------------------------------------------------------- operations
+
+/// Key figures at a glance for clinic and platform admins: the last 24 hours
+/// of bookings (their clinics, or everything), this node's booking attempts by
+/// outcome and conflict rate, the outbox, and the region links.
+pub async fn operations(State(s): State<AppState>, headers: HeaderMap) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if let Some(r) = signed_in(&w, "/ops") {
+        return r;
+    }
+    let o = match s.app.operations(w.me.as_ref()).await {
+        Ok(o) => o,
+        Err(e) => return w.problem(&e),
+    };
+    let a = &o.activity;
+    let attempts = o.node_booked + o.node_slot_taken;
+    let conflict_rate = if attempts == 0 { 0.0 } else { o.node_slot_taken as f64 / attempts as f64 * 100.0 };
+    let outbox_age = a.outbox_oldest.map(|t| s.app.now().duration_since(t).as_secs().max(0));
+    let body = html! {
+        h1 { "Operations" }
+        p.muted { (o.scope) " · last 24 hours · figures as of " (s.app.now().strftime("%H:%M:%S UTC").to_string()) }
+        h2 { "Appointments" }
+        table {
+            tbody {
+                tr { th scope="row" { "Booked" } td #ops-booked { (a.booked) } }
+                tr { th scope="row" { "Rescheduled" } td { (a.rescheduled) } }
+                tr { th scope="row" { "Cancelled" } td { (a.cancelled) } }
+                tr { th scope="row" { "Holds taken" } td { (a.held) } }
+                tr { th scope="row" { "Holds that ran out" } td { (a.holds_expired) } }
+                tr { th scope="row" { "Fulfilled" } td { (a.fulfilled) } }
+                tr { th scope="row" { "No-shows" } td { (a.noshows) } }
+            }
+        }
+        h2 { "Booking attempts on this node (since it started)" }
+        table {
+            tbody {
+                tr { th scope="row" { "Succeeded" } td { (o.node_booked) } }
+                tr { th scope="row" { "Slot already taken (409)" } td { (o.node_slot_taken) } }
+                tr { th scope="row" { "Conflict rate" } td #ops-conflicts { (format!("{conflict_rate:.1} %")) @if conflict_rate > 1.0 { " " strong.error { "above 1%" } } } }
+                tr { th scope="row" { "Database unavailable (503)" } td { (o.node_unavailable) } }
+            }
+        }
+        h2 { "Queues" }
+        table {
+            tbody {
+                tr { th scope="row" { "Notifications waiting (outbox)" } td { (a.outbox_pending) } }
+                tr { th scope="row" { "Oldest waiting" } td { @match outbox_age { Some(secs) => { (secs) " s" } None => { "—" } } } }
+            }
+        }
+        h2 { "Regions" }
+        p { "This region: " strong { (s.app.config().region) } ". No peer regions are configured: every booking is local." }
+        p.muted { "Prometheus metrics for dashboards and alerts: " a href="/metrics" { "/metrics" } "." }
+    };
+    w.ok("Operations", body)
+}

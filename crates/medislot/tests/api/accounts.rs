@@ -142,3 +142,40 @@ async fn metrics_count_requests_and_bookings_without_ids_and_requests_carry_ids(
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[tokio::test]
+async fn operations_page_shows_admins_their_figures_and_nobody_else() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "ops").await;
+    let p = register(&srv, &http, "p-ops@example.org", "patient").await;
+    let q = register(&srv, &http, "q-ops@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    for s in &slots[..3] {
+        assert_eq!(p.post("/appointments", json!({"slot_id": s["slot_id"]})).await.0, 201);
+    }
+    assert_eq!(q.post("/appointments", json!({"slot_id": slots[0]["slot_id"]})).await.0, 409);
+    let page = |who: &User| {
+        let (http, url, token) = (http.clone(), format!("{}/ops", srv.url), who.token.clone());
+        async move {
+            let r = http.get(url).header("cookie", format!("medislot_session={token}")).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let (s, html) = page(&w.admin).await;
+    assert_eq!(s, 200);
+    assert!(html.contains(r#"<td id="ops-booked">3</td>"#), "{html}");
+    assert!(
+        html.contains(r#"<td id="ops-conflicts">25.0 %"#) && html.contains("above 1%"),
+        "1 conflict in 4 attempts: {html}"
+    );
+    let (s, html) = page(&w.clinic_admin).await;
+    assert_eq!(s, 200);
+    assert!(html.contains("Clinic ops") && html.contains(r#"<td id="ops-booked">3</td>"#), "{html}");
+    // Another clinic's admin sees none of it; patients and doctors see no figures.
+    let other = register(&srv, &http, "ca2-ops@example.org", "clinic_admin").await;
+    let (_, html) = page(&other).await;
+    assert!(html.contains(r#"<td id="ops-booked">0</td>"#), "{html}");
+    assert_eq!(page(&p).await.0, 403);
+    assert_eq!(page(&w.doctor).await.0, 403);
+}
