@@ -96,6 +96,38 @@ pub(crate) fn check_window(from_field: &str, to_field: &str, from: Timestamp, to
     Ok(())
 }
 
+/// The first free slot of a doctor in `window`: slots come sorted by start, so
+/// the first one in a prefix of the window is the first in all of it; most
+/// doctors have one within a day or two, so search looks there first instead
+/// of laying out every slot of the window for every candidate.
+fn first_slot(
+    schedule: &medislot_domain::Schedule,
+    doctor: DoctorId,
+    tz: &jiff::tz::TimeZone,
+    window: Interval,
+    busy: &[Interval],
+    mode: Option<Mode>,
+) -> Option<Slot> {
+    let mut from = window.start;
+    for days in [1, 3, 7, i64::MAX] {
+        if from >= window.end {
+            return None;
+        }
+        let end = if days == i64::MAX {
+            window.end
+        } else {
+            (window.start + SignedDuration::from_hours(24 * days)).min(window.end)
+        };
+        let part = Interval { start: from, end };
+        let found = schedule.slots(doctor, tz, part, busy).into_iter().find(|s| mode.is_none_or(|m| s.mode == m));
+        if found.is_some() {
+            return found;
+        }
+        from = end;
+    }
+    None
+}
+
 fn intersect(a: Interval, b: Interval) -> Interval {
     Interval { start: a.start.max(b.start), end: a.end.min(b.end) }
 }
@@ -227,11 +259,7 @@ impl App {
                 let w = intersect(window, doctor.schedule.bookable_window(now));
                 let tz = clinic.time_zone.tz();
                 let b = busy.get(&doctor.id).map(Vec::as_slice).unwrap_or(&[]);
-                let next = if w.end > w.start {
-                    doctor.schedule.slots(doctor.id, &tz, w, b).into_iter().find(|s| mode.is_none_or(|m| s.mode == m))
-                } else {
-                    None
-                };
+                let next = first_slot(&doctor.schedule, doctor.id, &tz, w, b, mode);
                 let next_slot = next.map(|s| SlotView::new(&s, &clinic));
                 SearchHit { doctor, clinic, distance_km, next_slot }
             })
@@ -375,5 +403,67 @@ impl App {
     /// This node changed the doctor's availability: its cached busy times are gone.
     pub(crate) fn availability_changed(&self, doctor: DoctorId) {
         self.cache.invalidate(doctor);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use medislot_domain::schedule::{RangeInput, ScheduleInput};
+
+    fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
+        RangeInput {
+            weekday: Some(weekday.into()),
+            start: start.into(),
+            end: end.into(),
+            mode: mode.into(),
+            slot_minutes: slot,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_first_slot_found_by_growing_windows_is_the_first_of_the_whole_window() {
+        let input = ScheduleInput {
+            weekly: vec![
+                range("tuesday", "09:00", "10:00", "in_person", 20),
+                range("friday", "14:00", "16:00", "online", 30),
+                range("sunday", "23:00", "23:45", "in_person", 15),
+            ],
+            extra: vec![],
+            horizon_days: Some(90),
+            min_notice_minutes: Some(0),
+        };
+        let schedule = medislot_domain::Schedule::parse(&input).unwrap();
+        let doctor = DoctorId::new();
+        let tz = jiff::tz::TimeZone::get("Europe/Paris").unwrap();
+        let t0: Timestamp = "2026-03-02T00:00:00Z".parse().unwrap();
+        for start_h in (0..24 * 16).step_by(7) {
+            for len_d in [1, 2, 5, 9, 14, 40] {
+                let window = Interval {
+                    start: t0 + SignedDuration::from_hours(start_h),
+                    end: t0 + SignedDuration::from_hours(start_h + 24 * len_d),
+                };
+                // Busy: the first slot of each Tuesday in the window.
+                let busy: Vec<Interval> = schedule
+                    .slots(doctor, &tz, window, &[])
+                    .into_iter()
+                    .filter(|s| s.mode == Mode::InPerson)
+                    .take(1)
+                    .map(|s| Interval { start: s.start, end: s.end })
+                    .collect();
+                for mode in [None, Some(Mode::InPerson), Some(Mode::Online)] {
+                    let all = schedule
+                        .slots(doctor, &tz, window, &busy)
+                        .into_iter()
+                        .find(|s| mode.is_none_or(|m| s.mode == m));
+                    assert_eq!(
+                        first_slot(&schedule, doctor, &tz, window, &busy, mode),
+                        all,
+                        "window {window:?} mode {mode:?}"
+                    );
+                }
+            }
+        }
     }
 }

@@ -549,12 +549,11 @@ pub async fn agenda_action(
         _ => return w.problem(&AppError::Conflict("unknown action")),
     };
     match done {
-        Ok(a) => {
+        Ok(_) => {
             let back = headers
                 .get("referer")
                 .and_then(|r| r.to_str().ok())
                 .and_then(|r| r.find("/doctor/agenda").map(|i| r[i..].to_string()));
-            let _ = a;
             Redirect::to(&back.unwrap_or_else(|| "/doctor/agenda".into())).into_response()
         }
         Err(e) => w.problem(&e),
