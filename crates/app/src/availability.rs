@@ -411,24 +411,13 @@ mod tests {
     use super::*;
     use medislot_domain::schedule::{RangeInput, ScheduleInput};
 
-    fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
-        RangeInput {
-            weekday: Some(weekday.into()),
-            start: start.into(),
-            end: end.into(),
-            mode: mode.into(),
-            slot_minutes: slot,
-            ..Default::default()
-        }
-    }
-
     #[test]
     fn the_first_slot_found_by_growing_windows_is_the_first_of_the_whole_window() {
         let input = ScheduleInput {
             weekly: vec![
-                range("tuesday", "09:00", "10:00", "in_person", 20),
-                range("friday", "14:00", "16:00", "online", 30),
-                range("sunday", "23:00", "23:45", "in_person", 15),
+                RangeInput::weekly("tuesday", "09:00", "10:00", "in_person", 20),
+                RangeInput::weekly("friday", "14:00", "16:00", "online", 30),
+                RangeInput::weekly("sunday", "23:00", "23:45", "in_person", 15),
             ],
             extra: vec![],
             horizon_days: Some(90),

@@ -152,6 +152,20 @@ pub struct RangeInput {
     pub buffer_minutes: i64,
 }
 
+impl RangeInput {
+    /// A weekly range, as a clinic would type it (`"monday", "09:00", "12:00", "in_person", 30`).
+    pub fn weekly(weekday: &str, start: &str, end: &str, mode: &str, slot_minutes: i64) -> Self {
+        Self {
+            weekday: Some(weekday.into()),
+            start: start.into(),
+            end: end.into(),
+            mode: mode.into(),
+            slot_minutes,
+            ..Default::default()
+        }
+    }
+}
+
 fn parse_time(field: &str, s: &str) -> Result<Time, Invalid> {
     let bad = || Invalid::field(field, "must be a local time HH:MM");
     let (h, m) = s.split_once(':').ok_or_else(bad)?;

@@ -4,10 +4,13 @@
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_app::{Actor, App, ClinicInput, DoctorInput, Registration, Verification};
-use medislot_domain::{schedule::ScheduleInput, AppointmentId, AppointmentStatus, Interval};
+use medislot_domain::{
+    schedule::{RangeInput, ScheduleInput},
+    AppointmentId, AppointmentStatus, Interval,
+};
 use medislot_store::{AppointmentChange, PlaceAppointment};
 
-use crate::seed::{range, SPECIALTIES};
+use crate::seed::SPECIALTIES;
 
 pub const PASSWORD: &str = "demo-password";
 const ADMIN: &str = "admin@demo.medislot.test";
@@ -92,13 +95,13 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         let doctor = app.create_doctor(Some(&clinic_admin), input).await.map_err(err)?;
         let mut weekly = Vec::new();
         for (d, day) in weekdays.iter().enumerate() {
-            weekly.push(range(day, "09:00", "12:00", "in_person", 30));
+            weekly.push(RangeInput::weekly(day, "09:00", "12:00", "in_person", 30));
             if (d + i) % 2 == 0 {
-                weekly.push(range(day, "14:00", "17:00", "online", 20));
+                weekly.push(RangeInput::weekly(day, "14:00", "17:00", "online", 20));
             }
         }
         if i % 4 == 0 {
-            weekly.push(range("saturday", "09:00", "12:00", "in_person", 30));
+            weekly.push(RangeInput::weekly("saturday", "09:00", "12:00", "in_person", 30));
         }
         let schedule = ScheduleInput { weekly, extra: vec![], horizon_days: Some(90), min_notice_minutes: Some(60) };
         app.put_schedule(Some(&clinic_admin), doctor.id, schedule).await.map_err(err)?;

@@ -55,30 +55,18 @@ pub struct SeedArgs {
     pub seed: u64,
 }
 
-/// One weekly range of a schedule, as a clinic would type it.
-pub fn range(weekday: &str, start: &str, end: &str, mode: &str, slot: i64) -> RangeInput {
-    RangeInput {
-        weekday: Some(weekday.into()),
-        start: start.into(),
-        end: end.into(),
-        mode: mode.into(),
-        slot_minutes: slot,
-        ..Default::default()
-    }
-}
-
 fn schedule(rng: &mut StdRng, days: i64, online: bool) -> anyhow::Result<Schedule> {
     let slot = if rng.gen_bool(0.5) { 20 } else { 30 };
     let mut weekly = vec![];
     for day in ["monday", "tuesday", "wednesday", "thursday", "friday"] {
-        weekly.push(range(day, "09:00", "12:30", "in_person", slot));
-        weekly.push(range(day, "14:00", if online { "16:00" } else { "18:00" }, "in_person", slot));
+        weekly.push(RangeInput::weekly(day, "09:00", "12:30", "in_person", slot));
+        weekly.push(RangeInput::weekly(day, "14:00", if online { "16:00" } else { "18:00" }, "in_person", slot));
         if online {
-            weekly.push(range(day, "16:00", "18:00", "online", 20));
+            weekly.push(RangeInput::weekly(day, "16:00", "18:00", "online", 20));
         }
     }
     if rng.gen_bool(0.3) {
-        weekly.push(range("saturday", "09:00", "12:00", "in_person", slot));
+        weekly.push(RangeInput::weekly("saturday", "09:00", "12:00", "in_person", slot));
     }
     let input = ScheduleInput { weekly, extra: vec![], horizon_days: Some(days), min_notice_minutes: Some(60) };
     Schedule::parse(&input).map_err(|e| anyhow::anyhow!("generated schedule is invalid: {e:?}"))
