@@ -346,6 +346,15 @@ impl App {
         &self,
         doctors: impl IntoIterator<Item = DoctorId>,
     ) -> Result<std::collections::HashMap<DoctorId, TimeZoneName>, AppError> {
+        Ok(self.doctors_with_clinics(doctors).await?.into_iter().map(|(id, (_, c))| (id, c.time_zone)).collect())
+    }
+
+    /// Each of these doctors with their clinic, loaded once per doctor
+    /// (to show appointments); doctors that no longer exist are left out.
+    pub async fn doctors_with_clinics(
+        &self,
+        doctors: impl IntoIterator<Item = DoctorId>,
+    ) -> Result<std::collections::HashMap<DoctorId, (DoctorRecord, ClinicRecord)>, AppError> {
         let mut out = std::collections::HashMap::new();
         for id in doctors {
             if out.contains_key(&id) {
@@ -353,7 +362,7 @@ impl App {
             }
             if let Some(d) = self.store.doctor(id).await? {
                 if let Some(c) = self.store.clinic(d.clinic_id).await? {
-                    out.insert(id, c.time_zone);
+                    out.insert(id, (d, c));
                 }
             }
         }

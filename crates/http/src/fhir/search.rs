@@ -54,13 +54,13 @@ pub(super) fn reference<T: std::str::FromStr>(p: &Params, param: &str, kind: &st
 pub async fn practitioners(State(s): State<AppState>, base: Base, p: Params) -> FhirResult {
     p.only(&["_id", "name", "specialty"])?;
     let (count, offset) = p.paging()?;
-    let mut seen = std::collections::HashSet::new();
+    // The directory has one row per doctor.
     let items = s
         .app
         .directory()
         .await?
         .iter()
-        .filter(|(d, _)| seen.insert(d.id) && wanted(&p, &d.id.to_string()) && has_specialty(&p, d))
+        .filter(|(d, _)| wanted(&p, &d.id.to_string()) && has_specialty(&p, d))
         .filter(|(d, _)| p.one("name").is_none_or(|n| contains_ci(&d.name, n)))
         .map(|(d, _)| r::practitioner(d))
         .collect();
@@ -261,19 +261,9 @@ async fn parties(
     s: &AppState,
     items: &[AppointmentRecord],
 ) -> FhirResult<HashMap<DoctorId, (DoctorRecord, ClinicRecord)>> {
-    let mut out = HashMap::new();
-    for a in items {
-        if out.contains_key(&a.doctor_id) {
-            continue;
-        }
-        let store = s.app.store();
-        let d = store
-            .doctor(a.doctor_id)
-            .await
-            .map_err(medislot_app::AppError::from)?
-            .ok_or_else(|| not_found("Practitioner"))?;
-        let c = s.app.clinic(d.clinic_id).await?;
-        out.insert(a.doctor_id, (d, c));
+    let out = s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await?;
+    if items.iter().any(|a| !out.contains_key(&a.doctor_id)) {
+        return Err(not_found("Practitioner"));
     }
     Ok(out)
 }

@@ -272,12 +272,12 @@ pub async fn mine(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok((items, _)) => items,
         Err(e) => return w.problem(&e),
     };
-    let mut rows = vec![];
-    for a in items {
-        let Ok(Some(d)) = s.app.store().doctor(a.doctor_id).await else { continue };
-        let Ok(c) = s.app.clinic(d.clinic_id).await else { continue };
-        rows.push((a, d, c));
-    }
+    let parties = match s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await {
+        Ok(p) => p,
+        Err(e) => return w.problem(&e),
+    };
+    let rows: Vec<_> =
+        items.into_iter().filter_map(|a| parties.get(&a.doctor_id).map(|(d, c)| (a, d.clone(), c.clone()))).collect();
     let now = s.app.now();
     let body = html! {
         h1 { "My appointments" }

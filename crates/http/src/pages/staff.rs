@@ -460,12 +460,15 @@ pub async fn agenda(
         Ok((items, _)) => items,
         Err(e) => return w.problem(&e),
     };
+    let parties = match s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await {
+        Ok(p) => p,
+        Err(e) => return w.problem(&e),
+    };
     let mut rows = vec![];
     for a in items.into_iter().filter(|a| a.status != AppointmentStatus::Held) {
+        let Some((d, c)) = parties.get(&a.doctor_id) else { continue };
         let patient = s.app.store().user_by_id(a.patient_id).await.ok().flatten().map(|u| u.name).unwrap_or_default();
-        let Ok(Some(d)) = s.app.store().doctor(a.doctor_id).await else { continue };
-        let Ok(c) = s.app.clinic(d.clinic_id).await else { continue };
-        rows.push((a, patient, d, c));
+        rows.push((a, patient, d.clone(), c.clone()));
     }
     let now = s.app.now();
     let nav = |d: Date| {
