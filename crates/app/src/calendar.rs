@@ -5,23 +5,40 @@
 use chrono::{DateTime, Utc};
 use icalendar::{Calendar, Component, Event, EventLike, EventStatus};
 use jiff::Timestamp;
-use medislot_domain::{AppointmentStatus, Mode};
+use medislot_domain::{AppointmentId, AppointmentStatus, Mode, UserId};
 use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
+use std::collections::HashMap;
 
 fn utc(t: Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp(t.as_second(), 0).unwrap_or_default()
 }
 
+/// An event for one appointment: the UID is the appointment's, the SEQUENCE
+/// its version, times in UTC, the place the clinic's (or "Online").
+fn event_of(
+    id: AppointmentId,
+    version: i64,
+    span: (Timestamp, Timestamp),
+    mode: Mode,
+    c: &ClinicRecord,
+    now: Timestamp,
+) -> Event {
+    let mut event = Event::new();
+    event
+        .uid(&format!("{id}@medislot"))
+        .sequence(u32::try_from(version).unwrap_or(0))
+        .timestamp(utc(now))
+        .starts(utc(span.0))
+        .ends(utc(span.1))
+        .location(&place(mode, c));
+    event
+}
+
 /// The appointment as a one-event calendar (`METHOD:PUBLISH`), times in UTC.
 pub fn appointment_ics(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, now: Timestamp) -> String {
     let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
-    let mut event = Event::new();
+    let mut event = event_of(a.id, a.version, (a.start, a.end), a.mode, c, now);
     event
-        .uid(&format!("{}@medislot", a.id))
-        .sequence(u32::try_from(a.version).unwrap_or(0))
-        .timestamp(utc(now))
-        .starts(utc(a.start))
-        .ends(utc(a.end))
         .summary(&format!("Appointment with {}", d.name))
         .description(&format!(
             "{} — {}.{} Times are {} local time in the clinic.",
@@ -30,9 +47,108 @@ pub fn appointment_ics(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord
             if a.mode == Mode::Online { " Online (video) consultation." } else { "" },
             c.time_zone.as_str()
         ))
-        .location(&if a.mode == Mode::Online { "Online".to_string() } else { format!("{}, {}", c.name, c.address) })
         .status(if cancelled { EventStatus::Cancelled } else { EventStatus::Confirmed });
     let mut cal = Calendar::new();
     cal.name("medislot").append_property(("METHOD", "PUBLISH")).push(event.done());
+    cal.done().to_string()
+}
+
+fn place(mode: Mode, c: &ClinicRecord) -> String {
+    if mode == Mode::Online {
+        "Online".to_string()
+    } else {
+        format!("{}, {}", c.name, c.address)
+    }
+}
+
+/// What an e-mail's calendar part says: iTIP (RFC 5546) `REQUEST` for a new or
+/// changed appointment, `CANCEL` for a cancelled one. The UID is the
+/// appointment's and the SEQUENCE its version, so a calendar app updates or
+/// removes the event it already has.
+#[derive(Debug, Clone)]
+pub struct Invitation<'a> {
+    pub appointment: AppointmentId,
+    pub start: Timestamp,
+    pub end: Timestamp,
+    pub mode: Mode,
+    /// The appointment's version after the change.
+    pub sequence: i64,
+    pub cancelled: bool,
+    /// A slot offered from the waitlist, not confirmed yet.
+    pub tentative: bool,
+    pub doctor: &'a DoctorRecord,
+    pub clinic: &'a ClinicRecord,
+    /// The clinic's sending address (ORGANIZER) and the patient (ATTENDEE).
+    pub organizer: &'a str,
+    pub attendee: &'a str,
+    pub attendee_name: &'a str,
+}
+
+pub fn invitation_ics(i: &Invitation<'_>, now: Timestamp) -> String {
+    let mut event = event_of(i.appointment, i.sequence, (i.start, i.end), i.mode, i.clinic, now);
+    event
+        .summary(&format!("Appointment with {}", i.doctor.name))
+        .description(&format!(
+            "{} ({}). Times are {} local time in the clinic.",
+            i.doctor.name,
+            i.doctor.specialties.join(", "),
+            i.clinic.time_zone.as_str()
+        ))
+        .status(if i.cancelled {
+            EventStatus::Cancelled
+        } else if i.tentative {
+            EventStatus::Tentative
+        } else {
+            EventStatus::Confirmed
+        });
+    event.append_property(
+        icalendar::Property::new("ORGANIZER", format!("mailto:{}", i.organizer))
+            .add_parameter("CN", &i.clinic.name)
+            .done(),
+    );
+    event.append_property(
+        icalendar::Property::new("ATTENDEE", format!("mailto:{}", i.attendee))
+            .add_parameter("CN", i.attendee_name)
+            .add_parameter("ROLE", "REQ-PARTICIPANT")
+            .done(),
+    );
+    let mut cal = Calendar::new();
+    cal.name("medislot").append_property(("METHOD", if i.cancelled { "CANCEL" } else { "REQUEST" })).push(event.done());
+    cal.done().to_string()
+}
+
+/// A doctor's agenda as a subscribable feed (times in UTC): every event names
+/// the patient and carries the appointment's status — arrived, fulfilled and
+/// no-shows included — in its summary and in `X-MEDISLOT-STATUS`.
+pub fn doctor_feed(
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    appointments: &[AppointmentRecord],
+    patients: &HashMap<UserId, String>,
+    now: Timestamp,
+) -> String {
+    let mut cal = Calendar::new();
+    cal.name(&format!("{} — medislot agenda", d.name))
+        .append_property(("METHOD", "PUBLISH"))
+        .append_property(("X-WR-TIMEZONE", c.time_zone.as_str()));
+    for a in appointments {
+        let patient = patients.get(&a.patient_id).map_or("a patient", String::as_str);
+        let status = a.status.as_str();
+        let mut event = event_of(a.id, a.version, (a.start, a.end), a.mode, c, now);
+        event
+            .summary(&format!("{patient} [{status}]"))
+            .description(&format!(
+                "Reason: {}. Status: {status}.{}",
+                if a.reason.is_empty() { "—" } else { &a.reason },
+                a.cancel_reason.as_deref().map(|r| format!(" Cancelled: {r}.")).unwrap_or_default()
+            ))
+            .add_property("X-MEDISLOT-STATUS", status)
+            .status(match a.status {
+                AppointmentStatus::Cancelled | AppointmentStatus::Conflict => EventStatus::Cancelled,
+                AppointmentStatus::Pending | AppointmentStatus::Held => EventStatus::Tentative,
+                _ => EventStatus::Confirmed,
+            });
+        cal.push(event.done());
+    }
     cal.done().to_string()
 }

@@ -10,6 +10,7 @@ pub mod calendar;
 mod directory;
 mod error;
 pub mod metrics;
+mod notifications;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
@@ -17,6 +18,7 @@ pub use availability::{SearchHit, SearchPage, SearchParams, SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification};
 pub use error::AppError;
+pub use notifications::{new_secret, WaitlistInput, WebhookInput, WEBHOOK_EVENTS};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;
@@ -37,6 +39,8 @@ pub struct AppConfig {
     pub max_holds_per_patient: u32,
     /// How long availability reads may be served from this node's cache (zero: no cache).
     pub availability_cache_ttl: std::time::Duration,
+    /// How long a slot offered from the waitlist is held for the patient.
+    pub waitlist_hold_ttl: SignedDuration,
 }
 
 impl Default for AppConfig {
@@ -47,6 +51,7 @@ impl Default for AppConfig {
             token_ttl: SignedDuration::from_hours(24 * 30),
             max_holds_per_patient: 3,
             availability_cache_ttl: std::time::Duration::from_secs(2),
+            waitlist_hold_ttl: SignedDuration::from_mins(30),
         }
     }
 }

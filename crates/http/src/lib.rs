@@ -73,6 +73,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .merge(routes::clinics::router())
         .merge(routes::doctors::router())
         .merge(routes::appointments::router())
+        .merge(routes::notifications::router())
         .split_for_parts();
     // Paths are documented relative to the /api/v1 prefix the router is nested under.
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);

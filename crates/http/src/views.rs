@@ -240,3 +240,133 @@ pub struct Page<T: ToSchema> {
     pub per_page: u32,
     pub total: u64,
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct NotificationView {
+    pub id: String,
+    /// booked | rescheduled | cancelled | reminder | waitlist_offer
+    pub kind: String,
+    pub title: String,
+    pub body: String,
+    pub appointment_id: Option<String>,
+    /// A page of this site to follow (relative).
+    pub link: Option<String>,
+    pub created_at: String,
+    pub read_at: Option<String>,
+}
+
+impl From<&medislot_store::NotificationRecord> for NotificationView {
+    fn from(n: &medislot_store::NotificationRecord) -> Self {
+        Self {
+            id: n.id.to_string(),
+            kind: n.kind.clone(),
+            title: n.title.clone(),
+            body: n.body.clone(),
+            appointment_id: n.appointment_id.map(|a| a.to_string()),
+            link: n.link.clone(),
+            created_at: n.created_at.to_string(),
+            read_at: n.read_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: String,
+    pub clinic_id: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub active: bool,
+    /// The signing secret: only in the answer that creates the subscription.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub created_at: String,
+}
+
+impl WebhookView {
+    pub fn new(w: &medislot_store::WebhookRecord, with_secret: bool) -> Self {
+        Self {
+            id: w.id.to_string(),
+            clinic_id: w.clinic_id.to_string(),
+            url: w.url.clone(),
+            events: w.events.clone(),
+            active: w.active,
+            secret: with_secret.then(|| w.secret.clone()),
+            created_at: w.created_at.to_string(),
+        }
+    }
+}
+
+/// One webhook delivery in the clinic's log.
+#[derive(Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// The event's id (the `Medislot-Event-Id` header): the same on every retry.
+    pub event_id: String,
+    /// The event type, e.g. appointment.booked.
+    pub event: String,
+    /// pending | delivered | dead | skipped
+    pub status: String,
+    pub attempts: u32,
+    /// The receiver's last HTTP status, if it answered.
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<String>,
+    pub created_at: String,
+    pub delivered_at: Option<String>,
+}
+
+impl From<&medislot_store::DeliveryRecord> for DeliveryView {
+    fn from(d: &medislot_store::DeliveryRecord) -> Self {
+        let pending = d.status == medislot_store::DeliveryStatus::Pending;
+        Self {
+            event_id: d.event_id.to_string(),
+            event: d.kind.clone(),
+            status: d.status.as_str().into(),
+            attempts: d.attempts,
+            last_status: d.last_status,
+            last_error: d.last_error.clone(),
+            next_attempt_at: pending.then(|| d.next_attempt_at.to_string()),
+            created_at: d.created_at.to_string(),
+            delivered_at: d.delivered_at.map(|t| t.to_string()),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WaitlistView {
+    pub id: String,
+    pub doctor_id: String,
+    pub patient_id: String,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub mode: Option<String>,
+    /// waiting | offered | booked | left
+    pub status: String,
+    /// While `offered`: the hold to confirm (POST /appointments with its slot).
+    pub offered_appointment_id: Option<String>,
+    pub created_at: String,
+}
+
+impl From<&medislot_store::WaitlistRecord> for WaitlistView {
+    fn from(w: &medislot_store::WaitlistRecord) -> Self {
+        Self {
+            id: w.id.to_string(),
+            doctor_id: w.doctor_id.to_string(),
+            patient_id: w.patient_id.to_string(),
+            from: w.not_before.map(|t| t.to_string()),
+            to: w.not_after.map(|t| t.to_string()),
+            mode: w.mode.map(|m| m.as_str().to_string()),
+            status: w.status.as_str().into(),
+            offered_appointment_id: w.offered_appointment_id.map(|a| a.to_string()),
+            created_at: w.created_at.to_string(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CalendarFeedView {
+    /// The feed's secret; a new one revokes the old.
+    pub token: String,
+    /// The feed's path, to subscribe to from a calendar app (prefix the site's address).
+    pub path: String,
+}

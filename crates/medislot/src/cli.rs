@@ -13,8 +13,15 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the HTTP service.
+    /// Run the HTTP service (with the notification workers, unless `--workers false`).
     Serve(ServeArgs),
+    /// Run only the notification workers (e-mail, webhooks, reminders, waitlist), no HTTP.
+    Worker {
+        #[command(flatten)]
+        db: DbArgs,
+        #[command(flatten)]
+        notify: NotifyArgs,
+    },
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
     /// Load a large generated data set (bulk inserts), for benchmarks and trials.
@@ -116,6 +123,91 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "MEDISLOT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// Run the notification workers in this process (several nodes may all run them).
+    #[arg(long, env = "MEDISLOT_WORKERS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub workers: bool,
+    #[command(flatten)]
+    pub notify: NotifyArgs,
+}
+
+/// Notifications: where e-mail goes, what links point to, reminders, retries.
+#[derive(Args, Debug, Clone)]
+pub struct NotifyArgs {
+    /// SMTP server for e-mail, `smtp://HOST[:PORT]` (plain SMTP to a relay).
+    /// Without it, e-mails are written as .eml files to --mail-dir.
+    #[arg(long, env = "MEDISLOT_SMTP_URL")]
+    pub smtp_url: Option<String>,
+    /// Where e-mails are written when no SMTP server is set (default: DATA_DIR/mail).
+    #[arg(long, env = "MEDISLOT_MAIL_DIR")]
+    pub mail_dir: Option<PathBuf>,
+    /// The sender of e-mails and organizer of their calendar invitations.
+    #[arg(long, env = "MEDISLOT_MAIL_FROM", default_value = "medislot <no-reply@medislot.localhost>")]
+    pub mail_from: String,
+    /// The address people reach the web pages at, for links in messages
+    /// (default: http:// and the listen address).
+    #[arg(long, env = "MEDISLOT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Reminder offsets before each appointment, comma-separated (e.g. `24h,2h`; empty: none).
+    #[arg(long, env = "MEDISLOT_REMINDERS", default_value = "24h,2h")]
+    pub reminders: String,
+    /// Delivery attempts before a message is dead-lettered.
+    #[arg(long, env = "MEDISLOT_NOTIFY_MAX_ATTEMPTS", default_value_t = 10)]
+    pub notify_max_attempts: u32,
+    /// First retry delay in milliseconds; doubles each attempt (up to 30 minutes).
+    #[arg(long, env = "MEDISLOT_NOTIFY_BACKOFF_MS", default_value_t = 5000)]
+    pub notify_backoff_ms: u64,
+    /// How long a worker owns a claimed message before another worker may send it.
+    #[arg(long, env = "MEDISLOT_NOTIFY_LEASE_SECS", default_value_t = 60)]
+    pub notify_lease_secs: u64,
+    /// How often an idle worker looks for work, in milliseconds.
+    #[arg(long, env = "MEDISLOT_NOTIFY_POLL_MS", default_value_t = 500)]
+    pub notify_poll_ms: u64,
+    /// How long a slot offered from the waitlist stays held for the patient, in seconds.
+    #[arg(long, env = "MEDISLOT_WAITLIST_HOLD_SECS", default_value_t = 1800)]
+    pub waitlist_hold_secs: i64,
+    /// Fault injection for the crash tests: the probability of aborting after
+    /// a message is sent and before that is recorded.
+    #[arg(long, env = "MEDISLOT_FAILPOINT_CRASH_AFTER_SEND", default_value_t = 0.0, hide = true)]
+    pub crash_after_send: f64,
+}
+
+impl NotifyArgs {
+    pub fn worker_config(&self, listen: Option<&str>) -> anyhow::Result<medislot_workers::WorkerConfig> {
+        let mut reminder_offsets = Vec::new();
+        for part in self.reminders.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let d: jiff::SignedDuration = part
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--reminders: {part:?} is not a duration like 24h or 90m: {e}"))?;
+            if d <= jiff::SignedDuration::ZERO {
+                anyhow::bail!("--reminders: {part:?} must be positive");
+            }
+            reminder_offsets.push(d);
+        }
+        if !(0.0..=1.0).contains(&self.crash_after_send) {
+            anyhow::bail!("MEDISLOT_FAILPOINT_CRASH_AFTER_SEND must be between 0 and 1");
+        }
+        let public_url = self
+            .public_url
+            .clone()
+            .or_else(|| listen.map(|l| format!("http://{l}")))
+            .unwrap_or_else(|| "http://127.0.0.1:8080".into());
+        Ok(medislot_workers::WorkerConfig {
+            poll: std::time::Duration::from_millis(self.notify_poll_ms.max(10)),
+            lease: jiff::SignedDuration::from_secs(i64::try_from(self.notify_lease_secs.max(1)).unwrap_or(60)),
+            max_attempts: self.notify_max_attempts.max(1),
+            backoff_base: jiff::SignedDuration::from_millis(i64::try_from(self.notify_backoff_ms).unwrap_or(5000)),
+            reminder_offsets,
+            mail_from: self.mail_from.clone(),
+            public_url: public_url.trim_end_matches('/').to_string(),
+            crash_after_send: self.crash_after_send,
+            ..Default::default()
+        })
+    }
+
+    pub fn mailer(&self, db: &DbArgs) -> anyhow::Result<medislot_workers::mail::Mailer> {
+        let dir = self.mail_dir.clone().unwrap_or_else(|| db.data_dir.join("mail"));
+        Ok(medislot_workers::mail::Mailer::new(self.smtp_url.as_deref(), dir)?)
+    }
 }
 
 fn init_logging(json: bool) {
@@ -152,6 +244,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::serve(args).await,
+        Command::Worker { db, notify } => crate::server::work(db, notify).await,
         Command::Migrate(db) => {
             db.connect(true).await?;
             println!("migrations applied");

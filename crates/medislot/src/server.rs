@@ -1,6 +1,6 @@
 //! `medislot serve`: bind, serve, shut down gracefully on SIGTERM or Ctrl-C.
 
-use crate::cli::ServeArgs;
+use crate::cli::{DbArgs, NotifyArgs, ServeArgs};
 use anyhow::Context;
 use medislot_app::{App, AppConfig};
 use medislot_http::HttpOptions;
@@ -14,6 +14,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         region: args.region.clone(),
         hold_ttl: jiff::SignedDuration::from_secs(args.hold_ttl_secs),
         availability_cache_ttl: std::time::Duration::from_millis(args.availability_cache_ttl_ms),
+        waitlist_hold_ttl: waitlist_hold(&args.notify)?,
         ..AppConfig::default()
     };
     let app = App::new(store, config);
@@ -21,7 +22,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         crate::demo::seed(&app).await.context("seeding demo data")?;
     }
     let router = medislot_http::router(
-        app,
+        app.clone(),
         HttpOptions {
             logins_per_minute: args.logins_per_minute,
             request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
@@ -30,11 +31,47 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let (stop_workers, stopped) = tokio::sync::watch::channel(false);
+    let workers = if args.workers {
+        let worker = medislot_workers::Workers::new(
+            app.clone(),
+            args.notify.mailer(&args.db)?,
+            args.notify.worker_config(Some(&addr.to_string()))?,
+        );
+        let mut stopped = stopped.clone();
+        Some(tokio::spawn(worker.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        })))
+    } else {
+        None
+    };
     // Tests and scripts read this line to find the port.
     println!("medislot listening on http://{addr}");
     tracing::info!(%addr, region = %args.region, "listening");
     axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    let _ = stop_workers.send(true);
+    if let Some(w) = workers {
+        let _ = w.await;
+    }
     tracing::info!("stopped");
+    Ok(())
+}
+
+fn waitlist_hold(n: &NotifyArgs) -> anyhow::Result<jiff::SignedDuration> {
+    if n.waitlist_hold_secs < 10 || n.waitlist_hold_secs > 7 * 24 * 3600 {
+        anyhow::bail!("--waitlist-hold-secs must be between 10 and 604800");
+    }
+    Ok(jiff::SignedDuration::from_secs(n.waitlist_hold_secs))
+}
+
+/// `medislot worker`: the notification workers alone, until SIGTERM or Ctrl-C.
+pub async fn work(db: DbArgs, notify: NotifyArgs) -> anyhow::Result<()> {
+    let store = db.connect(true).await?;
+    let config = AppConfig { waitlist_hold_ttl: waitlist_hold(&notify)?, ..AppConfig::default() };
+    let app = App::new(store, config);
+    let worker = medislot_workers::Workers::new(app, notify.mailer(&db)?, notify.worker_config(None)?);
+    println!("medislot worker running");
+    worker.run(shutdown_signal()).await;
     Ok(())
 }
 

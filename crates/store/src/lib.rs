@@ -4,9 +4,11 @@
 //! (P1 no overlap, P3 idempotency, P6 audit and outbox) are enforced here, by
 //! the database, not by callers checking first.
 
+mod notify;
 mod records;
 pub mod sql;
 
+pub use notify::*;
 pub use records::*;
 
 use async_trait::async_trait;
@@ -54,7 +56,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub type Decide = Box<dyn Fn(&AppointmentRecord) -> Result<AppointmentChange> + Send + Sync>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: NotifyStore + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// This process's view of the store, for metrics.
@@ -206,5 +208,8 @@ pub fn outbox_payload(
         "end": after.end.to_string(),
         "previous_start": before.map(|b| b.start.to_string()),
         "version": after.version,
+        "mode": after.mode.as_str(),
+        "cancel_reason": after.cancel_reason,
+        "hold_expires_at": after.hold_expires_at.map(|t| t.to_string()),
     })
 }

@@ -14,6 +14,8 @@ use sqlx::{
 use std::str::FromStr;
 use uuid::Uuid;
 
+mod notifications;
+
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -598,6 +600,16 @@ fn appointment_row(row: &AnyRow) -> Result<AppointmentRecord> {
     })
 }
 
+fn outbox_row(r: &AnyRow) -> Result<OutboxRecord> {
+    Ok(OutboxRecord {
+        id: get(r, "id")?,
+        event_id: uuid(&get::<String>(r, "event_id")?)?,
+        topic: get(r, "topic")?,
+        payload: json(&get::<String>(r, "payload")?)?,
+        created_at: text_ts(&get::<String>(r, "created_at")?)?,
+    })
+}
+
 fn placeholders(n: usize) -> String {
     vec!["?"; n].join(", ")
 }
@@ -1120,17 +1132,7 @@ impl Store for SqlStore {
         .fetch_all(&self.pool)
         .await
         .map_err(map_err)?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRecord {
-                    id: get(r, "id")?,
-                    event_id: uuid(&get::<String>(r, "event_id")?)?,
-                    topic: get(r, "topic")?,
-                    payload: json(&get::<String>(r, "payload")?)?,
-                    created_at: text_ts(&get::<String>(r, "created_at")?)?,
-                })
-            })
-            .collect()
+        rows.iter().map(outbox_row).collect()
     }
 
     async fn bulk_load(&self, data: &BulkLoad) -> Result<()> {

@@ -375,6 +375,177 @@ async fn activity_counts_what_happened_per_clinic(f: &Fixture) {
     assert_eq!(f.store.activity_since(later, None).await.unwrap().booked, 0, "nothing after now");
 }
 
+/// A decision that cancels whatever appointment it is given.
+fn cancel_it() -> Decide {
+    Box::new(|r| {
+        Ok(AppointmentChange {
+            status: AppointmentStatus::Cancelled,
+            start: r.start,
+            end: r.end,
+            cancel_reason: None,
+            event: "appointment.cancelled",
+            detail: None,
+        })
+    })
+}
+
+fn email(key: &str, event: uuid::Uuid) -> NewDelivery {
+    NewDelivery {
+        dedup_key: key.into(),
+        channel: Channel::Email,
+        recipient: "p0@example.org".into(),
+        kind: "booked".into(),
+        event_id: event,
+        appointment_id: None,
+        clinic_id: None,
+        payload: serde_json::json!({"subject": key}),
+    }
+}
+
+async fn outbox_fan_out_happens_once(f: &Fixture) {
+    created(f.store.place(&f.cmd(0, 0, 30, AppointmentStatus::Booked)).await);
+    let events = f.store.outbox_undispatched(10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    let e = &events[0];
+    let deliveries = vec![email("a", e.event_id), email("b", e.event_id)];
+    let note = NewNotification {
+        user_id: f.patients[0],
+        dedup_key: "n".into(),
+        kind: "booked".into(),
+        title: "t".into(),
+        body: "b".into(),
+        appointment_id: None,
+        link: None,
+    };
+    // Two workers race to fan out the same event: one does it, the other finds it done.
+    let (x, y) = tokio::join!(
+        f.store.dispatch(e.id, &deliveries, std::slice::from_ref(&note), f.t0),
+        f.store.dispatch(e.id, &deliveries, std::slice::from_ref(&note), f.t0)
+    );
+    assert_eq!([x.unwrap(), y.unwrap()].iter().filter(|d| **d).count(), 1);
+    assert!(f.store.outbox_undispatched(10).await.unwrap().is_empty());
+    assert_eq!(f.store.deliveries(None, 10).await.unwrap().len(), 2);
+    assert_eq!(f.store.notifications(f.patients[0], 10).await.unwrap().len(), 1);
+    // Queued again (a reminder scan run twice): nothing new.
+    assert_eq!(f.store.enqueue(&deliveries, f.t0).await.unwrap(), 0);
+    assert_eq!(f.store.delivery_backlog().await.unwrap().0, 2);
+}
+
+async fn deliveries_are_claimed_by_one_worker_until_the_lease_runs_out(f: &Fixture) {
+    let event = uuid::Uuid::new_v4();
+    let batch: Vec<NewDelivery> = (0..40).map(|i| email(&format!("k{i}"), event)).collect();
+    assert_eq!(f.store.enqueue(&batch, f.t0).await.unwrap(), 40);
+    let lease = SignedDuration::from_secs(30);
+    let (a, b) =
+        tokio::join!(f.store.claim_deliveries("a", f.t0, lease, 25), f.store.claim_deliveries("b", f.t0, lease, 25));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut ids: Vec<i64> = a.iter().chain(&b).map(|d| d.id).collect();
+    assert_eq!(ids.len(), 40, "all claimed, {} + {}", a.len(), b.len());
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 40, "no delivery claimed twice");
+    // Claimed ones are nobody else's until the lease runs out.
+    assert!(f.store.claim_deliveries("c", f.t0 + SignedDuration::from_secs(10), lease, 50).await.unwrap().is_empty());
+    // a finishes one, dies with the rest; after the lease c takes them over.
+    f.store.finish_delivery(a[0].id, "a", &DeliveryOutcome::Delivered { http_status: None }, f.t0).await.unwrap();
+    let later = f.t0 + SignedDuration::from_secs(31);
+    let retaken = f.store.claim_deliveries("c", later, lease, 50).await.unwrap();
+    assert_eq!(retaken.len(), 39);
+    // A late finish by the old claimant does not overwrite the new claim.
+    let gone = DeliveryOutcome::Dead { error: "late".into(), http_status: None };
+    f.store.finish_delivery(a[1].id, "a", &gone, later).await.unwrap();
+    let retry = DeliveryOutcome::Retry {
+        at: later + SignedDuration::from_secs(60),
+        error: "busy".into(),
+        http_status: Some(503),
+    };
+    f.store.finish_delivery(a[1].id, "c", &retry, later).await.unwrap();
+    let row = f.store.deliveries(None, 100).await.unwrap().into_iter().find(|d| d.id == a[1].id).unwrap();
+    assert_eq!((row.status, row.attempts, row.last_status), (DeliveryStatus::Pending, 1, Some(503)));
+    // Not due before its retry time.
+    let due = f.store.claim_deliveries("d", later + SignedDuration::from_secs(59), lease, 100).await.unwrap();
+    assert!(due.iter().all(|d| d.id != a[1].id));
+}
+
+async fn reminders_due_leave_out_queued_and_inactive_appointments(f: &Fixture) {
+    let a = created(f.store.place(&f.cmd(0, 0, 30, AppointmentStatus::Booked)).await);
+    let b = created(f.store.place(&f.cmd(1, 60, 30, AppointmentStatus::Booked)).await);
+    let day = SignedDuration::from_hours(24);
+    let offsets = [day, SignedDuration::from_hours(2)];
+    // 23 hours before a: both are inside the 24 h window, neither inside 2 h.
+    let now = a.start - SignedDuration::from_hours(23);
+    let due = f.store.reminders_due(now, &offsets).await.unwrap();
+    assert_eq!(due.iter().map(|r| (r.appointment.id, r.offset)).collect::<Vec<_>>(), vec![(a.id, day), (b.id, day)]);
+    assert_eq!(due[0].patient_email, "p0@example.org");
+    let mut queued = email(&reminder_dedup_key(a.id, a.start, day), uuid::Uuid::new_v4());
+    queued.appointment_id = Some(a.id);
+    f.store.enqueue(&[queued], now).await.unwrap();
+    f.store.modify_appointment(b.id, now, None, cancel_it()).await.unwrap();
+    assert!(f.store.reminders_due(now, &offsets).await.unwrap().is_empty());
+    // After the start, nothing is due.
+    assert!(f.store.reminders_due(a.end, &offsets).await.unwrap().is_empty());
+}
+
+async fn waitlist_offers_go_first_come_and_never_twice(f: &Fixture) {
+    let entry = |p: usize, mode: Option<Mode>| WaitlistRecord {
+        id: uuid::Uuid::now_v7(),
+        doctor_id: f.doctor,
+        patient_id: f.patients[p],
+        not_before: None,
+        not_after: None,
+        mode,
+        status: WaitlistStatus::Waiting,
+        offered_appointment_id: None,
+        created_at: f.t0,
+    };
+    let online_only = entry(1, Some(Mode::Online));
+    let first = entry(2, None);
+    let second = entry(3, None);
+    for e in [&online_only, &first, &second] {
+        f.store.join_waitlist(e).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    let offer = WaitlistOffer {
+        doctor_id: f.doctor,
+        start: f.at(0),
+        end: f.at(30),
+        mode: Mode::InPerson,
+        hold_until: f.at(-60),
+        origin_region: "local".into(),
+        now: f.at(-120),
+    };
+    // The slot is taken: nobody is offered it.
+    let taken = created(f.store.place(&f.cmd(0, 0, 30, AppointmentStatus::Booked)).await);
+    assert!(f.store.offer_from_waitlist(&offer).await.unwrap().is_none());
+    f.store.modify_appointment(taken.id, f.at(-119), None, cancel_it()).await.unwrap();
+    // Free now: the first in-person waiter gets a hold (the online-only one is skipped).
+    let (e, hold) = f.store.offer_from_waitlist(&offer).await.unwrap().unwrap();
+    assert_eq!((e.id, hold.patient_id, hold.status), (first.id, f.patients[2], AppointmentStatus::Held));
+    let events = f.store.outbox_undispatched(10).await.unwrap();
+    assert!(events.iter().any(|o| o.topic == "waitlist.offered"));
+    // Offered twice (a retried fan-out): the slot is held, so nothing happens.
+    assert!(f.store.offer_from_waitlist(&offer).await.unwrap().is_none());
+    // The hold runs out: settling returns the slot and puts the entry back.
+    let lapsed = f.store.settle_waitlist(f.at(-59)).await.unwrap();
+    assert_eq!(lapsed.len(), 1);
+    let again = WaitlistOffer { now: f.at(-59), hold_until: f.at(-30), ..offer };
+    let (e, _) = f.store.offer_from_waitlist(&again).await.unwrap().unwrap();
+    assert_eq!(e.id, second.id, "the next patient, not the first one again");
+    let mine = f.store.waitlist_of_patient(f.patients[2]).await.unwrap();
+    assert_eq!(mine[0].status, WaitlistStatus::Waiting);
+}
+
+async fn calendar_tokens_are_replaced_and_revoked(f: &Fixture) {
+    assert!(!f.store.calendar_token_matches(f.doctor, "h1").await.unwrap());
+    f.store.set_calendar_token(f.doctor, "h1", f.t0).await.unwrap();
+    assert!(f.store.calendar_token_matches(f.doctor, "h1").await.unwrap());
+    f.store.set_calendar_token(f.doctor, "h2", f.t0).await.unwrap();
+    assert!(!f.store.calendar_token_matches(f.doctor, "h1").await.unwrap(), "a new token revokes the old");
+    assert!(f.store.calendar_token_matches(f.doctor, "h2").await.unwrap());
+    assert!(f.store.revoke_calendar_token(f.doctor).await.unwrap());
+    assert!(!f.store.calendar_token_matches(f.doctor, "h2").await.unwrap());
+}
+
 macro_rules! conformance {
     ($backend:ident, $($case:ident),* $(,)?) => {
         mod $backend {
@@ -404,6 +575,11 @@ conformance!(
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
     activity_counts_what_happened_per_clinic,
+    outbox_fan_out_happens_once,
+    deliveries_are_claimed_by_one_worker_until_the_lease_runs_out,
+    reminders_due_leave_out_queued_and_inactive_appointments,
+    waitlist_offers_go_first_come_and_never_twice,
+    calendar_tokens_are_replaced_and_revoked,
 );
 
 conformance!(
@@ -419,4 +595,9 @@ conformance!(
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
     activity_counts_what_happened_per_clinic,
+    outbox_fan_out_happens_once,
+    deliveries_are_claimed_by_one_worker_until_the_lease_runs_out,
+    reminders_due_leave_out_queued_and_inactive_appointments,
+    waitlist_offers_go_first_come_and_never_twice,
+    calendar_tokens_are_replaced_and_revoked,
 );

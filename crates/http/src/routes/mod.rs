@@ -4,4 +4,5 @@ pub mod accounts;
 pub mod appointments;
 pub mod clinics;
 pub mod doctors;
+pub mod notifications;
 pub mod system;

@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod booking;
 mod fhir;
+mod notifications;
 mod promises;
 mod seed;
 mod validation;
