@@ -425,6 +425,9 @@ pub struct Operations {
     pub node_booked: u64,
     pub node_slot_taken: u64,
     pub node_unavailable: u64,
+    /// Messages (e-mail, webhooks) waiting to be sent, and the oldest one's time.
+    pub deliveries_pending: u64,
+    pub deliveries_oldest: Option<jiff::Timestamp>,
 }
 
 impl App {
@@ -446,7 +449,10 @@ impl App {
             _ => return Err(AppError::Forbidden("operations figures are for clinic and platform admins")),
         };
         let region = &self.config.region;
+        let (deliveries_pending, deliveries_oldest) = self.store.delivery_backlog().await?;
         Ok(Operations {
+            deliveries_pending,
+            deliveries_oldest,
             scope,
             activity,
             node_booked: self.metrics.booking_count("booked", region),

@@ -24,6 +24,14 @@ pub struct BookingLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// email | webhook
+    pub channel: String,
+    /// delivered, retry, dead, skipped
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub result: String,
 }
@@ -37,6 +45,9 @@ pub struct Metrics {
     pool_connections: Gauge,
     pool_idle: Gauge,
     cache_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    pub deliveries: Family<DeliveryLabels, Counter>,
+    notification_queue: Gauge,
+    notification_queue_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -75,7 +86,37 @@ impl Default for Metrics {
             "Age of the oldest availability cache entry this node still serves",
             cache_age.clone(),
         );
-        Self { registry, requests, bookings, availability_cache, holds_expired, pool_connections, pool_idle, cache_age }
+        let deliveries = Family::<DeliveryLabels, Counter>::default();
+        registry.register(
+            "notification_deliveries",
+            "Notification delivery attempts by this node's workers, by channel and outcome",
+            deliveries.clone(),
+        );
+        let notification_queue = Gauge::default();
+        registry.register(
+            "notification_queue",
+            "Notifications waiting to be sent (all nodes), as last seen by this node's worker",
+            notification_queue.clone(),
+        );
+        let notification_queue_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "notification_queue_oldest_seconds",
+            "Age of the oldest notification waiting to be sent, as last seen by this node's worker",
+            notification_queue_age.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            bookings,
+            availability_cache,
+            holds_expired,
+            pool_connections,
+            pool_idle,
+            cache_age,
+            deliveries,
+            notification_queue,
+            notification_queue_age,
+        }
     }
 }
 
@@ -87,6 +128,16 @@ impl Metrics {
     /// Booking attempts with this outcome in this region, since the node started.
     pub fn booking_count(&self, outcome: &str, region: &str) -> u64 {
         self.bookings.get_or_create(&BookingLabels { outcome: outcome.into(), region: region.into() }).get()
+    }
+
+    pub fn delivery(&self, channel: &str, outcome: &str) {
+        self.deliveries.get_or_create(&DeliveryLabels { channel: channel.into(), outcome: outcome.into() }).inc();
+    }
+
+    /// The notification queue as a worker last saw it: how many wait, the oldest's age.
+    pub fn notification_queue(&self, pending: u64, oldest_age: std::time::Duration) {
+        self.notification_queue.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.notification_queue_age.set(oldest_age.as_secs_f64());
     }
 
     pub fn cache(&self, hit: bool) {

@@ -142,6 +142,10 @@ impl Workers {
         self.queue_reminders(&mut pass).await?;
         self.settle_waitlist(&mut pass).await?;
         self.deliver(&mut pass).await?;
+        let (pending, oldest) = self.store().delivery_backlog().await?;
+        let age = oldest.map_or(0, |t| self.app.now().duration_since(t).as_millis().max(0));
+        let age = std::time::Duration::from_millis(u64::try_from(age).unwrap_or(0));
+        self.app.metrics().notification_queue(pending, age);
         Ok(pass)
     }
 
@@ -352,12 +356,25 @@ impl Workers {
                     std::process::abort();
                 }
             }
-            match &outcome {
-                DeliveryOutcome::Delivered { .. } => pass.delivered += 1,
-                DeliveryOutcome::Retry { .. } => pass.retried += 1,
-                DeliveryOutcome::Dead { .. } => pass.dead += 1,
-                DeliveryOutcome::Skipped { .. } => pass.skipped += 1,
-            }
+            let label = match &outcome {
+                DeliveryOutcome::Delivered { .. } => {
+                    pass.delivered += 1;
+                    "delivered"
+                }
+                DeliveryOutcome::Retry { .. } => {
+                    pass.retried += 1;
+                    "retry"
+                }
+                DeliveryOutcome::Dead { .. } => {
+                    pass.dead += 1;
+                    "dead"
+                }
+                DeliveryOutcome::Skipped { .. } => {
+                    pass.skipped += 1;
+                    "skipped"
+                }
+            };
+            self.app.metrics().delivery(d.channel.as_str(), label);
             if let DeliveryOutcome::Retry { error, .. } | DeliveryOutcome::Dead { error, .. } = &outcome {
                 tracing::warn!(delivery = d.id, channel = d.channel.as_str(), attempt = d.attempts + 1, %error, "delivery failed");
             }

@@ -6,6 +6,7 @@
 
 mod auth;
 mod book;
+mod notify;
 mod patient;
 mod staff;
 
@@ -47,6 +48,9 @@ pub fn router() -> Router<AppState> {
         .route("/admin/verification", get(staff::verification_queue))
         .route("/admin/verification/{id}", post(staff::decide))
         .route("/ops", get(staff::operations))
+        .route("/notifications", get(notify::notifications))
+        .route("/doctors/{id}/waitlist", post(notify::join_waitlist))
+        .route("/waitlist/{id}/leave", post(notify::leave_waitlist))
 }
 
 const CSRF_COOKIE: &str = "medislot_csrf";
@@ -120,6 +124,7 @@ impl Web {
                                     Role::ClinicAdmin => { a href="/clinic" { "My clinics" } a href="/doctor/agenda" { "Clinic agenda" } a href="/ops" { "Operations" } }
                                     Role::Admin => { a href="/admin/verification" { "Verification queue" } a href="/ops" { "Operations" } }
                                 }
+                                a href="/notifications" { "Notifications" }
                                 form.inline method="post" action="/logout" {
                                     (self.csrf_field())
                                     button.link type="submit" { "Sign out (" (me.user.name) ")" }
@@ -247,7 +252,7 @@ form.inline{display:inline} .grid{display:grid;grid-template-columns:repeat(auto
 .ok{background:#e7f5ea;border-left:4px solid #1e7e34;padding:.75rem}
 .days{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.75rem} .days ul{list-style:none;padding:0;margin:0}
 .days li{margin:.25rem 0} .slotlink{display:inline-block;padding:.3rem .6rem;border:1px solid #0b57d0;border-radius:.25rem;text-decoration:none}
-.muted{color:#555} .yours{display:block;color:#555;font-size:.9rem}
+.muted{color:#555} .yours{display:block;color:#555;font-size:.9rem} .badge{background:#0b57d0;color:#fff;border-radius:.25rem;padding:0 .4rem;font-size:.85rem} ul.plain{list-style:none;padding:0}
 "#;
 
 /// Progressive enhancement only: every page works without it.

@@ -228,6 +228,12 @@ pub async fn doctor_week(
         p.muted { "Speaks " (d.languages.join(", ")) ". Times are " strong { (c.time_zone.as_str()) } " time." }
         p #yourzone.notice hidden data-zone=(c.time_zone.as_str()) {}
         @if !d.bio.is_empty() { p { (d.bio) } }
+        @if w.patient().is_some() {
+            form.inline method="post" action={ "/doctors/" (d.id) "/waitlist" } {
+                (w.csrf_field())
+                button type="submit" { "Tell me when an earlier slot frees up" }
+            }
+        }
         nav aria-label="Weeks" {
             @if week > 0 { a href={ "/doctors/" (d.id) "?week=" (week - 1) } { "← Previous week" } " " }
             a href={ "/doctors/" (d.id) "?week=" (week + 1) } { "Next week →" }

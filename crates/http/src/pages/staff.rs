@@ -754,6 +754,7 @@ pub async fn operations(State(s): State<AppState>, headers: HeaderMap) -> Respon
     let attempts = o.node_booked + o.node_slot_taken;
     let conflict_rate = if attempts == 0 { 0.0 } else { o.node_slot_taken as f64 / attempts as f64 * 100.0 };
     let outbox_age = a.outbox_oldest.map(|t| s.app.now().duration_since(t).as_secs().max(0));
+    let delivery_age = o.deliveries_oldest.map(|t| s.app.now().duration_since(t).as_secs().max(0));
     let body = html! {
         h1 { "Operations" }
         p.muted { (o.scope) " · last 24 hours · figures as of " (s.app.now().strftime("%H:%M:%S UTC").to_string()) }
@@ -781,8 +782,10 @@ pub async fn operations(State(s): State<AppState>, headers: HeaderMap) -> Respon
         h2 { "Queues" }
         table {
             tbody {
-                tr { th scope="row" { "Notifications waiting (outbox)" } td { (a.outbox_pending) } }
-                tr { th scope="row" { "Oldest waiting" } td { @match outbox_age { Some(secs) => { (secs) " s" } None => { "—" } } } }
+                tr { th scope="row" { "Changes not yet fanned out (outbox)" } td { (a.outbox_pending) } }
+                tr { th scope="row" { "Oldest of those" } td { @match outbox_age { Some(secs) => { (secs) " s" } None => { "—" } } } }
+                tr { th scope="row" { "Messages waiting to be sent (e-mail, webhooks)" } td #ops-deliveries { (o.deliveries_pending) } }
+                tr { th scope="row" { "Oldest of those" } td { @match delivery_age { Some(secs) => { (secs) " s" } None => { "—" } } } }
             }
         }
         h2 { "Regions" }

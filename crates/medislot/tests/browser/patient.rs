@@ -64,6 +64,29 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
     follow(&b, Locator::Css(&format!("{card} button"))).await;
     let cancelled = text(&b).await;
     assert!(cancelled.contains("Your appointment is cancelled") && cancelled.contains("feeling better"), "{cancelled}");
+
+    // The same story in the notifications, newest first, in the clinic's time.
+    let t0 = std::time::Instant::now();
+    let inbox = loop {
+        follow(&b, Locator::LinkText("Notifications")).await;
+        let inbox = text(&b).await;
+        if inbox.contains("Appointment cancelled") || t0.elapsed() > std::time::Duration::from_secs(15) {
+            break inbox;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    };
+    let at = |needle: &str| inbox.find(needle).unwrap_or_else(|| panic!("{needle:?} missing in {inbox}"));
+    assert!(
+        at("Appointment cancelled") < at("Appointment moved") && at("Appointment moved") < at("Appointment confirmed")
+    );
+    assert!(inbox.contains("Europe/Paris"), "{inbox}");
+    screenshot(&b, "notifications").await;
+    // The doctor's page offers the waitlist; joining it shows it under the notifications.
+    b.goto(&format!("{}/?specialty=cardiology&city=Paris", srv.url)).await.unwrap();
+    follow(&b, Locator::Css(".card a")).await;
+    press(&b, "Tell me when an earlier slot frees up").await;
+    let waiting = text(&b).await;
+    assert!(waiting.contains("Waiting lists") && waiting.contains("waiting for a free slot"), "{waiting}");
     b.close().await.unwrap();
 }
 
