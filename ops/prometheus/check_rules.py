@@ -12,7 +12,7 @@ import sys
 
 import yaml
 
-NOT_YET = {"medislot_replication_lag_seconds": "regions and replicas"}
+NOT_YET: dict = {}
 
 rules_path, metrics_path = sys.argv[1:3]
 doc = yaml.safe_load(open(rules_path))

@@ -404,6 +404,11 @@ impl App {
     pub(crate) fn availability_changed(&self, doctor: DoctorId) {
         self.cache.invalidate(doctor);
     }
+
+    /// Replicated busy times changed wholesale: nothing cached is trusted.
+    pub fn availability_changed_all(&self) {
+        self.cache.clear();
+    }
 }
 
 #[cfg(test)]

@@ -52,16 +52,16 @@ pub struct AppointmentFilter {
 
 /// A slot a patient may take now: on the schedule, in the future, after the
 /// minimum notice, before the horizon, in a mode the doctor offers.
-struct Bookable {
-    doctor: DoctorRecord,
-    clinic: ClinicRecord,
-    slot: Slot,
-    mode: Mode,
+pub(crate) struct Bookable {
+    pub(crate) doctor: DoctorRecord,
+    pub(crate) clinic: ClinicRecord,
+    pub(crate) slot: Slot,
+    pub(crate) mode: Mode,
 }
 
 impl Bookable {
     /// The store command that takes this slot for `patient`.
-    fn place(
+    pub(crate) fn place(
         &self,
         app: &App,
         patient: &Actor,
@@ -88,7 +88,7 @@ impl Bookable {
     }
 }
 
-fn check_reason(reason: &str) -> Result<String, Invalid> {
+pub(crate) fn check_reason(reason: &str) -> Result<String, Invalid> {
     if reason.chars().count() > 1000 {
         return Err(Invalid::field("reason", "must be at most 1000 characters"));
     }
@@ -102,7 +102,7 @@ fn check_idempotency_key(key: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-fn fingerprint(parts: &[&str]) -> String {
+pub(crate) fn fingerprint(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update(p.as_bytes());
@@ -112,7 +112,7 @@ fn fingerprint(parts: &[&str]) -> String {
 }
 
 impl App {
-    async fn bookable(&self, slot_id: &str, mode: Option<&str>, field: &str) -> Result<Bookable, AppError> {
+    pub(crate) async fn bookable(&self, slot_id: &str, mode: Option<&str>, field: &str) -> Result<Bookable, AppError> {
         let id = SlotId::parse(field, slot_id)?;
         let requested_mode = mode.map(|m| Mode::parse("mode", m)).transpose()?;
         let doctor = match self.store.doctor(id.doctor).await? {
@@ -156,7 +156,7 @@ impl App {
         Ok(actor)
     }
 
-    async fn slot_taken(&self, b: &Bookable) -> AppError {
+    pub(crate) async fn slot_taken(&self, b: &Bookable) -> AppError {
         AppError::SlotTaken { alternatives: self.alternatives(&b.doctor, &b.clinic, b.slot.start).await }
     }
 
@@ -169,6 +169,11 @@ impl App {
     ) -> Result<AppointmentRecord, AppError> {
         let actor = self.require_patient(actor)?;
         let b = self.bookable(slot_id, mode, "slot_id").await?;
+        if !self.is_home(&b.clinic.region) {
+            return Err(AppError::Conflict(
+                "this doctor's clinic is homed in another region: book the slot directly (no hold)",
+            ));
+        }
         let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None);
         let placed = self.store.place(&cmd).await;
         self.availability_changed(cmd.doctor_id);
@@ -195,10 +200,11 @@ impl App {
             check_idempotency_key(k)?;
         }
         let b = self.bookable(&req.slot_id, req.mode.as_deref(), "slot_id").await?;
-        let idempotency = idempotency_key.map(|k| IdempotencyKey {
-            key: k.to_string(),
-            fingerprint: fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]),
-        });
+        let print = fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]);
+        if !self.is_home(&b.clinic.region) {
+            return self.book_remote(actor, b, reason, idempotency_key, print).await;
+        }
+        let idempotency = idempotency_key.map(|k| IdempotencyKey { key: k.to_string(), fingerprint: print });
         let cmd = b.place(self, actor, AppointmentStatus::Booked, reason, idempotency);
         let placed = self.store.place(&cmd).await;
         self.availability_changed(cmd.doctor_id);
@@ -217,7 +223,10 @@ impl App {
     /// One appointment, if the caller may see it (otherwise 404: existence is hidden).
     pub async fn appointment(&self, actor: Option<&Actor>, id: AppointmentId) -> Result<AppointmentRecord, AppError> {
         let actor = require(actor)?;
-        let a = self.store.appointment(id).await?.ok_or(AppError::NotFound("appointment"))?;
+        let Some(a) = self.store.appointment(id).await? else {
+            // Booked here with a doctor homed in another region?
+            return self.forwarded_appointment(actor, id).await?.ok_or(AppError::NotFound("appointment"));
+        };
         if !self.can_see(actor, &a).await? {
             return Err(AppError::NotFound("appointment"));
         }
@@ -401,7 +410,7 @@ fn transition(a: &AppointmentRecord, action: Action) -> Result<AppointmentStatus
 
 impl App {
     /// Counts a booking or hold attempt by outcome (metrics; no ids, no personal data).
-    fn count_booking(&self, out: Result<&'static str, &AppError>, region: &str) {
+    pub(crate) fn count_booking(&self, out: Result<&'static str, &AppError>, region: &str) {
         let outcome = match out {
             Ok(o) => o,
             Err(AppError::SlotTaken { .. }) => "slot_taken",

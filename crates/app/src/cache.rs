@@ -69,6 +69,10 @@ impl AvailabilityCache {
         self.entries.lock().unwrap_or_else(|p| p.into_inner()).remove(&doctor);
     }
 
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
     /// The age of the oldest entry still served (staleness, for metrics).
     pub fn oldest_age(&self) -> Duration {
         let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());

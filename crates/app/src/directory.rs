@@ -113,6 +113,13 @@ impl App {
         let position = errs.take(Coordinates::new(input.latitude, input.longitude, ""));
         let time_zone = errs.take(TimeZoneName::parse("time_zone", &input.time_zone));
         let region = errs.take(parse_region("region", input.region.as_deref().unwrap_or(&self.config.region)));
+        if region.as_deref().is_some_and(|r| r != self.config.region) {
+            // The home region owns the clinic's appointments: it is created there.
+            errs.push(
+                "region",
+                format!("a clinic is created in its home region; this is region {}", self.config.region),
+            );
+        }
         let policy = errs.take(Policy::parse("policy", input.policy.as_deref().unwrap_or("strict")));
         errs.finish()?;
         let (Some(name), Some(address), Some(position), Some(time_zone), Some(region), Some(policy)) =

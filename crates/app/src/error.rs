@@ -31,6 +31,16 @@ pub enum AppError {
     Transition(#[from] TransitionError),
     #[error("{0}")]
     Conflict(&'static str),
+    /// P7, `strict`: the clinic's home region cannot be reached; nothing was recorded.
+    #[error("the clinic's home region {region} cannot be reached right now; nothing was booked")]
+    HomeRegionUnreachable { region: String },
+    /// P7, `strict`: the request reached for the home region but no answer
+    /// came back; it may have been booked there. Retry with the same Idempotency-Key.
+    #[error("the clinic's home region {region} did not answer in time; the booking may or may not have been made: retry with the same Idempotency-Key to find out")]
+    HomeRegionNoAnswer { region: String },
+    /// The home region refused a forwarded request.
+    #[error("the clinic's home region refused the request ({status}): {detail}")]
+    Remote { status: u16, detail: String },
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

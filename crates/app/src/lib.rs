@@ -11,6 +11,7 @@ mod directory;
 mod error;
 pub mod metrics;
 mod notifications;
+mod regions;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
@@ -19,6 +20,7 @@ pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification};
 pub use error::AppError;
 pub use notifications::{new_secret, WaitlistInput, WebhookInput, WEBHOOK_EVENTS};
+pub use regions::{ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, PeerView, RegionLink, RegionsView};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;
@@ -63,6 +65,7 @@ pub struct App {
     clock: Clock,
     metrics: Arc<metrics::Metrics>,
     cache: Arc<cache::AvailabilityCache>,
+    regions: Option<Arc<dyn RegionLink>>,
 }
 
 impl App {
@@ -72,7 +75,7 @@ impl App {
 
     pub fn with_clock(store: DynStore, config: AppConfig, clock: Clock) -> Self {
         let cache = Arc::new(cache::AvailabilityCache::new(config.availability_cache_ttl));
-        Self { store, config: Arc::new(config), clock, metrics: Arc::default(), cache }
+        Self { store, config: Arc::new(config), clock, metrics: Arc::default(), cache, regions: None }
     }
 
     pub fn now(&self) -> Timestamp {

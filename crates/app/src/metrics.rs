@@ -32,6 +32,11 @@ pub struct DeliveryLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct CacheLabels {
     pub result: String,
 }
@@ -48,6 +53,10 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     notification_queue: Gauge,
     notification_queue_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    region_link_up: Family<PeerLabels, Gauge>,
+    replication_lag: Family<PeerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    forwarding_queue: Gauge,
+    forwarding_queue_age: Gauge<f64, std::sync::atomic::AtomicU64>,
 }
 
 impl Default for Metrics {
@@ -104,8 +113,32 @@ impl Default for Metrics {
             "Age of the oldest notification waiting to be sent, as last seen by this node's worker",
             notification_queue_age.clone(),
         );
+        let region_link_up = Family::<PeerLabels, Gauge>::default();
+        registry.register("region_link_up", "1 when the link to a peer region is up, else 0", region_link_up.clone());
+        let replication_lag = Family::<PeerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "replication_lag_seconds",
+            "How old this region's replica of a peer region's directory and busy times is",
+            replication_lag.clone(),
+        );
+        let forwarding_queue = Gauge::default();
+        registry.register(
+            "forwarding_queue",
+            "Bookings accepted here as pending, waiting for their home region",
+            forwarding_queue.clone(),
+        );
+        let forwarding_queue_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "forwarding_queue_oldest_seconds",
+            "Age of the oldest booking waiting for its home region",
+            forwarding_queue_age.clone(),
+        );
         Self {
             registry,
+            region_link_up,
+            replication_lag,
+            forwarding_queue,
+            forwarding_queue_age,
             requests,
             bookings,
             availability_cache,
@@ -138,6 +171,20 @@ impl Metrics {
     pub fn notification_queue(&self, pending: u64, oldest_age: std::time::Duration) {
         self.notification_queue.set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.notification_queue_age.set(oldest_age.as_secs_f64());
+    }
+
+    /// A peer link's state and the age of its replica here, as last seen.
+    pub fn region_link(&self, peer: &str, up: bool, lag_seconds: Option<f64>) {
+        let labels = PeerLabels { peer: peer.into() };
+        self.region_link_up.get_or_create(&labels).set(i64::from(up));
+        if let Some(lag) = lag_seconds {
+            self.replication_lag.get_or_create(&labels).set(lag);
+        }
+    }
+
+    pub fn forwarding_queue(&self, pending: u64, oldest_age_seconds: f64) {
+        self.forwarding_queue.set(i64::try_from(pending).unwrap_or(i64::MAX));
+        self.forwarding_queue_age.set(oldest_age_seconds);
     }
 
     pub fn cache(&self, hit: bool) {

@@ -137,7 +137,7 @@ pub struct TransitionError {
 }
 
 /// A half-open time range `[start, end)` in UTC.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Interval {
     pub start: Timestamp,
     pub end: Timestamp,

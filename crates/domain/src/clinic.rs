@@ -33,9 +33,17 @@ impl Policy {
 }
 
 /// An IANA time-zone name that the bundled time-zone database knows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(transparent)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String")]
 pub struct TimeZoneName(String);
+
+impl TryFrom<String> for TimeZoneName {
+    type Error = Invalid;
+
+    fn try_from(raw: String) -> Result<Self, Invalid> {
+        Self::parse("time_zone", &raw)
+    }
+}
 
 impl TimeZoneName {
     pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {

@@ -27,6 +27,8 @@ pub struct AppState {
     pub app: App,
     /// Login attempts per e-mail address (password guessing).
     pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// The secret peer regions present on `/internal/v1` (none: those routes do not exist).
+    pub region_secret: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone)]
@@ -35,11 +37,13 @@ pub struct HttpOptions {
     pub logins_per_minute: u32,
     /// The longest a request may take before it is answered 503 (outcome unknown, retry).
     pub request_timeout: std::time::Duration,
+    /// The secret shared by the regions, for `/internal/v1`.
+    pub region_secret: Option<String>,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { logins_per_minute: 10, request_timeout: std::time::Duration::from_secs(15) }
+        Self { logins_per_minute: 10, request_timeout: std::time::Duration::from_secs(15), region_secret: None }
     }
 }
 
@@ -67,13 +71,18 @@ impl utoipa::Modify for BearerAuth {
 /// The whole HTTP application for one node.
 pub fn router(app: App, options: HttpOptions) -> Router {
     let per_minute = NonZeroU32::new(options.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
-    let state = AppState { app, login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))) };
+    let state = AppState {
+        app,
+        login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        region_secret: options.region_secret.clone().map(Arc::from),
+    };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
         .merge(routes::clinics::router())
         .merge(routes::doctors::router())
         .merge(routes::appointments::router())
         .merge(routes::notifications::router())
+        .merge(routes::regions::router())
         .split_for_parts();
     // Paths are documented relative to the /api/v1 prefix the router is nested under.
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
@@ -90,6 +99,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             ),
         )
         .nest("/fhir", fhir::router())
+        .nest("/internal/v1", routes::internal::router(state.clone()))
         .merge(pages::router())
         .merge(routes::system::router())
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })

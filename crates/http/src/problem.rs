@@ -144,6 +144,28 @@ impl From<AppError> for ApiError {
                 a.retry_after = Some(2);
                 a
             }
+            AppError::HomeRegionUnreachable { .. } => {
+                let mut a =
+                    Self::new(S::SERVICE_UNAVAILABLE, "home-region-unreachable", "Home region unreachable", detail);
+                a.retry_after = Some(5);
+                a
+            }
+            AppError::HomeRegionNoAnswer { .. } => {
+                let mut a = Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "home-region-no-answer",
+                    "No answer from the home region",
+                    detail,
+                );
+                a.retry_after = Some(2);
+                a
+            }
+            AppError::Remote { status, .. } => Self::new(
+                S::from_u16(status).unwrap_or(S::BAD_GATEWAY),
+                "home-region-refused",
+                "Refused by the home region",
+                detail,
+            ),
             AppError::Internal(m) => {
                 tracing::error!(error = %m, "internal error");
                 Self::new(

@@ -104,6 +104,21 @@ pub struct ServeArgs {
     /// This node's region.
     #[arg(long, env = "MEDISLOT_REGION", default_value = "local")]
     pub region: String,
+    /// A peer region, `NAME=URL` (repeat the flag; env: comma-separated).
+    #[arg(long = "peer", env = "MEDISLOT_PEERS", value_delimiter = ',')]
+    pub peers: Vec<String>,
+    /// The secret the regions share; required with --peer.
+    #[arg(long, env = "MEDISLOT_REGION_SECRET", hide_env_values = true)]
+    pub region_secret: Option<String>,
+    /// How long a booking forwarded to its home region may wait for the answer.
+    #[arg(long, env = "MEDISLOT_FORWARD_TIMEOUT_MS", default_value_t = 2000)]
+    pub forward_timeout_ms: u64,
+    /// Heartbeats to peer regions, in milliseconds (two missed: the link is down).
+    #[arg(long, env = "MEDISLOT_HEARTBEAT_MS", default_value_t = 500)]
+    pub heartbeat_ms: u64,
+    /// How often each peer's directory and busy times are pulled, in milliseconds.
+    #[arg(long, env = "MEDISLOT_REPLICATION_MS", default_value_t = 1000)]
+    pub replication_ms: u64,
     /// Seed demo clinics, doctors, patients and appointments on first start.
     #[arg(long, env = "MEDISLOT_DEMO")]
     pub demo: bool,

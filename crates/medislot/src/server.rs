@@ -17,7 +17,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         waitlist_hold_ttl: waitlist_hold(&args.notify)?,
         ..AppConfig::default()
     };
-    let app = App::new(store, config);
+    let links = region_links(&args)?;
+    let mut app = App::new(store, config);
+    if let Some(l) = &links {
+        app = app.with_region_link(l.clone());
+    }
     if args.demo {
         crate::demo::seed(&app).await.context("seeding demo data")?;
     }
@@ -26,6 +30,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         HttpOptions {
             logins_per_minute: args.logins_per_minute,
             request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
+            region_secret: args.region_secret.clone(),
         },
     );
     let listener =
@@ -45,6 +50,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+    let region_loops = links.map(|l| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(l.run(app.clone(), async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    });
     // Tests and scripts read this line to find the port.
     println!("medislot listening on http://{addr}");
     tracing::info!(%addr, region = %args.region, "listening");
@@ -53,8 +64,40 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(w) = workers {
         let _ = w.await;
     }
+    if let Some(r) = region_loops {
+        let _ = r.await;
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The links to peer regions, when `--peer` names any.
+fn region_links(args: &ServeArgs) -> anyhow::Result<Option<std::sync::Arc<medislot_workers::regions::PeerLinks>>> {
+    if args.peers.is_empty() {
+        return Ok(None);
+    }
+    let Some(secret) = args.region_secret.clone().filter(|s| s.len() >= 16) else {
+        anyhow::bail!("--peer needs --region-secret (at least 16 characters), shared by all regions");
+    };
+    let mut peers = std::collections::BTreeMap::new();
+    for p in &args.peers {
+        let Some((name, url)) = p.split_once('=') else {
+            anyhow::bail!("--peer {p:?}: expected NAME=URL, e.g. us=http://10.0.0.2:8080");
+        };
+        if name == args.region || !url.starts_with("http") {
+            anyhow::bail!("--peer {p:?}: a peer is another region's NAME=http(s)://address");
+        }
+        peers.insert(name.to_string(), url.to_string());
+    }
+    let config = medislot_workers::regions::RegionConfig {
+        region: args.region.clone(),
+        peers,
+        secret,
+        heartbeat: std::time::Duration::from_millis(args.heartbeat_ms.max(20)),
+        forward_timeout: std::time::Duration::from_millis(args.forward_timeout_ms.max(50)),
+        replication: std::time::Duration::from_millis(args.replication_ms.max(50)),
+    };
+    Ok(Some(medislot_workers::regions::PeerLinks::new(config)))
 }
 
 fn waitlist_hold(n: &NotifyArgs) -> anyhow::Result<jiff::SignedDuration> {

@@ -6,10 +6,12 @@
 
 mod notify;
 mod records;
+mod regions;
 pub mod sql;
 
 pub use notify::*;
 pub use records::*;
+pub use regions::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
@@ -56,7 +58,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub type Decide = Box<dyn Fn(&AppointmentRecord) -> Result<AppointmentChange> + Send + Sync>;
 
 #[async_trait]
-pub trait Store: NotifyStore + Send + Sync + 'static {
+pub trait Store: NotifyStore + RegionStore + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// This process's view of the store, for metrics.

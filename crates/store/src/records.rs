@@ -7,7 +7,7 @@ use medislot_domain::{
 };
 use uuid::Uuid;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct UserRecord {
     pub id: UserId,
     pub email: String,
@@ -17,7 +17,7 @@ pub struct UserRecord {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClinicRecord {
     pub id: ClinicId,
     pub name: String,
@@ -29,7 +29,7 @@ pub struct ClinicRecord {
     pub created_at: Timestamp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DoctorRecord {
     pub id: DoctorId,
     /// The doctor's own account, when they have one (a clinic may list a doctor first).
@@ -68,7 +68,7 @@ pub struct DoctorQuery {
     pub exclude_doctor: Option<DoctorId>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AppointmentRecord {
     pub id: AppointmentId,
     pub doctor_id: DoctorId,

@@ -15,6 +15,7 @@ use std::str::FromStr;
 use uuid::Uuid;
 
 mod notifications;
+mod regions;
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -664,6 +665,48 @@ impl SqlStore {
         Ok(done.rows_affected())
     }
 
+    /// This region's own busy time: active appointments (holds that ran out
+    /// excluded) and time off; not the replicas of other regions'.
+    async fn own_busy(
+        &self,
+        doctors: &[DoctorId],
+        window: Interval,
+        now: Timestamp,
+    ) -> Result<Vec<(DoctorId, Interval)>> {
+        let mut out = Vec::new();
+        // SQLite caps bound parameters; large searches go in chunks.
+        for chunk in doctors.chunks(400) {
+            let ph = placeholders(chunk.len());
+            let sql = format!(
+                "SELECT doctor_id, start_at, end_at FROM appointments
+                 WHERE doctor_id IN ({ph}) AND status IN {ACTIVE}
+                   AND NOT (status = 'held' AND hold_expires_at <= ?)
+                   AND start_at < ? AND end_at > ?
+                 UNION ALL
+                 SELECT doctor_id, start_at, end_at FROM time_off
+                 WHERE doctor_id IN ({ph}) AND start_at < ? AND end_at > ?"
+            );
+            let sql = self.d.sql(&sql);
+            let mut q = sqlx::query(&sql);
+            for d in chunk {
+                q = q.bind(d.to_string());
+            }
+            q = q.bind(secs(now)).bind(secs(window.end)).bind(secs(window.start));
+            for d in chunk {
+                q = q.bind(d.to_string());
+            }
+            q = q.bind(secs(window.end)).bind(secs(window.start));
+            for r in q.fetch_all(&self.pool).await.map_err(map_err)? {
+                let d = DoctorId(uuid(&get::<String>(&r, "doctor_id")?)?);
+                out.push((
+                    d,
+                    Interval { start: from_secs(get(&r, "start_at")?)?, end: from_secs(get(&r, "end_at")?)? },
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     fn count_expired(&self, n: u64) {
         self.holds_expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
@@ -966,25 +1009,14 @@ impl Store for SqlStore {
     }
 
     async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>> {
-        let mut out = Vec::new();
-        // SQLite caps bound parameters; large searches go in chunks.
+        let mut out = self.own_busy(doctors, window, now).await?;
         for chunk in doctors.chunks(400) {
             let ph = placeholders(chunk.len());
-            let sql = format!(
-                "SELECT doctor_id, start_at, end_at FROM appointments
-                 WHERE doctor_id IN ({ph}) AND status IN {ACTIVE}
-                   AND NOT (status = 'held' AND hold_expires_at <= ?)
-                   AND start_at < ? AND end_at > ?
-                 UNION ALL
-                 SELECT doctor_id, start_at, end_at FROM time_off
+            let sql = self.d.sql(&format!(
+                "SELECT doctor_id, start_at, end_at FROM replica_busy
                  WHERE doctor_id IN ({ph}) AND start_at < ? AND end_at > ?"
-            );
-            let sql = self.d.sql(&sql);
+            ));
             let mut q = sqlx::query(&sql);
-            for d in chunk {
-                q = q.bind(d.to_string());
-            }
-            q = q.bind(secs(now)).bind(secs(window.end)).bind(secs(window.start));
             for d in chunk {
                 q = q.bind(d.to_string());
             }

@@ -16,6 +16,7 @@
 
 pub mod mail;
 pub mod messages;
+pub mod regions;
 pub mod webhook;
 
 use jiff::{SignedDuration, Timestamp};
@@ -244,7 +245,7 @@ impl Workers {
             return Ok((deliveries, notifications));
         };
         let doctor_user = match doctor.user_id {
-            Some(u) if kind != Kind::WaitlistOffer => self.store().user_by_id(u).await?,
+            Some(u) if !matches!(kind, Kind::WaitlistOffer | Kind::Conflict) => self.store().user_by_id(u).await?,
             _ => None,
         };
         let parties = Parties {
@@ -314,6 +315,7 @@ impl Workers {
                 mode: a.mode,
                 cancel_reason: None,
                 hold_expires_at: None,
+                alternatives: vec![],
             };
             let parties = Parties {
                 doctor,

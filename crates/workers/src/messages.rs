@@ -24,6 +24,8 @@ pub struct EventView {
     pub mode: Mode,
     pub cancel_reason: Option<String>,
     pub hold_expires_at: Option<Timestamp>,
+    /// Slots offered instead (a conflict), as the clinic writes them.
+    pub alternatives: Vec<String>,
 }
 
 impl EventView {
@@ -47,6 +49,11 @@ impl EventView {
             mode: text("mode").and_then(|m| Mode::parse("mode", m).ok()).unwrap_or(Mode::InPerson),
             cancel_reason: text("cancel_reason").map(str::to_string),
             hold_expires_at: ts("hold_expires_at"),
+            alternatives: p
+                .get("alternatives")
+                .and_then(|a| a.as_array())
+                .map(|a| a.iter().filter_map(|x| x.get("local_start")?.as_str().map(str::to_string)).collect())
+                .unwrap_or_default(),
         })
     }
 }
@@ -74,6 +81,8 @@ pub enum Kind {
     Cancelled,
     Reminder,
     WaitlistOffer,
+    /// A booking accepted as pending that the clinic's home region could not honour.
+    Conflict,
 }
 
 impl Kind {
@@ -83,6 +92,7 @@ impl Kind {
             "appointment.rescheduled" => Kind::Rescheduled,
             "appointment.cancelled" => Kind::Cancelled,
             "waitlist.offered" => Kind::WaitlistOffer,
+            "appointment.conflict" => Kind::Conflict,
             _ => return None,
         })
     }
@@ -94,6 +104,7 @@ impl Kind {
             Kind::Cancelled => "cancelled",
             Kind::Reminder => "reminder",
             Kind::WaitlistOffer => "waitlist_offer",
+            Kind::Conflict => "conflict",
         }
     }
 }
@@ -150,6 +161,17 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
         _ => format!("{}/appointments/{}", p.public_url, ev.appointment_id),
     };
     let (subject, lead) = match kind {
+        Kind::Conflict => (
+            format!("Not booked: {other}, {short} was taken"),
+            format!(
+                "We accepted your request while the clinic's region was unreachable; it has now answered that this slot \
+                 was taken in the meantime, so it is not booked.{}",
+                ev.alternatives
+                    .iter()
+                    .map(|a| format!("\n  - {a}"))
+                    .fold(String::new(), |acc, line| if acc.is_empty() { format!(" Free slots nearby:{line}") } else { acc + &line })
+            ),
+        ),
         Kind::Booked => match to {
             Audience::Patient => {
                 (format!("Appointment confirmed: {other}, {short}"), "Your appointment is confirmed.".to_string())
@@ -209,7 +231,7 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
         end: ev.end,
         mode: ev.mode,
         sequence: ev.version,
-        cancelled: kind == Kind::Cancelled,
+        cancelled: matches!(kind, Kind::Cancelled | Kind::Conflict),
         tentative: kind == Kind::WaitlistOffer,
         doctor: p.doctor,
         clinic: p.clinic,
@@ -217,7 +239,7 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
         attendee: &p.patient.email,
         attendee_name: &p.patient.name,
     };
-    let method = if kind == Kind::Cancelled { "CANCEL" } else { "REQUEST" };
+    let method = if matches!(kind, Kind::Cancelled | Kind::Conflict) { "CANCEL" } else { "REQUEST" };
     Message {
         summary: format!("{lead} {when_text}."),
         subject,

@@ -222,12 +222,22 @@ pub async fn doctor_week(
     for slot in &slots {
         days.entry(slot.start.to_zoned(tz.clone()).date()).or_default().push(slot);
     }
+    // A doctor homed in another region: slots come from this region's copy.
+    let stale = match s.app.replica_as_of(&c.region).await {
+        Ok(Some(as_of)) if s.app.now().duration_since(as_of) > jiff::SignedDuration::from_secs(5) => Some(format!(
+            "This clinic is in region {}; availability shown is as of {} and may change.",
+            c.region,
+            as_of.strftime("%H:%M:%S UTC")
+        )),
+        _ => None,
+    };
     let body = html! {
         h1 { (d.name) }
         p { (d.specialties.join(", ")) " · " (c.name) ", " (c.address) }
         p.muted { "Speaks " (d.languages.join(", ")) ". Times are " strong { (c.time_zone.as_str()) } " time." }
         p #yourzone.notice hidden data-zone=(c.time_zone.as_str()) {}
         @if !d.bio.is_empty() { p { (d.bio) } }
+        @if let Some(note) = &stale { p.notice role="status" { (note) } }
         @if w.patient().is_some() {
             form.inline method="post" action={ "/doctors/" (d.id) "/waitlist" } {
                 (w.csrf_field())

@@ -162,6 +162,12 @@ struct SlotsView {
     from: String,
     to: String,
     slots: Vec<SlotJson>,
+    /// The doctor's clinic's home region.
+    region: String,
+    /// For a doctor homed in another region: as of when this region's copy of
+    /// their busy times is (availability may have changed since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    as_of: Option<String>,
 }
 
 /// Free slots with their ids, in `[from, to)` (default: the next 7 days; at most 92 days).
@@ -184,6 +190,8 @@ async fn slots(
         from: list.window.start.to_string(),
         to: list.window.end.to_string(),
         slots: list.slots.iter().map(Into::into).collect(),
+        as_of: s.app.replica_as_of(&list.clinic.region).await?.map(|t| t.to_string()),
+        region: list.clinic.region,
     }))
 }
 

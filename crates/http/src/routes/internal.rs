@@ -1,0 +1,70 @@
+//! Routes between regions (`/internal/v1`), never for clients: every request
+//! must carry the shared region secret (`X-Medislot-Region-Secret`); without
+//! a configured secret they do not exist.
+
+use crate::{
+    extract::{parse_json, QueryMap},
+    problem::{ApiError, ApiResult},
+    views::AppointmentView,
+    AppState,
+};
+use axum::{
+    extract::{Request, State},
+    http::StatusCode,
+    middleware::Next,
+    response::{IntoResponse, Response},
+    routing::{get, post},
+    Json, Router,
+};
+use medislot_app::ForwardedBooking;
+
+pub const SECRET_HEADER: &str = "x-medislot-region-secret";
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/heartbeat", get(heartbeat))
+        .route("/snapshot", get(snapshot))
+        .route("/appointments", post(book))
+        .layer(axum::middleware::from_fn_with_state(state, authenticate))
+}
+
+/// Constant-time comparison of the presented secret with ours.
+async fn authenticate(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(secret) = s.region_secret.as_deref() else {
+        return ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route").into_response();
+    };
+    let given = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
+    let same =
+        given.len() == secret.len() && given.iter().zip(secret.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
+    if !same {
+        return ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "Not a peer region",
+            "wrong or missing region secret",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
+async fn heartbeat(State(s): State<AppState>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({ "region": s.app.config().region, "now": s.app.now().to_string() }))
+}
+
+/// What this region owns, for the peer named by `peer`.
+async fn snapshot(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<medislot_store::RegionSnapshot>> {
+    let peer = q.text("peer").ok_or_else(|| ApiError::invalid("peer", "name the asking region"))?;
+    let region = s.app.config().region.clone();
+    let snap =
+        s.app.store().region_snapshot(&region, &peer, s.app.now()).await.map_err(medislot_app::AppError::from)?;
+    Ok(Json(snap))
+}
+
+/// A booking forwarded by the patient's region: 201 (or a replay), 409 taken.
+async fn book(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
+    let req: ForwardedBooking = parse_json(&body)?;
+    let out = s.app.book_forwarded(req).await?;
+    let status = StatusCode::from_u16(out.status_code).unwrap_or(StatusCode::CREATED);
+    Ok((status, Json(AppointmentView::new(&out.appointment, None))).into_response())
+}

@@ -1,0 +1,146 @@
+//! What a patient sees when the clinic's home region is reachable, and when it
+//! is not: `strict` answers 503 fast, `available` accepts as pending and
+//! settles it after the partition heals — booked, or conflict with alternatives.
+
+use crate::harness::*;
+use crate::helpers::*;
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+async fn link_state(r: &Region, http: &reqwest::Client, peer: &str) -> String {
+    let v: Value = http.get(r.api("/regions")).send().await.unwrap().json().await.unwrap();
+    let p = v["peers"].as_array().unwrap().iter().find(|p| p["region"] == peer).cloned().unwrap();
+    p["state"].as_str().unwrap().to_string()
+}
+
+async fn wait_state(r: &Region, http: &reqwest::Client, peer: &str, state: &str) {
+    let t0 = Instant::now();
+    while link_state(r, http, peer).await != state {
+        assert!(t0.elapsed() < Duration::from_secs(10), "{} never saw {peer} {state}", r.name);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn slots_via(u: &User, doctor: &str) -> Vec<Value> {
+    let (s, v) = u.get(&format!("/doctors/{doctor}/slots")).await;
+    assert_eq!(s, 200, "{v}");
+    v["slots"].as_array().unwrap().clone()
+}
+
+async fn book(u: &User, slot: &Value, key: &str) -> (StatusCode, Value, Duration) {
+    let t0 = Instant::now();
+    let (s, v, _) = u
+        .send(
+            reqwest::Method::POST,
+            "/appointments",
+            Some(json!({"slot_id": slot["slot_id"], "reason": key})),
+            &[("Idempotency-Key", key)],
+        )
+        .await;
+    (s, v, t0.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
+    let _turn = crate::one_at_a_time().await;
+    let mut mesh = Mesh::start().await;
+    let http = client();
+    let eu = mesh.region("eu");
+    eu.create_admin("admin@eu.example");
+    let admin = login_at(eu, &http, "admin@eu.example").await;
+    let (_, strict) = clinic_with_doctor(eu, &http, &admin, "strict").await;
+    let (_, available) = clinic_with_doctor(eu, &http, &admin, "available").await;
+    let us = mesh.region("us");
+    let patient = user(us, &http, "p@us.example", "patient").await;
+    let local = user(eu, &http, "p@eu.example", "patient").await;
+    converged(&mesh, &http, 2, Duration::from_secs(20)).await;
+
+    // Remote doctors are searched and listed locally, from the replica, with its age.
+    let (_, v) = patient.get(&format!("/doctors/{strict}/slots")).await;
+    assert_eq!(v["region"], "eu");
+    assert!(v["as_of"].is_string(), "{v}");
+    let strict_slots = slots_via(&patient, &strict).await;
+    let avail_slots = slots_via(&patient, &available).await;
+
+    // Reachable: the home region answers, 201.
+    let (s, a, _) = book(&patient, &strict_slots[10], "k-1").await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let home = mesh.region("eu").store().await;
+    let id = a["id"].as_str().unwrap().parse().unwrap();
+    let at_home = home.appointment(medislot_domain::AppointmentId(id)).await.unwrap().expect("booked at home");
+    assert_eq!((at_home.status.as_str(), at_home.origin_region.as_str()), ("booked", "us"));
+    // The same key again: the same appointment.
+    let (s, again, _) = book(&patient, &strict_slots[10], "k-1").await;
+    assert_eq!((s, &again["id"]), (StatusCode::CREATED, &a["id"]));
+    // Taken: 409 with alternatives, answered by the home region's constraint.
+    let other = user(us, &http, "p2@us.example", "patient").await;
+    let (s, v, _) = book(&other, &strict_slots[10], "k-2").await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+
+    // Cut eu off.
+    mesh.isolate("eu", Fault::Blackhole);
+    let us = mesh.region("us");
+    wait_state(us, &http, "eu", "down").await;
+    // strict: 503 home-region-unreachable, fast (the circuit is open), nothing recorded.
+    let (s, v, took) = book(&patient, &strict_slots[12], "k-3").await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert!(v["type"].as_str().unwrap().ends_with("/home-region-unreachable"), "{v}");
+    assert!(took < Duration::from_millis(300), "answered in {took:?}");
+    // available: 202 pending, readable in the patient's region.
+    let (s, pending, _) = book(&patient, &avail_slots[12], "k-4").await;
+    assert_eq!((s, pending["status"].as_str()), (StatusCode::ACCEPTED, Some("pending")), "{pending}");
+    let pid = pending["id"].as_str().unwrap();
+    assert_eq!(patient.get(&format!("/appointments/{pid}")).await.1["status"], "pending");
+    let (_, regions) = patient.get("/regions").await;
+    assert_eq!(regions["forwarding_pending"], 1, "{regions}");
+    // A second pending request for a slot that eu gives away locally meanwhile: conflict later.
+    let (s, doomed, _) = book(&other, &avail_slots[14], "k-5").await;
+    assert_eq!(s, StatusCode::ACCEPTED, "{doomed}");
+    // Local bookings keep working in the cut-off region, in both policies.
+    let (s, v, _) = book(&local, &avail_slots[14], "k-6").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v, _) = book(&local, &strict_slots[16], "k-7").await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+
+    // Heal: every pending request settles.
+    mesh.heal();
+    let t0 = Instant::now();
+    let did = doomed["id"].as_str().unwrap();
+    loop {
+        let a = patient.get(&format!("/appointments/{pid}")).await.1;
+        let b = other.get(&format!("/appointments/{did}")).await.1;
+        if a["status"] != "pending" && b["status"] != "pending" {
+            assert_eq!(a["status"], "booked", "{a}");
+            assert_eq!(b["status"], "conflict", "{b}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "still pending: {a} {b}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let booked = home.appointment(medislot_domain::AppointmentId(pid.parse().unwrap())).await.unwrap().unwrap();
+    assert_eq!(booked.status.as_str(), "booked");
+    assert!(home.appointment(medislot_domain::AppointmentId(did.parse().unwrap())).await.unwrap().is_none());
+    // The patient is told of the conflict, with alternatives.
+    let t0 = Instant::now();
+    loop {
+        let (_, inbox) = other.get("/notifications").await;
+        if let Some(n) = inbox.as_array().unwrap().iter().find(|n| n["kind"] == "conflict") {
+            assert!(n["title"].as_str().unwrap().starts_with("Not booked"), "{n}");
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no conflict notification: {inbox}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The replica in us now shows eu's new busy times.
+    let t0 = Instant::now();
+    loop {
+        let free = slots_via(&patient, &available).await;
+        if !free.iter().any(|s| s["slot_id"] == avail_slots[14]["slot_id"]) {
+            break;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "replica never caught up");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    mesh.region_mut("ap").kill9();
+}
