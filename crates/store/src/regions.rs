@@ -7,12 +7,20 @@ use async_trait::async_trait;
 use jiff::Timestamp;
 use medislot_domain::{AppointmentId, DoctorId, Interval, Mode, UserId};
 
+fn full_by_default() -> bool {
+    true
+}
+
 /// What a home region owns, as of one instant: its clinics, their doctors,
 /// their busy time, and the appointments a given peer forwarded to it.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RegionSnapshot {
     pub region: String,
     pub as_of: Timestamp,
+    /// Everything the region owns (`true`), or only the doctors changed since
+    /// the cursor the peer sent, whose busy times are then replaced one by one.
+    #[serde(default = "full_by_default")]
+    pub full: bool,
     pub clinics: Vec<ClinicRecord>,
     pub doctors: Vec<DoctorRecord>,
     pub busy: Vec<(DoctorId, Interval)>,
@@ -83,10 +91,18 @@ pub struct ReplicaState {
 
 #[async_trait]
 pub trait RegionStore: Send + Sync {
-    /// What this region owns (`region` is its own name), for the peer `peer`.
-    async fn region_snapshot(&self, region: &str, peer: &str, now: Timestamp) -> Result<RegionSnapshot>;
-    /// Replaces, in one transaction, everything replicated from `snap.region`:
-    /// its clinics and doctors are upserted, its busy times replaced, the
+    /// What this region owns (`region` is its own name), for the peer `peer`:
+    /// all of it, or (with `since`, the peer's cursor) the doctors changed since.
+    async fn region_snapshot(
+        &self,
+        region: &str,
+        peer: &str,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<RegionSnapshot>;
+    /// Applies, in one transaction, what `snap.region` sent: its clinics and
+    /// doctors are upserted, their busy times replaced (all of the region's for a
+    /// full snapshot, the listed doctors' otherwise), the
     /// forwarded appointments' answers recorded. Rows this region owns are never touched.
     async fn apply_replica(&self, own_region: &str, snap: &RegionSnapshot, now: Timestamp) -> Result<()>;
     async fn replicas(&self) -> Result<Vec<ReplicaState>>;

@@ -46,7 +46,15 @@ pub struct PeerLinks {
     config: RegionConfig,
     http: reqwest::Client,
     links: Mutex<BTreeMap<String, Link>>,
+    /// Per peer: as of when the last applied snapshot was, and how many pulls since a full one.
+    cursors: Mutex<BTreeMap<String, (Timestamp, u32)>>,
 }
+
+/// Every this many pulls, a full snapshot instead of the changes: anti-entropy
+/// for a change the cursor could have missed (a transaction that committed late).
+const FULL_EVERY: u32 = 30;
+/// How far before the cursor changes are asked for again (late commits, clock steps).
+const CURSOR_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
 impl PeerLinks {
     pub fn new(config: RegionConfig) -> Arc<Self> {
@@ -68,7 +76,7 @@ impl PeerLinks {
             .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        Arc::new(Self { config, http, links: Mutex::new(links) })
+        Arc::new(Self { config, http, links: Mutex::new(links), cursors: Mutex::default() })
     }
 
     fn url(&self, region: &str) -> Option<String> {
@@ -106,8 +114,17 @@ impl PeerLinks {
     async fn pull(&self, app: &App, region: &str) -> Result<(), String> {
         let url = self.url(region).ok_or("no such peer")?;
         let me = &self.config.region;
+        let cursor = self.cursors.lock().unwrap().get(region).copied();
+        let since = match cursor {
+            Some((as_of, pulls)) if pulls % FULL_EVERY != 0 => format!("&since={}", as_of - CURSOR_OVERLAP),
+            _ => String::new(),
+        };
         let r = self
-            .request(reqwest::Method::GET, format!("{url}/internal/v1/snapshot?peer={me}"), Duration::from_secs(10))
+            .request(
+                reqwest::Method::GET,
+                format!("{url}/internal/v1/snapshot?peer={me}{since}"),
+                Duration::from_secs(10),
+            )
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -119,6 +136,8 @@ impl PeerLinks {
             return Err(format!("peer {region} says it is {}", snap.region));
         }
         app.store().apply_replica(me, &snap, app.now()).await.map_err(|e| e.to_string())?;
+        let pulls = cursor.map_or(0, |(_, n)| n) + 1;
+        self.cursors.lock().unwrap().insert(region.to_string(), (snap.as_of, pulls));
         app.availability_changed_all();
         Ok(())
     }

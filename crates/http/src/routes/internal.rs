@@ -52,12 +52,18 @@ async fn heartbeat(State(s): State<AppState>) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "region": s.app.config().region, "now": s.app.now().to_string() }))
 }
 
-/// What this region owns, for the peer named by `peer`.
+/// What this region owns, for the peer named by `peer`: everything, or the
+/// doctors changed since `since` (the peer's cursor).
 async fn snapshot(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<medislot_store::RegionSnapshot>> {
     let peer = q.text("peer").ok_or_else(|| ApiError::invalid("peer", "name the asking region"))?;
     let region = s.app.config().region.clone();
-    let snap =
-        s.app.store().region_snapshot(&region, &peer, s.app.now()).await.map_err(medislot_app::AppError::from)?;
+    let since = q.instant("since")?;
+    let snap = s
+        .app
+        .store()
+        .region_snapshot(&region, &peer, since, s.app.now())
+        .await
+        .map_err(medislot_app::AppError::from)?;
     Ok(Json(snap))
 }
 

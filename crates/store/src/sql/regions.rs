@@ -98,11 +98,22 @@ impl SqlStore {
         for d in &doctors {
             self.write_tags(&mut tx, d).await?;
         }
-        sqlx::query(&self.d.sql("DELETE FROM replica_busy WHERE region = ?"))
-            .bind(&snap.region)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        if snap.full {
+            sqlx::query(&self.d.sql("DELETE FROM replica_busy WHERE region = ?"))
+                .bind(&snap.region)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        } else {
+            for d in &doctors {
+                sqlx::query(&self.d.sql("DELETE FROM replica_busy WHERE region = ? AND doctor_id = ?"))
+                    .bind(&snap.region)
+                    .bind(d.id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
         let replicated: std::collections::HashSet<DoctorId> = doctors.iter().map(|d| d.id).collect();
         for (doctor, iv) in snap.busy.iter().filter(|(d, _)| replicated.contains(d)) {
             sqlx::query(
@@ -154,7 +165,17 @@ impl SqlStore {
 
 #[async_trait]
 impl RegionStore for SqlStore {
-    async fn region_snapshot(&self, region: &str, peer: &str, now: Timestamp) -> Result<RegionSnapshot> {
+    async fn region_snapshot(
+        &self,
+        region: &str,
+        peer: &str,
+        since: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<RegionSnapshot> {
+        let changed: Option<std::collections::HashSet<DoctorId>> = match since {
+            Some(t) => Some(self.doctors_changed_since(t, now).await?.into_iter().collect()),
+            None => None,
+        };
         let clinics: Vec<ClinicRecord> =
             self.list_clinics().await?.into_iter().filter(|c| c.region == region).collect();
         let ids: std::collections::HashSet<ClinicId> = clinics.iter().map(|c| c.id).collect();
@@ -162,7 +183,7 @@ impl RegionStore for SqlStore {
             .list_doctors(None, None)
             .await?
             .into_iter()
-            .filter(|(_, c)| ids.contains(&c.id))
+            .filter(|(d, c)| ids.contains(&c.id) && changed.as_ref().is_none_or(|ch| ch.contains(&d.id)))
             .map(|(d, _)| d)
             .collect();
         let doctor_ids: Vec<DoctorId> = doctors.iter().map(|d| d.id).collect();
@@ -179,7 +200,15 @@ impl RegionStore for SqlStore {
         .await
         .map_err(map_err)?;
         let forwarded = rows.iter().map(appointment_row).collect::<Result<Vec<_>>>()?;
-        Ok(RegionSnapshot { region: region.to_string(), as_of: now, clinics, doctors, busy, forwarded })
+        Ok(RegionSnapshot {
+            region: region.to_string(),
+            as_of: now,
+            full: since.is_none(),
+            clinics,
+            doctors,
+            busy,
+            forwarded,
+        })
     }
 
     async fn apply_replica(&self, own_region: &str, snap: &RegionSnapshot, now: Timestamp) -> Result<()> {
