@@ -138,6 +138,11 @@ impl App {
         })
     }
 
+    /// Each peer region's replica time (for answers that mix regions).
+    pub async fn replica_times(&self) -> Result<std::collections::HashMap<String, Timestamp>, AppError> {
+        Ok(self.store.replicas().await?.into_iter().map(|r| (r.region, r.as_of)).collect())
+    }
+
     /// As of when the replica of `region` is (`None`: this region, or never synced).
     pub async fn replica_as_of(&self, region: &str) -> Result<Option<Timestamp>, AppError> {
         if self.is_home(region) {

@@ -145,15 +145,21 @@ pub struct SearchHitView {
     /// Kilometres from `near`, when given.
     pub distance_km: Option<f64>,
     pub next_slot: Option<SlotJson>,
+    /// For a doctor homed in another region: as of when this region's copy of
+    /// their busy times is (the next slot may have been taken since).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<String>,
 }
 
-impl From<&SearchHit> for SearchHitView {
-    fn from(h: &SearchHit) -> Self {
+impl SearchHitView {
+    /// `replicas`: each peer region's replica time, as this region last synced it.
+    pub fn new(h: &SearchHit, replicas: &std::collections::HashMap<String, jiff::Timestamp>) -> Self {
         Self {
             doctor: (&h.doctor).into(),
             clinic: (&h.clinic).into(),
             distance_km: h.distance_km.map(|d| (d * 10.0).round() / 10.0),
             next_slot: h.next_slot.as_ref().map(Into::into),
+            as_of: replicas.get(&h.clinic.region).map(|t| t.to_string()),
         }
     }
 }

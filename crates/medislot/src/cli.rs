@@ -117,7 +117,7 @@ pub struct ServeArgs {
     #[arg(long, env = "MEDISLOT_HEARTBEAT_MS", default_value_t = 500)]
     pub heartbeat_ms: u64,
     /// How often each peer's directory and busy times are pulled, in milliseconds.
-    #[arg(long, env = "MEDISLOT_REPLICATION_MS", default_value_t = 1000)]
+    #[arg(long, env = "MEDISLOT_REPLICATION_MS", default_value_t = 250)]
     pub replication_ms: u64,
     /// Seed demo clinics, doctors, patients and appointments on first start.
     #[arg(long, env = "MEDISLOT_DEMO")]

@@ -46,13 +46,13 @@ pub struct PeerLinks {
     config: RegionConfig,
     http: reqwest::Client,
     links: Mutex<BTreeMap<String, Link>>,
-    /// Per peer: as of when the last applied snapshot was, and how many pulls since a full one.
-    cursors: Mutex<BTreeMap<String, (Timestamp, u32)>>,
+    /// Per peer: as of when the last applied snapshot was, and when the last full one came.
+    cursors: Mutex<BTreeMap<String, (Timestamp, Instant)>>,
 }
 
-/// Every this many pulls, a full snapshot instead of the changes: anti-entropy
+/// A full snapshot at least this often instead of the changes: anti-entropy
 /// for a change the cursor could have missed (a transaction that committed late).
-const FULL_EVERY: u32 = 30;
+const FULL_EVERY: Duration = Duration::from_secs(30);
 /// How far before the cursor changes are asked for again (late commits, clock steps).
 const CURSOR_OVERLAP: jiff::SignedDuration = jiff::SignedDuration::from_secs(5);
 
@@ -116,7 +116,7 @@ impl PeerLinks {
         let me = &self.config.region;
         let cursor = self.cursors.lock().unwrap().get(region).copied();
         let since = match cursor {
-            Some((as_of, pulls)) if pulls % FULL_EVERY != 0 => format!("&since={}", as_of - CURSOR_OVERLAP),
+            Some((as_of, full)) if full.elapsed() < FULL_EVERY => format!("&since={}", as_of - CURSOR_OVERLAP),
             _ => String::new(),
         };
         let r = self
@@ -136,8 +136,8 @@ impl PeerLinks {
             return Err(format!("peer {region} says it is {}", snap.region));
         }
         app.store().apply_replica(me, &snap, app.now()).await.map_err(|e| e.to_string())?;
-        let pulls = cursor.map_or(0, |(_, n)| n) + 1;
-        self.cursors.lock().unwrap().insert(region.to_string(), (snap.as_of, pulls));
+        let last_full = if snap.full { Instant::now() } else { cursor.map_or_else(Instant::now, |(_, f)| f) };
+        self.cursors.lock().unwrap().insert(region.to_string(), (snap.as_of, last_full));
         app.availability_changed_all();
         Ok(())
     }

@@ -226,8 +226,9 @@ async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<Search
         per_page,
     };
     let result = s.app.search(params).await.map_err(ApiError::from)?;
+    let replicas = s.app.replica_times().await?;
     Ok(Json(SearchView {
-        items: result.items.iter().map(Into::into).collect(),
+        items: result.items.iter().map(|h| SearchHitView::new(h, &replicas)).collect(),
         page: result.page,
         per_page: result.per_page,
         total: result.total as u64,

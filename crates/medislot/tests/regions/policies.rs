@@ -60,6 +60,12 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     let (_, v) = patient.get(&format!("/doctors/{strict}/slots")).await;
     assert_eq!(v["region"], "eu");
     assert!(v["as_of"].is_string(), "{v}");
+    let (_, found) = patient.get("/doctors?specialty=cardiology").await;
+    let hits = found["items"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|h| h["as_of"].is_string() && h["clinic"]["region"] == "eu"), "{found}");
+    let (_, at_home) = local.get("/doctors?specialty=cardiology").await;
+    assert!(at_home["items"][0].get("as_of").is_none(), "a home doctor is not a replica: {at_home}");
     let strict_slots = slots_via(&patient, &strict).await;
     let avail_slots = slots_via(&patient, &available).await;
 
