@@ -301,6 +301,16 @@ impl App {
         slot_id: &str,
         if_match: Option<i64>,
     ) -> Result<AppointmentRecord, AppError> {
+        if let Some(f) = self.remote_booking(require(actor)?, id).await? {
+            let change = crate::RemoteChange {
+                patient_id: f.patient_id,
+                action: "reschedule".into(),
+                reason: None,
+                slot_id: Some(slot_id.to_string()),
+                if_match,
+            };
+            return self.change_remote(f, change).await;
+        }
         let (actor, _) = self.for_change(actor, id).await?;
         let b = self.bookable(slot_id, None, "slot_id").await?;
         let (start, end, doctor) = (b.slot.start, b.slot.end, b.doctor.id);
@@ -340,6 +350,17 @@ impl App {
         reason: Option<String>,
         if_match: Option<i64>,
     ) -> Result<AppointmentRecord, AppError> {
+        if let Some(f) = self.remote_booking(require(actor)?, id).await? {
+            check_reason(reason.as_deref().unwrap_or(""))?;
+            let change = crate::RemoteChange {
+                patient_id: f.patient_id,
+                action: "cancel".into(),
+                reason,
+                slot_id: None,
+                if_match,
+            };
+            return self.change_remote(f, change).await;
+        }
         let (actor, staff) = self.for_change(actor, id).await?;
         let reason = check_reason(reason.as_deref().unwrap_or(""))?;
         let now = self.now();

@@ -20,7 +20,10 @@ pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification};
 pub use error::AppError;
 pub use notifications::{new_secret, WaitlistInput, WebhookInput, WEBHOOK_EVENTS};
-pub use regions::{ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, PeerView, RegionLink, RegionsView};
+pub use regions::{
+    ChangeAnswer, ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, PeerView, RegionLink, RegionsView,
+    RemoteChange,
+};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;

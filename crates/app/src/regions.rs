@@ -63,6 +63,29 @@ pub enum HomeAnswer {
     },
 }
 
+/// A change to an appointment homed elsewhere, asked for by its patient here.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct RemoteChange {
+    pub patient_id: UserId,
+    /// `cancel` or `reschedule`.
+    pub action: String,
+    pub reason: Option<String>,
+    pub slot_id: Option<String>,
+    pub if_match: Option<i64>,
+}
+
+/// The home region's answer to a change.
+#[derive(Debug, Clone)]
+pub enum ChangeAnswer {
+    Done(Box<AppointmentRecord>),
+    /// 409 slot-taken (a reschedule).
+    Taken,
+    Refused {
+        status: u16,
+        detail: String,
+    },
+}
+
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum LinkError {
     /// Nothing was sent (the circuit is open, or no connection could be made):
@@ -80,6 +103,7 @@ pub trait RegionLink: Send + Sync {
     fn peers(&self) -> Vec<PeerStatus>;
     fn state(&self, region: &str) -> Option<LinkState>;
     async fn book(&self, region: &str, booking: &ForwardedBooking) -> Result<HomeAnswer, LinkError>;
+    async fn change(&self, region: &str, id: AppointmentId, change: &RemoteChange) -> Result<ChangeAnswer, LinkError>;
 }
 
 /// What `GET /regions` shows.
@@ -356,6 +380,71 @@ impl App {
             .map(|s| serde_json::json!({ "slot_id": s.slot_id, "start": s.start.to_string(), "local_start": s.local_start }))
             .collect();
         serde_json::json!({ "alternatives": alts })
+    }
+
+    /// A booking the caller made here of a doctor homed elsewhere, if `id` is one.
+    pub(crate) async fn remote_booking(
+        &self,
+        actor: &Actor,
+        id: AppointmentId,
+    ) -> Result<Option<ForwardRecord>, AppError> {
+        if self.store.appointment(id).await?.is_some() {
+            return Ok(None);
+        }
+        match self.store.forward(id).await? {
+            Some(f) if f.patient_id == actor.id() => match f.status {
+                ForwardStatus::Booked => Ok(Some(f)),
+                ForwardStatus::Pending => {
+                    Err(AppError::Conflict("still pending: the clinic's region has not answered yet"))
+                }
+                ForwardStatus::Conflict => Err(AppError::Conflict("this request was not booked (the slot was taken)")),
+            },
+            _ => Ok(None),
+        }
+    }
+
+    /// Cancels or moves an appointment homed elsewhere, through its home region
+    /// (never queued: unreachable is 503, whatever the clinic's policy).
+    pub(crate) async fn change_remote(
+        &self,
+        f: ForwardRecord,
+        change: RemoteChange,
+    ) -> Result<AppointmentRecord, AppError> {
+        let answer = match &self.regions {
+            Some(link) => link.change(&f.region, f.id, &change).await,
+            None => Err(LinkError::Unreachable { region: f.region.clone(), why: "no peer regions configured".into() }),
+        };
+        match answer {
+            Ok(ChangeAnswer::Done(a)) => {
+                self.store.record_forward_state(f.id, &appointment_detail(&a)).await?;
+                Ok(*a)
+            }
+            Ok(ChangeAnswer::Taken) => Err(AppError::SlotTaken { alternatives: vec![] }),
+            Ok(ChangeAnswer::Refused { status, detail }) => Err(AppError::Remote { status, detail }),
+            Err(LinkError::Unreachable { .. }) => Err(AppError::HomeRegionUnreachable { region: f.region }),
+            Err(LinkError::NoAnswer { .. }) => Err(AppError::HomeRegionNoAnswer { region: f.region }),
+        }
+    }
+
+    /// The home side of a change asked for in the patient's region.
+    pub async fn change_forwarded(
+        &self,
+        id: AppointmentId,
+        change: RemoteChange,
+    ) -> Result<AppointmentRecord, AppError> {
+        let user = self.store.user_by_id(change.patient_id).await?.ok_or(AppError::NotFound("appointment"))?;
+        if !user.password_hash.starts_with("!remote:") {
+            return Err(AppError::Forbidden("only patients of other regions change appointments this way"));
+        }
+        let actor = Actor { user };
+        match change.action.as_str() {
+            "cancel" => self.cancel(Some(&actor), id, change.reason, change.if_match).await,
+            "reschedule" => {
+                let slot = change.slot_id.unwrap_or_default();
+                self.reschedule(Some(&actor), id, &slot, change.if_match).await
+            }
+            _ => Err(medislot_domain::Invalid::field("action", "must be cancel or reschedule").into()),
+        }
     }
 
     /// A forward the caller made, shown as an appointment (404 for anyone else).

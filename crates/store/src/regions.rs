@@ -118,6 +118,8 @@ pub trait RegionStore: Send + Sync {
     async fn forwards_of_patient(&self, patient: UserId) -> Result<Vec<ForwardRecord>>;
     async fn pending_forwards(&self, limit: u32) -> Result<Vec<ForwardRecord>>;
     async fn count_forward_attempt(&self, id: AppointmentId) -> Result<()>;
+    /// The home region's latest word on a booked forward (after a change made through it).
+    async fn record_forward_state(&self, id: AppointmentId, detail: &serde_json::Value) -> Result<()>;
     /// Settles a pending forward (`false` if it was settled already), with an
     /// outbox event for the patient's notification, in one transaction.
     async fn resolve_forward(

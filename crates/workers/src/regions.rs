@@ -12,7 +12,10 @@
 //!   settled `booked` or `conflict`.
 
 use jiff::Timestamp;
-use medislot_app::{App, ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, RegionLink};
+use medislot_app::{
+    App, ChangeAnswer, ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, RegionLink, RemoteChange,
+};
+use medislot_domain::AppointmentId;
 use medislot_store::{AppointmentRecord, RegionSnapshot};
 use std::{
     collections::BTreeMap,
@@ -263,14 +266,54 @@ impl RegionLink for PeerLinks {
     }
 
     async fn book(&self, region: &str, booking: &ForwardedBooking) -> Result<HomeAnswer, LinkError> {
+        let (status, body) = self.post(region, "/internal/v1/appointments", booking).await?;
+        let no_answer = |why: String| LinkError::NoAnswer { region: region.to_string(), why };
+        match status {
+            200 | 201 => home_appointment(&body, &booking.origin_region)
+                .map(|a| HomeAnswer::Booked(Box::new(a)))
+                .ok_or_else(|| no_answer(format!("unreadable answer {body}"))),
+            409 if is_slot_taken(&body) => Ok(HomeAnswer::Taken),
+            // The home's own 503 (database busy, deadline) says nothing of the outcome.
+            502..=504 => Err(no_answer(format!("home region answered {status}"))),
+            _ => Ok(HomeAnswer::Refused { status, detail: body["detail"].as_str().unwrap_or("refused").to_string() }),
+        }
+    }
+
+    async fn change(&self, region: &str, id: AppointmentId, change: &RemoteChange) -> Result<ChangeAnswer, LinkError> {
+        let (status, body) = self.post(region, &format!("/internal/v1/appointments/{id}/change"), change).await?;
+        let no_answer = |why: String| LinkError::NoAnswer { region: region.to_string(), why };
+        match status {
+            200 => home_appointment(&body, &self.config.region)
+                .map(|a| ChangeAnswer::Done(Box::new(a)))
+                .ok_or_else(|| no_answer(format!("unreadable answer {body}"))),
+            409 if is_slot_taken(&body) => Ok(ChangeAnswer::Taken),
+            502..=504 => Err(no_answer(format!("home region answered {status}"))),
+            _ => Ok(ChangeAnswer::Refused { status, detail: body["detail"].as_str().unwrap_or("refused").to_string() }),
+        }
+    }
+}
+
+fn is_slot_taken(body: &serde_json::Value) -> bool {
+    body["type"].as_str().is_some_and(|t| t.ends_with("/slot-taken"))
+}
+
+impl PeerLinks {
+    /// POSTs JSON to a peer through the circuit breaker: the answer's status and
+    /// body, or why there is none (never sent, or sent and unanswered).
+    async fn post<T: serde::Serialize + Sync>(
+        &self,
+        region: &str,
+        path: &str,
+        body: &T,
+    ) -> Result<(u16, serde_json::Value), LinkError> {
         let unreachable = |why: String| LinkError::Unreachable { region: region.to_string(), why };
         let Some(url) = self.url(region) else { return Err(unreachable("not a peer of this region".into())) };
         if self.state(region) == Some(LinkState::Down) {
             return Err(unreachable("link down (circuit open)".into()));
         }
         let answer = self
-            .request(reqwest::Method::POST, format!("{url}/internal/v1/appointments"), self.config.forward_timeout)
-            .json(booking)
+            .request(reqwest::Method::POST, format!("{url}{path}"), self.config.forward_timeout)
+            .json(body)
             .send()
             .await;
         let no_answer = |why: String| LinkError::NoAnswer { region: region.to_string(), why };
@@ -291,33 +334,25 @@ impl RegionLink for PeerLinks {
             }
         };
         self.record(region, true);
-        match status {
-            200 | 201 => home_appointment(&body, booking)
-                .map(|a| HomeAnswer::Booked(Box::new(a)))
-                .ok_or_else(|| no_answer(format!("unreadable answer {body}"))),
-            409 if body["type"].as_str().is_some_and(|t| t.ends_with("/slot-taken")) => Ok(HomeAnswer::Taken),
-            // The home's own 503 (database busy, deadline) says nothing of the outcome.
-            502..=504 => Err(no_answer(format!("home region answered {status}"))),
-            _ => Ok(HomeAnswer::Refused { status, detail: body["detail"].as_str().unwrap_or("refused").to_string() }),
-        }
+        Ok((status, body))
     }
 }
 
 /// The home region's appointment view, read back.
-fn home_appointment(v: &serde_json::Value, b: &ForwardedBooking) -> Option<AppointmentRecord> {
+fn home_appointment(v: &serde_json::Value, origin_region: &str) -> Option<AppointmentRecord> {
     let text = |k: &str| v.get(k).and_then(|x| x.as_str());
     let ts = |k: &str| text(k).and_then(|s| s.parse::<Timestamp>().ok());
     Some(AppointmentRecord {
         id: medislot_domain::AppointmentId(uuid::Uuid::parse_str(text("id")?).ok()?),
         doctor_id: medislot_domain::DoctorId(uuid::Uuid::parse_str(text("doctor_id")?).ok()?),
-        patient_id: b.patient_id,
+        patient_id: medislot_domain::UserId(uuid::Uuid::parse_str(text("patient_id")?).ok()?),
         start: ts("start")?,
         end: ts("end")?,
         mode: medislot_domain::Mode::parse("mode", text("mode")?).ok()?,
         reason: text("reason").unwrap_or_default().to_string(),
         status: medislot_domain::AppointmentStatus::parse("status", text("status")?).ok()?,
         version: v.get("version")?.as_i64()?,
-        origin_region: b.origin_region.clone(),
+        origin_region: origin_region.to_string(),
         hold_expires_at: None,
         cancel_reason: text("cancel_reason").map(str::to_string),
         cancelled_by: None,

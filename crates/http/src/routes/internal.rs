@@ -16,7 +16,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use medislot_app::ForwardedBooking;
+use medislot_app::{ForwardedBooking, RemoteChange};
 
 pub const SECRET_HEADER: &str = "x-medislot-region-secret";
 
@@ -25,6 +25,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/heartbeat", get(heartbeat))
         .route("/snapshot", get(snapshot))
         .route("/appointments", post(book))
+        .route("/appointments/{id}/change", post(change))
         .layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 
@@ -73,4 +74,15 @@ async fn book(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<R
     let out = s.app.book_forwarded(req).await?;
     let status = StatusCode::from_u16(out.status_code).unwrap_or(StatusCode::CREATED);
     Ok((status, Json(AppointmentView::new(&out.appointment, None))).into_response())
+}
+
+/// A cancel or a reschedule asked for by the patient in their region.
+async fn change(
+    State(s): State<AppState>,
+    crate::extract::IdPath(id): crate::extract::IdPath<medislot_domain::AppointmentId>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let req: RemoteChange = parse_json(&body)?;
+    let a = s.app.change_forwarded(id, req).await?;
+    Ok((StatusCode::OK, Json(AppointmentView::new(&a, None))).into_response())
 }

@@ -316,6 +316,16 @@ impl RegionStore for SqlStore {
         Ok(())
     }
 
+    async fn record_forward_state(&self, id: AppointmentId, detail: &serde_json::Value) -> Result<()> {
+        sqlx::query(&self.d.sql("UPDATE forwards SET detail = ? WHERE id = ? AND status = 'booked'"))
+            .bind(detail.to_string())
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
     async fn resolve_forward(
         &self,
         id: AppointmentId,
