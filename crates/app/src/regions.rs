@@ -162,6 +162,13 @@ impl App {
         })
     }
 
+    /// The home region of a slot's doctor (`None`: no such bookable doctor).
+    pub async fn home_of_slot(&self, slot_id: &str) -> Result<Option<String>, AppError> {
+        let Ok(id) = medislot_domain::SlotId::parse("slot_id", slot_id) else { return Ok(None) };
+        let Some(d) = self.store.doctor(id.doctor).await? else { return Ok(None) };
+        Ok(self.store.clinic(d.clinic_id).await?.map(|c| c.region))
+    }
+
     /// Each peer region's replica time (for answers that mix regions).
     pub async fn replica_times(&self) -> Result<std::collections::HashMap<String, Timestamp>, AppError> {
         Ok(self.store.replicas().await?.into_iter().map(|r| (r.region, r.as_of)).collect())

@@ -19,6 +19,9 @@ pub enum Command {
     Worker {
         #[command(flatten)]
         db: DbArgs,
+        /// The region of the database this worker serves (as `serve --region`).
+        #[arg(long, env = "MEDISLOT_REGION", default_value = "local")]
+        region: String,
         #[command(flatten)]
         notify: NotifyArgs,
     },
@@ -259,7 +262,7 @@ pub fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::serve(args).await,
-        Command::Worker { db, notify } => crate::server::work(db, notify).await,
+        Command::Worker { db, region, notify } => crate::server::work(db, region, notify).await,
         Command::Migrate(db) => {
             db.connect(true).await?;
             println!("migrations applied");

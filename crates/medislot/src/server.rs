@@ -108,9 +108,9 @@ fn waitlist_hold(n: &NotifyArgs) -> anyhow::Result<jiff::SignedDuration> {
 }
 
 /// `medislot worker`: the notification workers alone, until SIGTERM or Ctrl-C.
-pub async fn work(db: DbArgs, notify: NotifyArgs) -> anyhow::Result<()> {
+pub async fn work(db: DbArgs, region: String, notify: NotifyArgs) -> anyhow::Result<()> {
     let store = db.connect(true).await?;
-    let config = AppConfig { waitlist_hold_ttl: waitlist_hold(&notify)?, ..AppConfig::default() };
+    let config = AppConfig { region, waitlist_hold_ttl: waitlist_hold(&notify)?, ..AppConfig::default() };
     let app = App::new(store, config);
     let worker = medislot_workers::Workers::new(app, notify.mailer(&db)?, notify.worker_config(None)?);
     println!("medislot worker running");

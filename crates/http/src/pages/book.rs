@@ -140,6 +140,11 @@ pub async fn submit(
         }
         Some("hold") => {
             let Some(me) = w.patient() else { return page_for(&s, &w, &slot_id, Some("Please sign in first.")).await };
+            if let Ok(Some(home)) = s.app.home_of_slot(&slot_id).await {
+                if home != s.app.config().region {
+                    return book_remote(&s, &w, me, &slot_id).await;
+                }
+            }
             match s.app.hold(Some(me), &slot_id, None).await {
                 Ok(a) => Redirect::to(&format!("/holds/{}", a.id)).into_response(),
                 Err(AppError::SlotTaken { .. }) => page_for(&s, &w, &slot_id, None).await,
@@ -152,6 +157,23 @@ pub async fn submit(
             }
         }
         _ => page_for(&s, &w, &slot_id, Some("Unknown action.")).await,
+    }
+}
+
+/// A doctor homed in another region: no hold, the booking goes to their home
+/// region at once (booked, or pending under the `available` policy). A second
+/// click books nothing twice: the key is the patient's and the slot's.
+async fn book_remote(s: &AppState, w: &Web, me: &medislot_app::Actor, slot_id: &str) -> Response {
+    let key = format!("web-{}-{slot_id}", me.id());
+    let req = medislot_app::BookRequest { slot_id: slot_id.to_string(), mode: None, reason: String::new() };
+    match s.app.book(Some(me), req, Some(&key)).await {
+        Ok(out) => Redirect::to(&format!("/appointments/{}", out.appointment.id)).into_response(),
+        Err(AppError::SlotTaken { .. }) => page_for(s, w, slot_id, None).await,
+        Err(AppError::Invalid(e)) => {
+            let msg = e.0.first().map(|f| f.message.clone()).unwrap_or_default();
+            page_for(s, w, slot_id, Some(&msg)).await
+        }
+        Err(e) => w.problem(&e),
     }
 }
 
@@ -244,6 +266,15 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id
         h1 { "Your appointment is " (a.status.as_str()) }
         (slot_card(&d, &c, a.start, a.mode))
         @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
+        @if a.status == medislot_domain::AppointmentStatus::Pending {
+            p.notice role="status" {
+                "The clinic's region cannot be reached right now. We have kept your request and will confirm \
+                 your slot as soon as it answers; you will be notified either way."
+            }
+        }
+        @if a.status == medislot_domain::AppointmentStatus::Conflict {
+            p.notice role="status" { "This slot was taken before the clinic's region could confirm it: it is not booked." }
+        }
         p.muted { "Reference: " code { (a.id) } }
         p { a href={ "/appointments/" (a.id) "/calendar.ics" } download { "Add to calendar (.ics)" } }
         p { a href="/appointments" { "All my appointments" } }

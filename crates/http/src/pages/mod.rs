@@ -157,6 +157,9 @@ impl Web {
             AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "Please sign in", "Please sign in first.".into()),
             AppError::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("No such {what}.")),
             AppError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not allowed", (*why).to_string()),
+            AppError::HomeRegionUnreachable { .. } | AppError::HomeRegionNoAnswer { .. } => {
+                (StatusCode::SERVICE_UNAVAILABLE, "Try again", format!("{e} Please try again in a moment."))
+            }
             AppError::Unavailable(_) => (
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Try again",

@@ -102,6 +102,12 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     let (_, second, _) = book(&patient, &strict_slots[20], "k-8").await;
     let second_id = second["id"].as_str().unwrap().to_string();
 
+    // The web page books a remote doctor directly (holds are for local doctors).
+    let booked = web_book(us_url(&mesh), &strict_slots[22]["slot_id"]).await;
+    assert!(booked.starts_with("/appointments/"), "{booked}");
+    let wid = booked.trim_start_matches("/appointments/");
+    assert_eq!(patient.get(&format!("/appointments/{wid}")).await.1["status"], "booked");
+
     // Cut eu off.
     mesh.isolate("eu", Fault::Blackhole);
     let us = mesh.region("us");
@@ -170,4 +176,43 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     mesh.region_mut("ap").kill9();
+}
+
+fn us_url(mesh: &Mesh) -> String {
+    mesh.region("us").url.clone()
+}
+
+/// Signs in on the web as p@us.example and presses "Hold this slot" on the
+/// slot's page; returns where the answer redirects.
+async fn web_book(base: String, slot_id: &Value) -> String {
+    let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie = |r: &reqwest::Response, name: &str| {
+        r.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with(&format!("{name}=")))
+            .map(|c| c.split(';').next().unwrap().to_string())
+    };
+    let login = web
+        .post(format!("{base}/api/v1/auth/login"))
+        .json(&json!({"email": "p@us.example", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let session = cookie(&login, "medislot_session").expect("a session cookie");
+    let slot = slot_id.as_str().unwrap();
+    let page = web.get(format!("{base}/book/{slot}")).header("cookie", &session).send().await.unwrap();
+    let csrf = cookie(&page, "medislot_csrf").expect("a CSRF cookie");
+    let token = csrf.trim_start_matches("medislot_csrf=").to_string();
+    let answer = web
+        .post(format!("{base}/book/{slot}"))
+        .header("cookie", format!("{session}; {csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("action=hold&csrf={token}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_redirection(), "{}: {}", answer.status(), answer.text().await.unwrap());
+    answer.headers()["location"].to_str().unwrap().to_string()
 }
