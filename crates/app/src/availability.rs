@@ -216,7 +216,7 @@ impl App {
             bounding_box: near.map(|c| c.bounding_box(radius)),
             exclude_doctor: None,
         };
-        let candidates = self.store.search_doctors(&query).await?;
+        let candidates = self.candidates(&query).await?;
         let mut hits = self.with_next_slots(candidates, near, Some(radius), window, mode, now).await?;
         if p.available_from.is_some() || p.available_to.is_some() {
             hits.retain(|h| h.next_slot.is_some());
@@ -295,7 +295,7 @@ impl App {
                 exclude_doctor: Some(doctor.id),
                 ..Default::default()
             };
-            if let Ok(candidates) = self.store.search_doctors(&query).await {
+            if let Ok(candidates) = self.candidates(&query).await {
                 if let Ok(hits) =
                     self.with_next_slots(candidates, Some(clinic.position), Some(NEARBY_KM), soon, None, now).await
                 {
@@ -408,6 +408,60 @@ impl App {
     /// Replicated busy times changed wholesale: nothing cached is trusted.
     pub fn availability_changed_all(&self) {
         self.cache.clear();
+        self.directory.clear();
+    }
+
+    async fn fetch_directory(&self, q: &DoctorQuery, key: String) -> Result<crate::cache::DirectoryEntry, AppError> {
+        let broad = DoctorQuery { bounding_box: None, exclude_doctor: None, ..q.clone() };
+        let fetched = std::sync::Arc::new(self.store.search_doctors(&broad).await?);
+        self.directory.put(key, fetched.clone());
+        Ok(fetched)
+    }
+
+    /// A doctor's profile, schedule or verification changed through this node.
+    pub(crate) fn directory_changed(&self) {
+        self.directory.clear();
+    }
+
+    /// Verified doctors matching the query, from the directory cache when
+    /// fresh: the cache holds them by specialty, language and mode; the place
+    /// (bounding box) and the excluded doctor are applied here.
+    async fn candidates(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>, AppError> {
+        let key = format!("{:?}|{:?}|{:?}", q.specialty, q.language, q.mode);
+        let all = match self.directory.get(&key) {
+            Some((hit, true)) => hit,
+            // Expired: a background task refreshes it; this request (and the
+            // others meanwhile) use the previous one, at most a TTL older.
+            Some((stale, false)) => {
+                if self.directory.start_refresh(&key) {
+                    let (app, q) = (self.clone(), q.clone());
+                    tokio::spawn(async move {
+                        if let Err(e) = app.fetch_directory(&q, key.clone()).await {
+                            tracing::warn!(error = %e, "refreshing the directory cache failed");
+                        }
+                        app.directory.end_refresh(&key);
+                    });
+                }
+                stale
+            }
+            None => {
+                let _refilling = self.directory.refill_lock().lock().await;
+                match self.directory.get(&key) {
+                    Some((hit, true)) => hit,
+                    _ => self.fetch_directory(q, key).await?,
+                }
+            }
+        };
+        Ok(all
+            .iter()
+            .filter(|(d, c)| {
+                q.exclude_doctor != Some(d.id)
+                    && q.bounding_box.is_none_or(|(lat0, lat1, lon0, lon1)| {
+                        (lat0..=lat1).contains(&c.position.lat) && (lon0..=lon1).contains(&c.position.lon)
+                    })
+            })
+            .cloned()
+            .collect())
     }
 }
 

@@ -80,6 +80,65 @@ impl AvailabilityCache {
     }
 }
 
+/// Verified doctors by specialty, language and mode (not by place: the box
+/// is applied in memory), for search: the same short TTL as availability,
+/// dropped whole by any profile, schedule or verification change made through
+/// this node. Search reads the directory here instead of once per request.
+pub struct DirectoryCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, DirectoryEntry)>>,
+    /// One first load at a time (no stampede when a query is new).
+    refill: tokio::sync::Mutex<()>,
+    /// Queries being refreshed in the background: requests that find an entry
+    /// expired keep using it while one task fetches the new one.
+    refreshing: Mutex<std::collections::HashSet<String>>,
+}
+
+pub type DirectoryEntry = std::sync::Arc<Vec<(medislot_store::DoctorRecord, medislot_store::ClinicRecord)>>;
+
+/// Queries kept at most (then all are dropped).
+const MAX_QUERIES: usize = 1000;
+
+impl DirectoryCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::default(), refill: tokio::sync::Mutex::new(()), refreshing: Mutex::default() }
+    }
+
+    /// The entry and whether it is still fresh.
+    pub fn get(&self, key: &str) -> Option<(DirectoryEntry, bool)> {
+        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        entries.get(key).map(|(at, e)| (e.clone(), at.elapsed() < self.ttl))
+    }
+
+    pub fn refill_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.refill
+    }
+
+    /// Claims the refresh of `key`; `false` when another task is on it.
+    pub fn start_refresh(&self, key: &str) -> bool {
+        self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string())
+    }
+
+    pub fn end_refresh(&self, key: &str) {
+        self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    pub fn put(&self, key: String, entry: DirectoryEntry) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if entries.len() >= MAX_QUERIES {
+            entries.clear();
+        }
+        entries.insert(key, (Instant::now(), entry));
+    }
+
+    pub fn clear(&self) {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +161,24 @@ mod tests {
         std::thread::sleep(Duration::from_millis(250));
         assert!(c.get(d, iv(0, 100)).is_none(), "stale after the TTL");
         assert!(!AvailabilityCache::new(Duration::ZERO).enabled());
+    }
+
+    #[test]
+    fn directory_entries_go_stale_but_stay_usable_and_refresh_once() {
+        let c = DirectoryCache::new(Duration::from_millis(200));
+        assert!(c.get("cardiology").is_none());
+        c.put("cardiology".into(), std::sync::Arc::new(vec![]));
+        assert!(matches!(c.get("cardiology"), Some((_, true))));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(matches!(c.get("cardiology"), Some((_, false))), "stale, still served while refreshed");
+        assert!(c.start_refresh("cardiology"));
+        assert!(!c.start_refresh("cardiology"), "one refresh at a time");
+        c.end_refresh("cardiology");
+        assert!(c.start_refresh("cardiology"));
+        c.clear();
+        assert!(c.get("cardiology").is_none(), "a local change drops everything");
+        let off = DirectoryCache::new(Duration::ZERO);
+        off.put("x".into(), std::sync::Arc::new(vec![]));
+        assert!(off.get("x").is_none(), "a zero TTL keeps nothing");
     }
 }

@@ -272,6 +272,7 @@ impl App {
         d.updated_at = self.now();
         self.store.update_doctor(&d, expected).await?;
         self.availability_changed(d.id);
+        self.directory_changed();
         d.version = expected + 1;
         Ok(d)
     }

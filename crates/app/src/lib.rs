@@ -44,6 +44,10 @@ pub struct AppConfig {
     pub max_holds_per_patient: u32,
     /// How long availability reads may be served from this node's cache (zero: no cache).
     pub availability_cache_ttl: std::time::Duration,
+    /// How long search may use this node's copy of the directory (doctors by
+    /// specialty, language and mode); changes made through this node drop it
+    /// at once. Off when the availability cache is off.
+    pub directory_cache_ttl: std::time::Duration,
     /// How long a slot offered from the waitlist is held for the patient.
     pub waitlist_hold_ttl: SignedDuration,
 }
@@ -56,6 +60,7 @@ impl Default for AppConfig {
             token_ttl: SignedDuration::from_hours(24 * 30),
             max_holds_per_patient: 3,
             availability_cache_ttl: std::time::Duration::from_secs(2),
+            directory_cache_ttl: std::time::Duration::from_secs(10),
             waitlist_hold_ttl: SignedDuration::from_mins(30),
         }
     }
@@ -68,6 +73,7 @@ pub struct App {
     clock: Clock,
     metrics: Arc<metrics::Metrics>,
     cache: Arc<cache::AvailabilityCache>,
+    directory: Arc<cache::DirectoryCache>,
     regions: Option<Arc<dyn RegionLink>>,
 }
 
@@ -78,7 +84,13 @@ impl App {
 
     pub fn with_clock(store: DynStore, config: AppConfig, clock: Clock) -> Self {
         let cache = Arc::new(cache::AvailabilityCache::new(config.availability_cache_ttl));
-        Self { store, config: Arc::new(config), clock, metrics: Arc::default(), cache, regions: None }
+        let directory_ttl = if config.availability_cache_ttl.is_zero() {
+            std::time::Duration::ZERO
+        } else {
+            config.directory_cache_ttl
+        };
+        let directory = Arc::new(cache::DirectoryCache::new(directory_ttl));
+        Self { store, config: Arc::new(config), clock, metrics: Arc::default(), cache, directory, regions: None }
     }
 
     pub fn now(&self) -> Timestamp {

@@ -14,6 +14,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         region: args.region.clone(),
         hold_ttl: jiff::SignedDuration::from_secs(args.hold_ttl_secs),
         availability_cache_ttl: std::time::Duration::from_millis(args.availability_cache_ttl_ms),
+        directory_cache_ttl: std::time::Duration::from_millis(args.directory_cache_ttl_ms),
         waitlist_hold_ttl: waitlist_hold(&args.notify)?,
         ..AppConfig::default()
     };

@@ -968,13 +968,21 @@ impl Store for SqlStore {
     }
 
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
-        let mut sql = format!(
-            "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
-             WHERE d.verification = 'verified'"
-        );
-        if q.specialty.is_some() {
-            sql.push_str(" AND EXISTS (SELECT 1 FROM doctor_tags t WHERE t.doctor_id = d.id AND t.kind = 'specialty' AND t.value = ?)");
-        }
+        // A specialty drives the query from its tag index (a tenth of the
+        // directory, typically); nearly every doctor is verified, so starting
+        // from the verification index would read them all.
+        let mut sql = if q.specialty.is_some() {
+            format!(
+                "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctor_tags s
+                 JOIN doctors d ON d.id = s.doctor_id JOIN clinics c ON c.id = d.clinic_id
+                 WHERE s.kind = 'specialty' AND s.value = ? AND d.verification = 'verified'"
+            )
+        } else {
+            format!(
+                "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+                 WHERE d.verification = 'verified'"
+            )
+        };
         if q.language.is_some() {
             sql.push_str(" AND EXISTS (SELECT 1 FROM doctor_tags t WHERE t.doctor_id = d.id AND t.kind = 'language' AND t.value = ?)");
         }
