@@ -445,7 +445,8 @@ impl App {
                 stale
             }
             None => {
-                let _refilling = self.directory.refill_lock().lock().await;
+                let lock = self.directory.first_load(&key);
+                let _loading = lock.lock().await;
                 match self.directory.get(&key) {
                     Some((hit, true)) => hit,
                     _ => self.fetch_directory(q, key).await?,

@@ -87,8 +87,9 @@ impl AvailabilityCache {
 pub struct DirectoryCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, (Instant, DirectoryEntry)>>,
-    /// One first load at a time (no stampede when a query is new).
-    refill: tokio::sync::Mutex<()>,
+    /// One first load per query at a time (no stampede when a query is new;
+    /// different queries load side by side).
+    first_loads: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
     /// Queries being refreshed in the background: requests that find an entry
     /// expired keep using it while one task fetches the new one.
     refreshing: Mutex<std::collections::HashSet<String>>,
@@ -101,7 +102,7 @@ const MAX_QUERIES: usize = 1000;
 
 impl DirectoryCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::default(), refill: tokio::sync::Mutex::new(()), refreshing: Mutex::default() }
+        Self { ttl, entries: Mutex::default(), first_loads: Mutex::default(), refreshing: Mutex::default() }
     }
 
     /// The entry and whether it is still fresh.
@@ -110,8 +111,13 @@ impl DirectoryCache {
         entries.get(key).map(|(at, e)| (e.clone(), at.elapsed() < self.ttl))
     }
 
-    pub fn refill_lock(&self) -> &tokio::sync::Mutex<()> {
-        &self.refill
+    /// The lock the first load of `key` is made under.
+    pub fn first_load(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.first_loads.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.len() >= MAX_QUERIES {
+            locks.clear();
+        }
+        locks.entry(key.to_string()).or_default().clone()
     }
 
     /// Claims the refresh of `key`; `false` when another task is on it.

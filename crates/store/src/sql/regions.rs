@@ -176,16 +176,40 @@ impl RegionStore for SqlStore {
             Some(t) => Some(self.doctors_changed_since(t, now).await?.into_iter().collect()),
             None => None,
         };
-        let clinics: Vec<ClinicRecord> =
-            self.list_clinics().await?.into_iter().filter(|c| c.region == region).collect();
-        let ids: std::collections::HashSet<ClinicId> = clinics.iter().map(|c| c.id).collect();
-        let doctors: Vec<DoctorRecord> = self
-            .list_doctors(None, None)
-            .await?
-            .into_iter()
-            .filter(|(d, c)| ids.contains(&c.id) && changed.as_ref().is_none_or(|ch| ch.contains(&d.id)))
-            .map(|(d, _)| d)
-            .collect();
+        // Incremental: only the changed doctors, read one by one, and their clinics.
+        let (clinics, doctors): (Vec<ClinicRecord>, Vec<DoctorRecord>) = match &changed {
+            None => {
+                let clinics: Vec<ClinicRecord> =
+                    self.list_clinics().await?.into_iter().filter(|c| c.region == region).collect();
+                let ids: std::collections::HashSet<ClinicId> = clinics.iter().map(|c| c.id).collect();
+                let doctors = self
+                    .list_doctors(None, None)
+                    .await?
+                    .into_iter()
+                    .filter(|(_, c)| ids.contains(&c.id))
+                    .map(|(d, _)| d)
+                    .collect();
+                (clinics, doctors)
+            }
+            Some(ids) => {
+                let mut clinics: Vec<ClinicRecord> = Vec::new();
+                let mut doctors = Vec::new();
+                for id in ids {
+                    let Some(d) = self.doctor(*id).await? else { continue };
+                    let clinic = match clinics.iter().find(|c| c.id == d.clinic_id) {
+                        Some(c) => Some(c.clone()),
+                        None => self.clinic(d.clinic_id).await?,
+                    };
+                    if let Some(c) = clinic.filter(|c| c.region == region) {
+                        if !clinics.iter().any(|x| x.id == c.id) {
+                            clinics.push(c);
+                        }
+                        doctors.push(d);
+                    }
+                }
+                (clinics, doctors)
+            }
+        };
         let doctor_ids: Vec<DoctorId> = doctors.iter().map(|d| d.id).collect();
         let recent = now - jiff::SignedDuration::from_hours(1);
         let window = Interval { start: recent, end: now + jiff::SignedDuration::from_hours(24 * 400) };
