@@ -127,6 +127,10 @@ impl Workers {
                 }
             };
             if busy {
+                // More may be waiting: go on at once, unless asked to stop.
+                if futures::poll!(&mut stop).is_ready() {
+                    break;
+                }
                 continue;
             }
             tokio::select! {
