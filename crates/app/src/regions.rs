@@ -211,6 +211,7 @@ impl App {
             resolved_at: None,
         };
         // A retry of a request this region already recorded: its state.
+        let mut recorded_pending = false;
         if let Some(k) = key {
             if let Some(seen) = self.forward_by_key(actor.id(), k).await? {
                 if seen.fingerprint != forward.fingerprint {
@@ -220,6 +221,7 @@ impl App {
                     return self.forward_outcome(&b, seen, true).await;
                 }
                 forward.id = seen.id;
+                recorded_pending = true;
             }
         }
         let booking = ForwardedBooking {
@@ -243,8 +245,15 @@ impl App {
                 forward.id = a.id;
                 forward.status = ForwardStatus::Booked;
                 forward.resolved_at = Some(now);
-                forward.detail = Some(appointment_detail(&a));
-                let stored = self.store.create_forward(&forward).await?;
+                let detail = appointment_detail(&a);
+                forward.detail = Some(detail.clone());
+                let stored = if recorded_pending {
+                    // The retry of a pending request got through: settle it now.
+                    self.store.resolve_forward(forward.id, ForwardStatus::Booked, &detail, None, now).await?;
+                    forward
+                } else {
+                    self.store.create_forward(&forward).await?
+                };
                 self.count_booking(Ok("booked"), &region);
                 self.forward_outcome(&b, stored, false).await
             }

@@ -136,8 +136,12 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     let (s, v, _) = book(&local, &strict_slots[16], "k-7").await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
 
-    // Heal: every pending request settles.
+    // Heal: every pending request settles; retrying one with its key once the
+    // link is back answers with the booking itself.
     mesh.heal();
+    wait_state(mesh.region("us"), &http, "eu", "up").await;
+    let (s, retried, _) = book(&patient, &avail_slots[12], "k-4").await;
+    assert_eq!((s, retried["id"].as_str()), (StatusCode::CREATED, pending["id"].as_str()), "{retried}");
     let t0 = Instant::now();
     let did = doomed["id"].as_str().unwrap();
     loop {
