@@ -149,62 +149,21 @@ impl PeerLinks {
     /// slow peer never delays the others — until `stop` resolves.
     pub async fn run(self: Arc<Self>, app: App, stop: impl std::future::Future<Output = ()>) {
         let (tx, rx) = tokio::sync::watch::channel(false);
-        let heartbeats = {
-            let (me, mut rx) = (self.clone(), rx.clone());
-            let app = app.clone();
-            async move {
-                let mut tick = tokio::time::interval(me.config.heartbeat);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let peers: Vec<String> = me.config.peers.keys().cloned().collect();
-                loop {
-                    tokio::select! {
-                        _ = rx.wait_for(|s| *s) => break,
-                        _ = tick.tick() => {}
-                    }
-                    futures::future::join_all(peers.iter().map(|p| me.heartbeat_once(p))).await;
-                    me.report(&app).await;
+        let peers: Vec<String> = self.config.peers.keys().cloned().collect();
+        let (me, app, peers) = (&*self, &app, &peers);
+        let heartbeats = every(me.config.heartbeat, rx.clone(), move || async move {
+            futures::future::join_all(peers.iter().map(|p| me.heartbeat_once(p))).await;
+            me.report(app).await;
+        });
+        let replication = every(me.config.replication, rx.clone(), move || async move {
+            let pulls = peers.iter().filter(|p| me.state(p) != Some(LinkState::Down)).map(|p| async move {
+                if let Err(e) = me.pull(app, p).await {
+                    tracing::debug!(peer = %p, error = %e, "replication pull failed");
                 }
-            }
-        };
-        let replication = {
-            let (me, mut rx) = (self.clone(), rx.clone());
-            let app = app.clone();
-            async move {
-                let mut tick = tokio::time::interval(me.config.replication);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                let peers: Vec<String> = me.config.peers.keys().cloned().collect();
-                loop {
-                    tokio::select! {
-                        _ = rx.wait_for(|s| *s) => break,
-                        _ = tick.tick() => {}
-                    }
-                    let pulls = peers.iter().filter(|p| me.state(p) != Some(LinkState::Down)).map(|p| {
-                        let (me, app) = (&me, &app);
-                        async move {
-                            if let Err(e) = me.pull(app, p).await {
-                                tracing::debug!(peer = %p, error = %e, "replication pull failed");
-                            }
-                        }
-                    });
-                    futures::future::join_all(pulls).await;
-                }
-            }
-        };
-        let forwarding = {
-            let (me, mut rx) = (self.clone(), rx.clone());
-            let app = app.clone();
-            async move {
-                let mut tick = tokio::time::interval(me.config.heartbeat);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-                loop {
-                    tokio::select! {
-                        _ = rx.wait_for(|s| *s) => break,
-                        _ = tick.tick() => {}
-                    }
-                    me.forward_pending(&app).await;
-                }
-            }
-        };
+            });
+            futures::future::join_all(pulls).await;
+        });
+        let forwarding = every(me.config.heartbeat, rx, move || me.forward_pending(app));
         let stopper = async move {
             stop.await;
             let _ = tx.send(true);
@@ -335,6 +294,23 @@ impl PeerLinks {
         };
         self.record(region, true);
         Ok((status, body))
+    }
+}
+
+/// Runs `pass` every `period` (a late tick waits, it does not pile up) until `stop` turns true.
+async fn every<F: std::future::Future<Output = ()>>(
+    period: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut pass: impl FnMut() -> F,
+) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break,
+            _ = tick.tick() => {}
+        }
+        pass().await;
     }
 }
 

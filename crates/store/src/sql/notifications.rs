@@ -123,6 +123,13 @@ impl SqlStore {
         Ok(done.rows_affected())
     }
 
+    /// Waitlist entries matching `filter` (one `?`, bound to `key`), first come first.
+    async fn waitlist_where(&self, filter: &str, key: String) -> Result<Vec<WaitlistRecord>> {
+        let sql = self.d.sql(&format!("SELECT {WAITLIST_COLS} FROM waitlist w WHERE {filter} ORDER BY w.id"));
+        let rows = sqlx::query(&sql).bind(key).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(waitlist_row).collect()
+    }
+
     async fn dispatch_once(
         &self,
         outbox_id: i64,
@@ -489,25 +496,11 @@ impl NotifyStore for SqlStore {
     }
 
     async fn waitlist_of_patient(&self, patient: UserId) -> Result<Vec<WaitlistRecord>> {
-        let rows = sqlx::query(&self.d.sql(&format!(
-            "SELECT {WAITLIST_COLS} FROM waitlist w WHERE w.patient_id = ? AND w.status <> 'left' ORDER BY w.id"
-        )))
-        .bind(patient.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(waitlist_row).collect()
+        self.waitlist_where("w.patient_id = ? AND w.status <> 'left'", patient.to_string()).await
     }
 
     async fn waitlist_of_doctor(&self, doctor: DoctorId) -> Result<Vec<WaitlistRecord>> {
-        let rows = sqlx::query(&self.d.sql(&format!(
-            "SELECT {WAITLIST_COLS} FROM waitlist w WHERE w.doctor_id = ? AND w.status IN ('waiting', 'offered') ORDER BY w.id"
-        )))
-        .bind(doctor.to_string())
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map_err)?;
-        rows.iter().map(waitlist_row).collect()
+        self.waitlist_where("w.doctor_id = ? AND w.status IN ('waiting', 'offered')", doctor.to_string()).await
     }
 
     async fn leave_waitlist(&self, id: Uuid, patient: UserId, now: Timestamp) -> Result<bool> {
