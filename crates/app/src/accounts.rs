@@ -31,6 +31,20 @@ pub struct LoginOutcome {
 /// "no such user" takes as long as "wrong password".
 static DUMMY_HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
 
+/// Argon2 costs ~19 MiB and tens of milliseconds of one core per hash. A burst of
+/// sign-ups or log-ins hashes at most one password per core at a time, so that the
+/// burst neither takes memory without bound nor starves the threads serving the
+/// database and the other requests; the rest wait their turn here.
+static HASHING: std::sync::LazyLock<tokio::sync::Semaphore> = std::sync::LazyLock::new(|| {
+    tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+});
+
+/// Runs one password hash or check off the async threads, in its turn.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    let _turn = HASHING.acquire().await.map_err(|e| AppError::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| AppError::Internal(e.to_string()))
+}
+
 fn check_password(field: &str, password: &str, errs: &mut Errors) {
     let n = password.chars().count();
     if n < 10 {
@@ -41,17 +55,16 @@ fn check_password(field: &str, password: &str, errs: &mut Errors) {
 }
 
 async fn hash_password(password: String) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default().hash_password(password.as_bytes(), &salt).map(|h| h.to_string())
     })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))?
+    .await?
     .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
 }
 
 async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+    hashing(move || {
         PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })
     .await

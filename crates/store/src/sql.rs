@@ -27,6 +27,46 @@ const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_addres
 const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
 const APPT_COLS: &str = "a.id AS a_id, a.doctor_id AS a_doctor_id, a.patient_id AS a_patient_id, a.start_at AS a_start_at, a.end_at AS a_end_at, a.mode AS a_mode, a.reason AS a_reason, a.status AS a_status, a.version AS a_version, a.origin_region AS a_origin_region, a.hold_expires_at AS a_hold_expires_at, a.cancel_reason AS a_cancel_reason, a.cancelled_by AS a_cancelled_by, a.created_at AS a_created_at, a.updated_at AS a_updated_at";
 
+/// A write transaction together with the process's SQLite write turn, which
+/// is given back once the transaction is committed or dropped (rolled back).
+struct WriteTx {
+    tx: Transaction<'static, Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+/// The queue of this process's SQLite writers: a fair (FIFO) lock, waited for
+/// no longer than the busy timeout so that an overloaded node answers 503
+/// instead of queueing without end.
+struct WriteTurn {
+    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+    patience: std::time::Duration,
+}
+
+impl WriteTurn {
+    fn new(patience: std::time::Duration) -> Self {
+        Self { lock: Default::default(), patience }
+    }
+
+    async fn take(&self) -> Result<tokio::sync::OwnedMutexGuard<()>> {
+        tokio::time::timeout(self.patience, self.lock.clone().lock_owned())
+            .await
+            .map_err(|_| StoreError::Unavailable("too many writes waiting for the database".into()))
+    }
+}
+
 /// Which SQL dialect the pool speaks; the SQL text is written once, with `?`
 /// placeholders, and adapted here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -64,6 +104,11 @@ impl Dialect {
 pub struct SqlStore {
     pool: AnyPool,
     d: Dialect,
+    /// SQLite has one writer at a time. This process's writers take turns here,
+    /// first come first served, instead of polling the file lock with SQLite's
+    /// busy handler, which sleeps up to 100 ms between polls and lets an unlucky
+    /// writer starve under load. Other processes still meet the busy timeout.
+    write_turn: Option<WriteTurn>,
     /// Holds this process released because they ran out (committed), for metrics.
     holds_expired: std::sync::atomic::AtomicU64,
 }
@@ -108,7 +153,8 @@ impl SqlStore {
             .connect(&url)
             .await
             .map_err(map_err)?;
-        let store = Self { pool, d, holds_expired: Default::default() };
+        let write_turn = (d == Dialect::Sqlite).then(|| WriteTurn::new(options.busy_timeout));
+        let store = Self { pool, d, write_turn, holds_expired: Default::default() };
         if options.migrate {
             store.migrate().await?;
         }
@@ -133,14 +179,25 @@ impl SqlStore {
     /// A write transaction. SQLite: `BEGIN IMMEDIATE` takes the single write
     /// lock up front. PostgreSQL: READ COMMITTED, with per-doctor advisory locks
     /// taken by the writes that read before they write (see [`Self::lock`]).
-    async fn write_tx(&self) -> Result<Transaction<'static, Any>> {
-        match self.d {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err),
-            Dialect::Postgres => self.pool.begin().await.map_err(map_err),
+    async fn write_tx(&self) -> Result<WriteTx> {
+        let turn = self.write_turn().await?;
+        let tx = match self.d {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?,
+            Dialect::Postgres => self.pool.begin().await.map_err(map_err)?,
+        };
+        Ok(WriteTx { tx, _turn: turn })
+    }
+
+    /// This process's turn to write (SQLite), for a transaction or a single
+    /// autocommit statement; `None` where the database arbitrates (PostgreSQL).
+    async fn write_turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
+        match &self.write_turn {
+            Some(turn) => turn.take().await.map(Some),
+            None => Ok(None),
         }
     }
 
-    async fn insert_user(&self, tx: &mut Transaction<'static, Any>, u: &UserRecord) -> Result<()> {
+    async fn insert_user(&self, tx: &mut WriteTx, u: &UserRecord) -> Result<()> {
         sqlx::query(
             &self
                 .d
@@ -158,7 +215,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn insert_clinic(&self, tx: &mut Transaction<'static, Any>, c: &ClinicRecord, admin: UserId) -> Result<()> {
+    async fn insert_clinic(&self, tx: &mut WriteTx, c: &ClinicRecord, admin: UserId) -> Result<()> {
         sqlx::query(&self.d.sql(
             "INSERT INTO clinics (id, name, address, latitude, longitude, time_zone, region, policy, created_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -184,7 +241,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn insert_doctor(&self, tx: &mut Transaction<'static, Any>, d: &DoctorRecord) -> Result<()> {
+    async fn insert_doctor(&self, tx: &mut WriteTx, d: &DoctorRecord) -> Result<()> {
         let sql = self.d.sql(
             "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                                   verification, verification_reason, schedule, version, created_at, updated_at)
@@ -202,7 +259,7 @@ impl SqlStore {
     }
 
     /// A booked appointment from seed data: no audit or outbox rows (nothing happened to it).
-    async fn insert_seeded_appointment(&self, tx: &mut Transaction<'static, Any>, a: &AppointmentRecord) -> Result<()> {
+    async fn insert_seeded_appointment(&self, tx: &mut WriteTx, a: &AppointmentRecord) -> Result<()> {
         sqlx::query(&self.d.sql(
             "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
                                        origin_region, hold_expires_at, created_at, updated_at)
@@ -233,11 +290,11 @@ impl SqlStore {
     /// lose a booking the patient was told about. A COMMIT that never returns
     /// is honest instead: the client sees no answer, and its retry with the same
     /// Idempotency-Key is answered from whatever the database really holds.
-    async fn commit(&self, mut tx: Transaction<'static, Any>) -> Result<()> {
+    async fn commit(&self, mut tx: WriteTx) -> Result<()> {
         if self.d == Dialect::Postgres {
             sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        tx.tx.commit().await.map_err(map_err)
     }
 
     async fn place_once(&self, cmd: &PlaceAppointment) -> Result<Placed> {
@@ -423,7 +480,7 @@ impl SqlStore {
     /// Serializes writers of one key (a doctor, an idempotency key) for the rest
     /// of the transaction on PostgreSQL; SQLite already holds its write lock.
     /// The overlap constraint, not this lock, is what guarantees P1.
-    async fn lock(&self, tx: &mut Transaction<'static, Any>, key: &str) -> Result<()> {
+    async fn lock(&self, tx: &mut WriteTx, key: &str) -> Result<()> {
         if self.d == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text AS locked")
                 .bind(key)
@@ -638,7 +695,7 @@ impl SqlStore {
     /// Releases the doctor's holds that expired by `now`, with their audit rows,
     /// so that their time is free for the write that follows in the same transaction.
     /// Releases the doctor's holds that ran out; returns how many.
-    async fn expire_holds(&self, tx: &mut Transaction<'static, Any>, doctor: DoctorId, now: Timestamp) -> Result<u64> {
+    async fn expire_holds(&self, tx: &mut WriteTx, doctor: DoctorId, now: Timestamp) -> Result<u64> {
         let (d, n, at) = (doctor.to_string(), secs(now), now.to_string());
         sqlx::query(&self.d.sql(
             "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
@@ -711,11 +768,7 @@ impl SqlStore {
         self.holds_expired.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
     }
 
-    async fn appointment_in(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        id: AppointmentId,
-    ) -> Result<Option<AppointmentRecord>> {
+    async fn appointment_in(&self, tx: &mut WriteTx, id: AppointmentId) -> Result<Option<AppointmentRecord>> {
         let row = sqlx::query(&self.d.sql(&format!("SELECT {APPT_COLS} FROM appointments a WHERE a.id = ?")))
             .bind(id.to_string())
             .fetch_optional(&mut **tx)
@@ -727,7 +780,7 @@ impl SqlStore {
     /// The audit row and the outbox row that accompany every appointment change.
     async fn record_change(
         &self,
-        tx: &mut Transaction<'static, Any>,
+        tx: &mut WriteTx,
         before: Option<&AppointmentRecord>,
         after: &AppointmentRecord,
         what: Event<'_>,
@@ -761,7 +814,7 @@ impl SqlStore {
         Ok(())
     }
 
-    async fn write_tags(&self, tx: &mut Transaction<'static, Any>, d: &DoctorRecord) -> Result<()> {
+    async fn write_tags(&self, tx: &mut WriteTx, d: &DoctorRecord) -> Result<()> {
         sqlx::query(&self.d.sql("DELETE FROM doctor_tags WHERE doctor_id = ?"))
             .bind(d.id.to_string())
             .execute(&mut **tx)

@@ -95,12 +95,7 @@ fn waitlist_row(r: &AnyRow) -> Result<WaitlistRecord> {
 }
 
 impl SqlStore {
-    async fn insert_delivery(
-        &self,
-        tx: &mut Transaction<'static, Any>,
-        d: &NewDelivery,
-        now: Timestamp,
-    ) -> Result<u64> {
+    async fn insert_delivery(&self, tx: &mut WriteTx, d: &NewDelivery, now: Timestamp) -> Result<u64> {
         let done = sqlx::query(&self.d.sql(
             "INSERT INTO deliveries (dedup_key, channel, recipient, kind, event_id, appointment_id, clinic_id, payload,
                                      status, attempts, next_attempt_at, created_at)
@@ -335,6 +330,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn finish_delivery(&self, id: i64, worker: &str, outcome: &DeliveryOutcome, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await?;
         let (status, next, error, http, delivered) = match outcome {
             DeliveryOutcome::Delivered { http_status } => ("delivered", now, None, *http_status, Some(now.to_string())),
             DeliveryOutcome::Retry { at, error, http_status } => {
@@ -421,6 +417,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn mark_notification_read(&self, user: UserId, id: Uuid, now: Timestamp) -> Result<bool> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(
             &self.d.sql("UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ? AND user_id = ?"),
         )
@@ -434,6 +431,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn create_webhook(&self, w: &WebhookRecord) -> Result<()> {
+        let _turn = self.write_turn().await?;
         sqlx::query(&self.d.sql(
             "INSERT INTO webhooks (id, clinic_id, url, secret, events, active, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         ))
@@ -466,6 +464,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn delete_webhook(&self, id: Uuid) -> Result<bool> {
+        let _turn = self.write_turn().await?;
         // Kept for its delivery log; only switched off.
         let done = sqlx::query(&self.d.sql("UPDATE webhooks SET active = 0 WHERE id = ? AND active = 1"))
             .bind(id.to_string())
@@ -476,6 +475,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn join_waitlist(&self, e: &WaitlistRecord) -> Result<()> {
+        let _turn = self.write_turn().await?;
         let at = e.created_at.to_string();
         sqlx::query(&self.d.sql(
             "INSERT INTO waitlist (id, doctor_id, patient_id, not_before, not_after, mode, status, created_at, updated_at)
@@ -504,6 +504,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn leave_waitlist(&self, id: Uuid, patient: UserId, now: Timestamp) -> Result<bool> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(&self.d.sql(
             "UPDATE waitlist SET status = 'left', updated_at = ?
              WHERE id = ? AND patient_id = ? AND status IN ('waiting', 'offered')",
@@ -539,6 +540,7 @@ impl NotifyStore for SqlStore {
                 AppointmentStatus::Cancelled | AppointmentStatus::Conflict => ("waiting", true),
                 _ => ("booked", false),
             };
+            let _turn = self.write_turn().await?;
             let done = sqlx::query(&self.d.sql(
                 "UPDATE waitlist SET status = ?, offered_appointment_id = CASE WHEN ? = 'booked' THEN offered_appointment_id END,
                         updated_at = ?
@@ -559,6 +561,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn set_calendar_token(&self, doctor: DoctorId, token_hash: &str, now: Timestamp) -> Result<()> {
+        let _turn = self.write_turn().await?;
         sqlx::query(&self.d.sql(
             "INSERT INTO calendar_feeds (doctor_id, token_hash, created_at) VALUES (?, ?, ?)
              ON CONFLICT (doctor_id) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
@@ -573,6 +576,7 @@ impl NotifyStore for SqlStore {
     }
 
     async fn revoke_calendar_token(&self, doctor: DoctorId) -> Result<bool> {
+        let _turn = self.write_turn().await?;
         let done = sqlx::query(&self.d.sql("DELETE FROM calendar_feeds WHERE doctor_id = ?"))
             .bind(doctor.to_string())
             .execute(&self.pool)

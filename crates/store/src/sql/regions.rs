@@ -277,6 +277,7 @@ impl RegionStore for SqlStore {
     }
 
     async fn create_forward(&self, f: &ForwardRecord) -> Result<ForwardRecord> {
+        let _turn = self.write_turn().await?;
         if let Some(key) = &f.idempotency_key {
             let sql = self
                 .d
@@ -332,6 +333,7 @@ impl RegionStore for SqlStore {
     }
 
     async fn count_forward_attempt(&self, id: AppointmentId) -> Result<()> {
+        let _turn = self.write_turn().await?;
         sqlx::query(&self.d.sql("UPDATE forwards SET attempts = attempts + 1 WHERE id = ?"))
             .bind(id.to_string())
             .execute(&self.pool)
@@ -341,6 +343,7 @@ impl RegionStore for SqlStore {
     }
 
     async fn record_forward_state(&self, id: AppointmentId, detail: &serde_json::Value) -> Result<()> {
+        let _turn = self.write_turn().await?;
         sqlx::query(&self.d.sql("UPDATE forwards SET detail = ? WHERE id = ? AND status = 'booked'"))
             .bind(detail.to_string())
             .bind(id.to_string())
