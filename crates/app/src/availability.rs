@@ -1,13 +1,14 @@
 //! Reading availability: a doctor's free slots, search with next free slot,
 //! and the alternatives offered when a slot was just taken.
 
+use crate::cache::{Directory, Listing};
 use crate::{access::Actor, App, AppError};
 use jiff::{SignedDuration, Timestamp};
 use medislot_domain::{
     people::parse_tag, schedule::local_rfc3339, Coordinates, DoctorId, Interval, Invalid, Mode, Slot, VerificationState,
 };
 use medislot_store::{ClinicRecord, DoctorQuery, DoctorRecord};
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 /// A free slot as clients see it: UTC instants plus the clinic's wall time, zone named.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -73,6 +74,20 @@ pub struct SearchHit {
     pub clinic: ClinicRecord,
     pub distance_km: Option<f64>,
     pub next_slot: Option<SlotView>,
+}
+
+/// A search candidate with its next free slot, before the page is cut.
+struct Ranked {
+    listing: Listing,
+    distance_km: Option<f64>,
+    next_slot: Option<SlotView>,
+}
+
+impl Ranked {
+    fn into_hit(self) -> SearchHit {
+        let (doctor, clinic) = Arc::unwrap_or_clone(self.listing);
+        SearchHit { doctor, clinic, distance_km: self.distance_km, next_slot: self.next_slot }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -223,7 +238,7 @@ impl App {
         }
         let total = hits.len();
         let start = ((p.page - 1) as usize).saturating_mul(p.per_page as usize);
-        let items = hits.into_iter().skip(start).take(p.per_page as usize).collect();
+        let items = hits.into_iter().skip(start).take(p.per_page as usize).map(Ranked::into_hit).collect();
         Ok(SearchPage { items, page: p.page, per_page: p.per_page, total, window })
     }
 
@@ -231,45 +246,46 @@ impl App {
     /// and sorts them: soonest first, then nearest, then by name.
     async fn with_next_slots(
         &self,
-        candidates: Vec<(DoctorRecord, ClinicRecord)>,
+        candidates: Vec<Listing>,
         near: Option<Coordinates>,
         radius: Option<f64>,
         window: Interval,
         mode: Option<Mode>,
         now: Timestamp,
-    ) -> Result<Vec<SearchHit>, AppError> {
-        let candidates: Vec<(DoctorRecord, ClinicRecord, Option<f64>)> = candidates
+    ) -> Result<Vec<Ranked>, AppError> {
+        let candidates: Vec<(Listing, Option<f64>)> = candidates
             .into_iter()
-            .filter_map(|(d, c)| {
-                let dist = near.map(|n| n.distance_km(c.position));
+            .filter_map(|l| {
+                let dist = near.map(|n| n.distance_km(l.1.position));
                 match (dist, radius) {
                     (Some(km), Some(r)) if km > r => None,
-                    _ => Some((d, c, dist)),
+                    _ => Some((l, dist)),
                 }
             })
             .collect();
-        let ids: Vec<DoctorId> = candidates.iter().map(|(d, _, _)| d.id).collect();
+        let ids: Vec<DoctorId> = candidates.iter().map(|(l, _)| l.0.id).collect();
         let mut busy: HashMap<DoctorId, Vec<Interval>> = HashMap::new();
         for (d, iv) in self.busy_of(&ids, window, now).await? {
             busy.entry(d).or_default().push(iv);
         }
-        let mut hits: Vec<SearchHit> = candidates
+        let mut hits: Vec<Ranked> = candidates
             .into_iter()
-            .map(|(doctor, clinic, distance_km)| {
+            .map(|(listing, distance_km)| {
+                let (doctor, clinic) = &*listing;
                 let w = intersect(window, doctor.schedule.bookable_window(now));
                 let tz = clinic.time_zone.tz();
                 let b = busy.get(&doctor.id).map(Vec::as_slice).unwrap_or(&[]);
                 let next = first_slot(&doctor.schedule, doctor.id, &tz, w, b, mode);
-                let next_slot = next.map(|s| SlotView::new(&s, &clinic));
-                SearchHit { doctor, clinic, distance_km, next_slot }
+                let next_slot = next.map(|s| SlotView::new(&s, clinic));
+                Ranked { listing, distance_km, next_slot }
             })
             .collect();
         hits.sort_by(|a, b| {
-            let key = |h: &SearchHit| h.next_slot.as_ref().map_or(Timestamp::MAX, |s| s.start);
+            let key = |h: &Ranked| h.next_slot.as_ref().map_or(Timestamp::MAX, |s| s.start);
             key(a)
                 .cmp(&key(b))
                 .then(a.distance_km.unwrap_or(0.0).total_cmp(&b.distance_km.unwrap_or(0.0)))
-                .then(a.doctor.name.cmp(&b.doctor.name))
+                .then(a.listing.0.name.cmp(&b.listing.0.name))
         });
         Ok(hits)
     }
@@ -405,64 +421,87 @@ impl App {
         self.cache.invalidate(doctor);
     }
 
-    /// Replicated busy times changed wholesale: nothing cached is trusted.
-    pub fn availability_changed_all(&self) {
-        self.cache.clear();
-        self.directory.clear();
+    /// Search's copy of the directory, loading it first when this node has
+    /// none yet: `serve` calls it at start-up, and requests that come before
+    /// that load ends wait for it rather than start their own.
+    pub async fn warm_directory(&self) -> Result<Arc<Directory>, AppError> {
+        let _first = self.directory.first_load().await;
+        match self.directory.get() {
+            Some((dir, _)) => Ok(dir),
+            None => self.refresh_directory().await,
+        }
     }
 
-    async fn fetch_directory(&self, q: &DoctorQuery, key: String) -> Result<crate::cache::DirectoryEntry, AppError> {
-        let broad = DoctorQuery { bounding_box: None, exclude_doctor: None, ..q.clone() };
-        let fetched = std::sync::Arc::new(self.store.search_doctors(&broad).await?);
-        self.directory.put(key, fetched.clone());
-        Ok(fetched)
+    /// Loads the whole directory into this node's cache.
+    async fn refresh_directory(&self) -> Result<Arc<Directory>, AppError> {
+        if !self.directory.start_refresh() {
+            // Another load is under way (in the background, so a snapshot exists).
+            return self
+                .directory
+                .get()
+                .map(|(d, _)| d)
+                .ok_or_else(|| AppError::Unavailable("the directory is being loaded".into()));
+        }
+        match self.store.search_doctors(&DoctorQuery::default()).await {
+            Ok(rows) => Ok(self.directory.finish_refresh(Directory::new(rows))),
+            Err(e) => {
+                self.directory.abandon_refresh();
+                Err(e.into())
+            }
+        }
     }
 
-    /// A doctor's profile, schedule or verification changed through this node.
-    pub(crate) fn directory_changed(&self) {
-        self.directory.clear();
+    /// A doctor's profile, schedule or verification changed through this node:
+    /// search shows the change at once.
+    pub(crate) async fn directory_changed(&self, doctor: &DoctorRecord) {
+        match self.store.clinic(doctor.clinic_id).await {
+            Ok(Some(clinic)) => self.directory.patch(vec![(doctor.clone(), clinic)]),
+            _ => self.directory.expire(),
+        }
     }
 
-    /// Verified doctors matching the query, from the directory cache when
-    /// fresh: the cache holds them by specialty, language and mode; the place
-    /// (bounding box) and the excluded doctor are applied here.
-    async fn candidates(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>, AppError> {
-        let key = format!("{:?}|{:?}|{:?}", q.specialty, q.language, q.mode);
-        let all = match self.directory.get(&key) {
-            Some((hit, true)) => hit,
-            // Expired: a background task refreshes it; this request (and the
-            // others meanwhile) use the previous one, at most a TTL older.
-            Some((stale, false)) => {
-                if self.directory.start_refresh(&key) {
-                    let (app, q) = (self.clone(), q.clone());
-                    tokio::spawn(async move {
-                        if let Err(e) = app.fetch_directory(&q, key.clone()).await {
-                            tracing::warn!(error = %e, "refreshing the directory cache failed");
-                        }
-                        app.directory.end_refresh(&key);
-                    });
+    /// A peer's directory was applied here: search shows the doctors it lists
+    /// at once; after a full snapshot, which may drop doctors, the rest follows
+    /// with a background refresh.
+    pub fn replica_changed(&self, snap: &medislot_store::RegionSnapshot) {
+        let clinics: HashMap<_, _> = snap.clinics.iter().map(|c| (c.id, c)).collect();
+        let listed: Option<Vec<(DoctorRecord, ClinicRecord)>> =
+            snap.doctors.iter().map(|d| clinics.get(&d.clinic_id).map(|c| (d.clone(), (*c).clone()))).collect();
+        match listed {
+            Some(rows) if !snap.full => {
+                for d in rows.iter().map(|(d, _)| d.id).chain(snap.busy.iter().map(|(d, _)| *d)) {
+                    self.cache.invalidate(d);
                 }
+                self.directory.patch(rows);
+            }
+            _ => {
+                self.cache.clear();
+                self.directory.expire();
+            }
+        }
+    }
+
+    /// Verified doctors matching the query. With the cache on, from this
+    /// node's directory snapshot (filters applied in memory); a stale snapshot
+    /// is served while one task refreshes it.
+    async fn candidates(&self, q: &DoctorQuery) -> Result<Vec<Listing>, AppError> {
+        if !self.directory.enabled() {
+            return Ok(self.store.search_doctors(q).await?.into_iter().map(Arc::new).collect());
+        }
+        let dir = match self.directory.get() {
+            Some((dir, true)) => dir,
+            Some((stale, false)) => {
+                let app = self.clone();
+                tokio::spawn(async move {
+                    if let Err(e) = app.refresh_directory().await {
+                        tracing::warn!(error = %e, "refreshing the directory cache failed");
+                    }
+                });
                 stale
             }
-            None => {
-                let lock = self.directory.first_load(&key);
-                let _loading = lock.lock().await;
-                match self.directory.get(&key) {
-                    Some((hit, true)) => hit,
-                    _ => self.fetch_directory(q, key).await?,
-                }
-            }
+            None => self.warm_directory().await?,
         };
-        Ok(all
-            .iter()
-            .filter(|(d, c)| {
-                q.exclude_doctor != Some(d.id)
-                    && q.bounding_box.is_none_or(|(lat0, lat1, lon0, lon1)| {
-                        (lat0..=lat1).contains(&c.position.lat) && (lon0..=lon1).contains(&c.position.lon)
-                    })
-            })
-            .cloned()
-            .collect())
+        Ok(dir.matching(q))
     }
 }
 

@@ -5,10 +5,11 @@
 //! made through this node drop the doctor's entry at once.
 
 use jiff::{SignedDuration, Timestamp};
-use medislot_domain::{DoctorId, Interval};
+use medislot_domain::{DoctorId, Interval, VerificationState};
+use medislot_store::{ClinicRecord, DoctorQuery, DoctorRecord};
 use std::{
     collections::HashMap,
-    sync::Mutex,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -80,68 +81,192 @@ impl AvailabilityCache {
     }
 }
 
-/// Verified doctors by specialty, language and mode (not by place: the box
-/// is applied in memory), for search: the same short TTL as availability,
-/// dropped whole by any profile, schedule or verification change made through
-/// this node. Search reads the directory here instead of once per request.
-pub struct DirectoryCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, DirectoryEntry)>>,
-    /// One first load per query at a time (no stampede when a query is new;
-    /// different queries load side by side).
-    first_loads: Mutex<HashMap<String, std::sync::Arc<tokio::sync::Mutex<()>>>>,
-    /// Queries being refreshed in the background: requests that find an entry
-    /// expired keep using it while one task fetches the new one.
-    refreshing: Mutex<std::collections::HashSet<String>>,
+/// One verified doctor with their clinic, shared between the directory
+/// snapshot and the requests that read it (no per-request copies).
+pub type Listing = Arc<(DoctorRecord, ClinicRecord)>;
+
+/// Every verified doctor, for search, with an index by specialty; filters
+/// (language, mode, place) are applied in memory. Built once per refresh.
+#[derive(Default)]
+pub struct Directory {
+    listings: Vec<Listing>,
+    by_specialty: HashMap<String, Vec<usize>>,
 }
 
-pub type DirectoryEntry = std::sync::Arc<Vec<(medislot_store::DoctorRecord, medislot_store::ClinicRecord)>>;
+impl Directory {
+    pub fn new(rows: Vec<(DoctorRecord, ClinicRecord)>) -> Self {
+        Self::index(
+            rows.into_iter().filter(|(d, _)| d.verification == VerificationState::Verified).map(Arc::new).collect(),
+        )
+    }
 
-/// Queries kept at most (then all are dropped).
-const MAX_QUERIES: usize = 1000;
+    fn index(listings: Vec<Listing>) -> Self {
+        let mut by_specialty: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, l) in listings.iter().enumerate() {
+            for s in &l.0.specialties {
+                by_specialty.entry(s.clone()).or_default().push(i);
+            }
+        }
+        Self { listings, by_specialty }
+    }
+
+    pub fn len(&self) -> usize {
+        self.listings.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listings.is_empty()
+    }
+
+    /// The listings matching the query: the same rules as the store's
+    /// `search_doctors` (exact specialty and language tags, offered mode,
+    /// clinic inside the box, the excluded doctor left out).
+    pub fn matching(&self, q: &DoctorQuery) -> Vec<Listing> {
+        let keep = |l: &&Listing| {
+            let (d, c) = &***l;
+            q.language.as_ref().is_none_or(|lang| d.languages.contains(lang))
+                && q.mode.is_none_or(|m| d.modes.contains(&m))
+                && q.exclude_doctor != Some(d.id)
+                && q.bounding_box.is_none_or(|(lat0, lat1, lon0, lon1)| {
+                    (lat0..=lat1).contains(&c.position.lat) && (lon0..=lon1).contains(&c.position.lon)
+                })
+        };
+        match &q.specialty {
+            Some(s) => self
+                .by_specialty
+                .get(s)
+                .into_iter()
+                .flatten()
+                .map(|&i| &self.listings[i])
+                .filter(keep)
+                .cloned()
+                .collect(),
+            None => self.listings.iter().filter(keep).cloned().collect(),
+        }
+    }
+
+    /// This directory with some doctors' newer records: added or replaced
+    /// while verified, dropped otherwise. An older version never replaces a
+    /// newer one, so a change may be applied twice, in any order.
+    pub fn with(&self, changed: &[(DoctorRecord, ClinicRecord)]) -> Self {
+        let mut listings = self.listings.clone();
+        let position: HashMap<DoctorId, usize> = listings.iter().enumerate().map(|(i, l)| (l.0.id, i)).collect();
+        let mut dropped = std::collections::HashSet::new();
+        for (d, c) in changed {
+            let verified = d.verification == VerificationState::Verified;
+            match position.get(&d.id) {
+                Some(&i) if d.version < listings[i].0.version => {}
+                Some(&i) if verified => listings[i] = Arc::new((d.clone(), c.clone())),
+                Some(&i) => {
+                    dropped.insert(i);
+                }
+                None if verified => listings.push(Arc::new((d.clone(), c.clone()))),
+                None => {}
+            }
+        }
+        let listings = listings.into_iter().enumerate().filter(|(i, _)| !dropped.contains(i)).map(|(_, l)| l).collect();
+        Self::index(listings)
+    }
+}
+
+#[derive(Default)]
+struct DirectoryState {
+    snapshot: Option<(Instant, Arc<Directory>)>,
+    refreshing: bool,
+    /// Changes patched in while a refresh was reading the store, applied
+    /// again to what it read (which may predate them).
+    patched_during_refresh: Vec<(DoctorRecord, ClinicRecord)>,
+}
+
+/// This node's copy of the directory for search: loaded once, refreshed in
+/// the background when older than the TTL (requests meanwhile use the
+/// previous copy, so none waits and none stampedes), and patched at once by
+/// the changes this node makes or replicates. Another node's change shows
+/// within a TTL. It never decides a booking.
+pub struct DirectoryCache {
+    ttl: Duration,
+    state: Mutex<DirectoryState>,
+    /// The first load, made once while requests wait for it.
+    first_load: tokio::sync::Mutex<()>,
+}
 
 impl DirectoryCache {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::default(), first_loads: Mutex::default(), refreshing: Mutex::default() }
+        Self { ttl, state: Mutex::default(), first_load: tokio::sync::Mutex::const_new(()) }
     }
 
-    /// The entry and whether it is still fresh.
-    pub fn get(&self, key: &str) -> Option<(DirectoryEntry, bool)> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        entries.get(key).map(|(at, e)| (e.clone(), at.elapsed() < self.ttl))
+    pub fn enabled(&self) -> bool {
+        !self.ttl.is_zero()
     }
 
-    /// The lock the first load of `key` is made under.
-    pub fn first_load(&self, key: &str) -> std::sync::Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self.first_loads.lock().unwrap_or_else(|p| p.into_inner());
-        if locks.len() >= MAX_QUERIES {
-            locks.clear();
+    fn state(&self) -> std::sync::MutexGuard<'_, DirectoryState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The snapshot and whether it is still fresh.
+    pub fn get(&self) -> Option<(Arc<Directory>, bool)> {
+        self.state().snapshot.as_ref().map(|(at, d)| (d.clone(), at.elapsed() < self.ttl))
+    }
+
+    /// Waits for the first load when there is no snapshot yet (hold the guard
+    /// while loading).
+    pub async fn first_load(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.first_load.lock().await
+    }
+
+    /// Claims a load of the whole directory; `false` when one is under way.
+    pub fn start_refresh(&self) -> bool {
+        let mut st = self.state();
+        if st.refreshing {
+            return false;
         }
-        locks.entry(key.to_string()).or_default().clone()
+        st.refreshing = true;
+        st.patched_during_refresh.clear();
+        true
     }
 
-    /// Claims the refresh of `key`; `false` when another task is on it.
-    pub fn start_refresh(&self, key: &str) -> bool {
-        self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).insert(key.to_string())
-    }
-
-    pub fn end_refresh(&self, key: &str) {
-        self.refreshing.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
-    }
-
-    pub fn put(&self, key: String, entry: DirectoryEntry) {
-        if self.ttl.is_zero() {
-            return;
+    /// Ends the claimed load with what it read, plus what was patched meanwhile.
+    pub fn finish_refresh(&self, loaded: Directory) -> Arc<Directory> {
+        let mut st = self.state();
+        st.refreshing = false;
+        let patched = std::mem::take(&mut st.patched_during_refresh);
+        let dir = Arc::new(if patched.is_empty() { loaded } else { loaded.with(&patched) });
+        if self.enabled() {
+            st.snapshot = Some((Instant::now(), dir.clone()));
         }
-        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_QUERIES {
-            entries.clear();
-        }
-        entries.insert(key, (Instant::now(), entry));
+        dir
     }
 
-    pub fn clear(&self) {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    /// Ends the claimed load that failed; the previous snapshot stays.
+    pub fn abandon_refresh(&self) {
+        let mut st = self.state();
+        st.refreshing = false;
+        st.patched_during_refresh.clear();
+    }
+
+    /// Doctors changed through this node (or replicated to it): the snapshot
+    /// shows them at once.
+    pub fn patch(&self, changed: Vec<(DoctorRecord, ClinicRecord)>) {
+        let mut st = self.state();
+        if let Some((at, dir)) = &st.snapshot {
+            st.snapshot = Some((*at, Arc::new(dir.with(&changed))));
+        }
+        if st.refreshing {
+            st.patched_during_refresh.extend(changed);
+        }
+    }
+
+    /// Serve the snapshot as stale: the next search refreshes it in the background.
+    pub fn expire(&self) {
+        let ttl = self.ttl;
+        if let Some((at, _)) = &mut self.state().snapshot {
+            *at = Instant::now().checked_sub(ttl).unwrap_or(*at);
+        }
+    }
+
+    /// The snapshot's age (staleness, for metrics).
+    pub fn age(&self) -> Option<Duration> {
+        self.state().snapshot.as_ref().map(|(at, _)| at.elapsed())
     }
 }
 
@@ -169,22 +294,117 @@ mod tests {
         assert!(!AvailabilityCache::new(Duration::ZERO).enabled());
     }
 
+    fn listing(name: &str, specialty: &str, lat: f64, version: i64) -> (DoctorRecord, ClinicRecord) {
+        let now = Timestamp::UNIX_EPOCH;
+        let clinic = ClinicRecord {
+            id: medislot_domain::ClinicId::new(),
+            name: "Clinic".into(),
+            address: "1 Main St".into(),
+            position: medislot_domain::Coordinates { lat, lon: 2.35 },
+            time_zone: medislot_domain::TimeZoneName::parse("time_zone", "Europe/Paris").unwrap(),
+            region: "local".into(),
+            policy: medislot_domain::Policy::Strict,
+            created_at: now,
+        };
+        let doctor = DoctorRecord {
+            id: DoctorId::new(),
+            user_id: None,
+            clinic_id: clinic.id,
+            name: name.into(),
+            specialties: vec![specialty.into()],
+            languages: vec!["en".into()],
+            modes: vec![medislot_domain::Mode::InPerson],
+            licence_number: "L-1".into(),
+            bio: String::new(),
+            verification: VerificationState::Verified,
+            verification_reason: None,
+            schedule: Default::default(),
+            version,
+            created_at: now,
+            updated_at: now,
+        };
+        (doctor, clinic)
+    }
+
+    fn names(mut v: Vec<Listing>) -> Vec<String> {
+        v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        v.iter().map(|l| l.0.name.clone()).collect()
+    }
+
     #[test]
-    fn directory_entries_go_stale_but_stay_usable_and_refresh_once() {
+    fn the_directory_filters_like_the_store_query() {
+        let (a, b, c) = (
+            listing("A", "cardiology", 48.8, 1),
+            listing("B", "dermatology", 48.8, 1),
+            listing("C", "cardiology", 10.0, 1),
+        );
+        let mut pending = listing("D", "cardiology", 48.8, 1);
+        pending.0.verification = VerificationState::Pending;
+        let dir = Directory::new(vec![a.clone(), b, c, pending]);
+        assert_eq!(dir.len(), 3, "only verified doctors are listed");
+        let q = |specialty: Option<&str>| DoctorQuery { specialty: specialty.map(String::from), ..Default::default() };
+        assert_eq!(names(dir.matching(&q(Some("cardiology")))), ["A", "C"]);
+        assert_eq!(names(dir.matching(&q(Some("neurology")))), Vec::<String>::new());
+        assert_eq!(names(dir.matching(&q(None))), ["A", "B", "C"]);
+        let boxed = DoctorQuery { bounding_box: Some((48.0, 49.0, 2.0, 3.0)), ..q(Some("cardiology")) };
+        assert_eq!(names(dir.matching(&boxed)), ["A"], "the box is the clinic's position");
+        let others = DoctorQuery { exclude_doctor: Some(a.0.id), ..q(Some("cardiology")) };
+        assert_eq!(names(dir.matching(&others)), ["C"]);
+        let lang = DoctorQuery { language: Some("fr".into()), ..q(None) };
+        assert!(dir.matching(&lang).is_empty());
+        let online = DoctorQuery { mode: Some(medislot_domain::Mode::Online), ..q(None) };
+        assert!(dir.matching(&online).is_empty());
+    }
+
+    #[test]
+    fn patches_replace_add_and_drop_doctors_and_never_go_back_a_version() {
+        let a = listing("A", "cardiology", 48.8, 2);
+        let dir = Directory::new(vec![a.clone()]);
+        let mut renamed = a.clone();
+        renamed.0.name = "A2".into();
+        renamed.0.version = 3;
+        let mut older = a.clone();
+        older.0.name = "A-old".into();
+        older.0.version = 1;
+        let b = listing("B", "cardiology", 48.8, 1);
+        let dir = dir.with(&[renamed.clone(), older, b.clone()]);
+        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2", "B"]);
+        let mut moved = renamed;
+        moved.0.specialties = vec!["neurology".into()];
+        moved.0.version = 4;
+        let dir = dir.with(&[moved]);
+        let cardio = DoctorQuery { specialty: Some("cardiology".into()), ..Default::default() };
+        assert_eq!(names(dir.matching(&cardio)), ["B"], "the specialty index follows the change");
+        let mut suspended = b;
+        suspended.0.verification = VerificationState::Suspended;
+        suspended.0.version = 2;
+        assert_eq!(names(dir.with(&[suspended]).matching(&DoctorQuery::default())), ["A2"]);
+    }
+
+    #[test]
+    fn a_refresh_keeps_what_was_patched_while_it_read() {
         let c = DirectoryCache::new(Duration::from_millis(200));
-        assert!(c.get("cardiology").is_none());
-        c.put("cardiology".into(), std::sync::Arc::new(vec![]));
-        assert!(matches!(c.get("cardiology"), Some((_, true))));
+        assert!(c.get().is_none());
+        let a = listing("A", "cardiology", 48.8, 1);
+        assert!(c.start_refresh());
+        assert!(!c.start_refresh(), "one load at a time");
+        let read_before_the_change = Directory::new(vec![a.clone()]);
+        let mut renamed = a.clone();
+        renamed.0.name = "A2".into();
+        renamed.0.version = 2;
+        c.patch(vec![renamed]);
+        c.finish_refresh(read_before_the_change);
+        let (dir, fresh) = c.get().unwrap();
+        assert!(fresh);
+        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2"]);
         std::thread::sleep(Duration::from_millis(250));
-        assert!(matches!(c.get("cardiology"), Some((_, false))), "stale, still served while refreshed");
-        assert!(c.start_refresh("cardiology"));
-        assert!(!c.start_refresh("cardiology"), "one refresh at a time");
-        c.end_refresh("cardiology");
-        assert!(c.start_refresh("cardiology"));
-        c.clear();
-        assert!(c.get("cardiology").is_none(), "a local change drops everything");
+        assert!(matches!(c.get(), Some((_, false))), "stale, still served while refreshed");
+        assert!(c.start_refresh());
+        c.abandon_refresh();
+        assert!(matches!(c.get(), Some((_, false))), "a failed refresh keeps the previous copy");
         let off = DirectoryCache::new(Duration::ZERO);
-        off.put("x".into(), std::sync::Arc::new(vec![]));
-        assert!(off.get("x").is_none(), "a zero TTL keeps nothing");
+        assert!(off.start_refresh());
+        off.finish_refresh(Directory::default());
+        assert!(off.get().is_none(), "a zero TTL keeps nothing");
     }
 }

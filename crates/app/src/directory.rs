@@ -271,9 +271,9 @@ impl App {
         let expected = d.version;
         d.updated_at = self.now();
         self.store.update_doctor(&d, expected).await?;
-        self.availability_changed(d.id);
-        self.directory_changed();
         d.version = expected + 1;
+        self.availability_changed(d.id);
+        self.directory_changed(&d).await;
         Ok(d)
     }
 

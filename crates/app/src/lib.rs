@@ -107,7 +107,7 @@ impl App {
 
     /// The metrics exposition, with the store's and the cache's figures sampled now.
     pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.store.stats(), self.cache.oldest_age())
+        self.metrics.render(self.store.stats(), self.cache.oldest_age(), self.directory.age())
     }
 
     pub fn store(&self) -> &DynStore {

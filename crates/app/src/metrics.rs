@@ -50,6 +50,7 @@ pub struct Metrics {
     pool_connections: Gauge,
     pool_idle: Gauge,
     cache_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    directory_age: Gauge<f64, std::sync::atomic::AtomicU64>,
     pub deliveries: Family<DeliveryLabels, Counter>,
     notification_queue: Gauge,
     notification_queue_age: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -94,6 +95,12 @@ impl Default for Metrics {
             "availability_cache_age_seconds",
             "Age of the oldest availability cache entry this node still serves",
             cache_age.clone(),
+        );
+        let directory_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
+        registry.register(
+            "directory_cache_age_seconds",
+            "Age of this node's copy of the directory that search reads",
+            directory_age.clone(),
         );
         let deliveries = Family::<DeliveryLabels, Counter>::default();
         registry.register(
@@ -146,6 +153,7 @@ impl Default for Metrics {
             pool_connections,
             pool_idle,
             cache_age,
+            directory_age,
             deliveries,
             notification_queue,
             notification_queue_age,
@@ -193,8 +201,14 @@ impl Metrics {
     }
 
     /// The exposition text, with the store's figures sampled now.
-    pub fn render(&self, store: medislot_store::StoreStats, cache_age: std::time::Duration) -> String {
+    pub fn render(
+        &self,
+        store: medislot_store::StoreStats,
+        cache_age: std::time::Duration,
+        directory_age: Option<std::time::Duration>,
+    ) -> String {
         self.cache_age.set(cache_age.as_secs_f64());
+        self.directory_age.set(directory_age.unwrap_or_default().as_secs_f64());
         self.pool_connections.set(i64::from(store.pool_connections));
         self.pool_idle.set(i64::from(store.pool_idle));
         let seen = self.holds_expired.get();

