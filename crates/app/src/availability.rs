@@ -1,7 +1,7 @@
 //! Reading availability: a doctor's free slots, search with next free slot,
 //! and the alternatives offered when a slot was just taken.
 
-use crate::cache::{Directory, Listing};
+use crate::cache::{Directory, Listing, Refresh};
 use crate::{access::Actor, App, AppError};
 use jiff::{SignedDuration, Timestamp};
 use medislot_domain::{
@@ -428,22 +428,25 @@ impl App {
         let _first = self.directory.first_load().await;
         match self.directory.get() {
             Some((dir, _)) => Ok(dir),
-            None => self.refresh_directory().await,
+            // Only a stale snapshot is refreshed in the background: with none
+            // yet, this (under the first-load lock) is the only load.
+            None => match self.directory.start_refresh() {
+                Some(refresh) => self.load_directory(refresh).await,
+                None => Err(AppError::Unavailable("the directory is being loaded".into())),
+            },
         }
     }
 
-    /// Loads the whole directory into this node's cache.
-    async fn refresh_directory(&self) -> Result<Arc<Directory>, AppError> {
-        if !self.directory.start_refresh() {
-            // Another load is under way (in the background, so a snapshot exists).
-            return self
-                .directory
-                .get()
-                .map(|(d, _)| d)
-                .ok_or_else(|| AppError::Unavailable("the directory is being loaded".into()));
-        }
-        match self.store.search_doctors(&DoctorQuery::default()).await {
-            Ok(rows) => Ok(self.directory.finish_refresh(Directory::new(rows))),
+    /// Reads what the claimed refresh needs: the whole directory, or only
+    /// the doctors changed since the last load.
+    async fn load_directory(&self, refresh: Refresh) -> Result<Arc<Directory>, AppError> {
+        let began = self.now();
+        let rows = match refresh {
+            Refresh::Full => self.store.search_doctors(&DoctorQuery::default()).await,
+            Refresh::ChangedSince(since) => self.store.doctors_updated_since(since).await,
+        };
+        match rows {
+            Ok(rows) => Ok(self.directory.finish_refresh(refresh, began, rows)),
             Err(e) => {
                 self.directory.abandon_refresh();
                 Err(e.into())
@@ -491,12 +494,14 @@ impl App {
         let dir = match self.directory.get() {
             Some((dir, true)) => dir,
             Some((stale, false)) => {
-                let app = self.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = app.refresh_directory().await {
-                        tracing::warn!(error = %e, "refreshing the directory cache failed");
-                    }
-                });
+                if let Some(refresh) = self.directory.start_refresh() {
+                    let app = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = app.load_directory(refresh).await {
+                            tracing::warn!(error = %e, "refreshing the directory cache failed");
+                        }
+                    });
+                }
                 stale
             }
             None => self.warm_directory().await?,

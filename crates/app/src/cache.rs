@@ -176,7 +176,25 @@ struct DirectoryState {
     /// Changes patched in while a refresh was reading the store, applied
     /// again to what it read (which may predate them).
     patched_during_refresh: Vec<(DoctorRecord, ClinicRecord)>,
+    /// When the last successful load began (by the application's clock).
+    loaded_from: Option<Timestamp>,
+    last_full: Option<Instant>,
 }
+
+/// What a refresh reads: the whole directory, or the doctors changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    Full,
+    ChangedSince(Timestamp),
+}
+
+/// Every this many TTLs a refresh reads the whole directory again (which
+/// also catches what the incremental ones could miss, such as a replicated
+/// doctor whose change carries another region's older time).
+const FULL_REFRESH_EVERY_TTLS: u32 = 6;
+/// Incremental refreshes reach this far before the previous load began:
+/// changes written by other nodes whose clocks run a little behind.
+const CLOCK_MARGIN: SignedDuration = SignedDuration::from_secs(5);
 
 /// This node's copy of the directory for search: loaded once, refreshed in
 /// the background when older than the TTL (requests meanwhile use the
@@ -214,25 +232,52 @@ impl DirectoryCache {
         self.first_load.lock().await
     }
 
-    /// Claims a load of the whole directory; `false` when one is under way.
-    pub fn start_refresh(&self) -> bool {
+    /// Claims a refresh and says what it must read; `None` when one is under way.
+    pub fn start_refresh(&self) -> Option<Refresh> {
         let mut st = self.state();
         if st.refreshing {
-            return false;
+            return None;
         }
         st.refreshing = true;
         st.patched_during_refresh.clear();
-        true
+        let full_due = st.last_full.is_none_or(|t| t.elapsed() >= self.ttl * FULL_REFRESH_EVERY_TTLS);
+        Some(match (&st.snapshot, st.loaded_from) {
+            (Some(_), Some(from)) if !full_due => Refresh::ChangedSince(from - CLOCK_MARGIN),
+            _ => Refresh::Full,
+        })
     }
 
-    /// Ends the claimed load with what it read, plus what was patched meanwhile.
-    pub fn finish_refresh(&self, loaded: Directory) -> Arc<Directory> {
+    /// Ends the claimed refresh with the rows it read (from `began` on), plus
+    /// what was patched meanwhile.
+    pub fn finish_refresh(
+        &self,
+        refresh: Refresh,
+        began: Timestamp,
+        mut rows: Vec<(DoctorRecord, ClinicRecord)>,
+    ) -> Arc<Directory> {
         let mut st = self.state();
         st.refreshing = false;
         let patched = std::mem::take(&mut st.patched_during_refresh);
-        let dir = Arc::new(if patched.is_empty() { loaded } else { loaded.with(&patched) });
+        let dir = match refresh {
+            Refresh::Full => {
+                st.last_full = Some(Instant::now());
+                let loaded = Directory::new(rows);
+                if patched.is_empty() {
+                    loaded
+                } else {
+                    loaded.with(&patched)
+                }
+            }
+            Refresh::ChangedSince(_) => {
+                rows.extend(patched);
+                let current = st.snapshot.as_ref().map(|(_, d)| d.clone()).unwrap_or_default();
+                current.with(&rows)
+            }
+        };
+        let dir = Arc::new(dir);
         if self.enabled() {
             st.snapshot = Some((Instant::now(), dir.clone()));
+            st.loaded_from = Some(began);
         }
         dir
     }
@@ -247,6 +292,9 @@ impl DirectoryCache {
     /// Doctors changed through this node (or replicated to it): the snapshot
     /// shows them at once.
     pub fn patch(&self, changed: Vec<(DoctorRecord, ClinicRecord)>) {
+        if changed.is_empty() {
+            return;
+        }
         let mut st = self.state();
         if let Some((at, dir)) = &st.snapshot {
             st.snapshot = Some((*at, Arc::new(dir.with(&changed))));
@@ -386,25 +434,31 @@ mod tests {
         let c = DirectoryCache::new(Duration::from_millis(200));
         assert!(c.get().is_none());
         let a = listing("A", "cardiology", 48.8, 1);
-        assert!(c.start_refresh());
-        assert!(!c.start_refresh(), "one load at a time");
-        let read_before_the_change = Directory::new(vec![a.clone()]);
+        let began = Timestamp::from_second(1_000_000).unwrap();
+        assert_eq!(c.start_refresh(), Some(Refresh::Full), "the first load reads everything");
+        assert_eq!(c.start_refresh(), None, "one load at a time");
         let mut renamed = a.clone();
         renamed.0.name = "A2".into();
         renamed.0.version = 2;
         c.patch(vec![renamed]);
-        c.finish_refresh(read_before_the_change);
+        c.finish_refresh(Refresh::Full, began, vec![a.clone()]);
         let (dir, fresh) = c.get().unwrap();
         assert!(fresh);
-        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2"]);
+        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2"], "the patch outlives the older read");
         std::thread::sleep(Duration::from_millis(250));
         assert!(matches!(c.get(), Some((_, false))), "stale, still served while refreshed");
-        assert!(c.start_refresh());
+        let since = c.start_refresh();
+        assert_eq!(since, Some(Refresh::ChangedSince(began - CLOCK_MARGIN)), "then only what changed");
         c.abandon_refresh();
         assert!(matches!(c.get(), Some((_, false))), "a failed refresh keeps the previous copy");
+        let b = listing("B", "cardiology", 48.8, 1);
+        c.start_refresh();
+        c.finish_refresh(since.unwrap(), began, vec![b]);
+        let (dir, _) = c.get().unwrap();
+        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2", "B"], "changes are merged");
         let off = DirectoryCache::new(Duration::ZERO);
-        assert!(off.start_refresh());
-        off.finish_refresh(Directory::default());
+        assert_eq!(off.start_refresh(), Some(Refresh::Full));
+        off.finish_refresh(Refresh::Full, began, vec![a]);
         assert!(off.get().is_none(), "a zero TTL keeps nothing");
     }
 }

@@ -179,5 +179,6 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
         appointments += batch.appointments.len();
         app.store().bulk_load(&batch).await?;
     }
+    app.store().refresh_statistics().await?;
     Ok((args.clinics, args.doctors, args.patients, appointments))
 }

@@ -90,6 +90,10 @@ pub trait Store: NotifyStore + RegionStore + Send + Sync + 'static {
     async fn add_time_off(&self, t: &TimeOffRecord) -> Result<()>;
     /// Verified doctors matching the filters, with their clinics.
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
+    /// Doctors whatever their verification whose record changed at or after
+    /// `since` (and possibly a little before), with their clinics: what a
+    /// node's copy of the directory must update.
+    async fn doctors_updated_since(&self, since: Timestamp) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
     /// Doctors whatever their verification (for staff): of one clinic, in one state, or all; by name.
     async fn list_doctors(
         &self,
@@ -127,6 +131,8 @@ pub trait Store: NotifyStore + RegionStore + Send + Sync + 'static {
     /// clinics with their admin, doctors, and booked appointments — which the
     /// overlap constraint checks like any other. No audit or outbox rows.
     async fn bulk_load(&self, data: &BulkLoad) -> Result<()>;
+    /// After bulk loads: the query planner's statistics brought up to date.
+    async fn refresh_statistics(&self) -> Result<()>;
 
     /// What happened to appointments since `since` (by the audit trail), of
     /// these clinics or of all, and the outbox's backlog: the operations page.

@@ -1056,6 +1056,17 @@ impl Store for SqlStore {
         rows.iter().map(clinic_row).collect()
     }
 
+    async fn doctors_updated_since(&self, since: Timestamp) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+        // One second earlier: a change at 12:00:00.5 sorts before "12:00:00Z" as text.
+        let from = (since - jiff::SignedDuration::from_secs(1)).to_string();
+        let sql = self.d.sql(&format!(
+            "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+             WHERE d.updated_at >= ?"
+        ));
+        let rows = sqlx::query(&sql).bind(from).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(|r| Ok((doctor_row(r)?, clinic_row(r)?))).collect()
+    }
+
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
         // A specialty drives the query from its tag index (a tenth of the
         // directory, typically); nearly every doctor is verified, so starting
@@ -1287,6 +1298,21 @@ impl Store for SqlStore {
             self.insert_seeded_appointment(&mut tx, a).await?;
         }
         self.commit(tx).await
+    }
+
+    async fn refresh_statistics(&self) -> Result<()> {
+        match self.d {
+            // Until autovacuum gets to the freshly loaded tables (measured: not
+            // within minutes), the planner guesses their sizes and picks plans
+            // that took searches from 5 ms to a second.
+            Dialect::Postgres => {
+                sqlx::query("ANALYZE").execute(&self.pool).await.map_err(map_err)?;
+            }
+            // Without statistics SQLite's planner prefers the indexes these
+            // queries are written for; nothing to refresh.
+            Dialect::Sqlite => {}
+        }
+        Ok(())
     }
 
     async fn activity_since(&self, since: Timestamp, clinics: Option<&[ClinicId]>) -> Result<Activity> {

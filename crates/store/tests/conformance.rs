@@ -294,6 +294,22 @@ async fn changes_are_tracked_for_publishers(f: &Fixture) {
     assert!(f.store.last_change(after).await.unwrap().unwrap() >= Timestamp::from_second(mark.as_second()).unwrap());
 }
 
+async fn directory_updates_since_include_suspended_doctors(f: &Fixture) {
+    let later = Timestamp::now() + SignedDuration::from_secs(5);
+    assert!(f.store.doctors_updated_since(later).await.unwrap().is_empty(), "nothing changed after now");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mark = Timestamp::now();
+    let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    d.verification = VerificationState::Suspended;
+    d.updated_at = Timestamp::now();
+    f.store.update_doctor(&d, d.version).await.unwrap();
+    let changed = f.store.doctors_updated_since(mark).await.unwrap();
+    assert_eq!(changed.len(), 1, "the suspension is a change search must see");
+    assert_eq!((changed[0].0.id, changed[0].0.verification), (f.doctor, VerificationState::Suspended));
+    assert_eq!(changed[0].1.id, d.clinic_id, "with the doctor's clinic");
+    assert!(f.store.search_doctors(&DoctorQuery::default()).await.unwrap().is_empty());
+}
+
 async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
     let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
     let mut doctor = f.store.doctor(f.doctor).await.unwrap().unwrap();
@@ -332,6 +348,8 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
     f.store.bulk_load(&good).await.unwrap();
     assert_eq!(f.store.doctor(doctor.id).await.unwrap().unwrap().clinic_id, clinic);
     let window = medislot_domain::Interval { start: f.at(-60), end: f.at(120) };
+    assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
+    f.store.refresh_statistics().await.expect("statistics refresh after a bulk load");
     assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
 }
 
@@ -572,6 +590,7 @@ conformance!(
     changes_write_outbox_rows_in_the_same_transaction,
     doctor_updates_are_compare_and_swap,
     changes_are_tracked_for_publishers,
+    directory_updates_since_include_suspended_doctors,
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
     activity_counts_what_happened_per_clinic,
@@ -592,6 +611,7 @@ conformance!(
     changes_write_outbox_rows_in_the_same_transaction,
     doctor_updates_are_compare_and_swap,
     changes_are_tracked_for_publishers,
+    directory_updates_since_include_suspended_doctors,
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
     activity_counts_what_happened_per_clinic,
