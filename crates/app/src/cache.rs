@@ -149,10 +149,20 @@ impl Directory {
     /// while verified, dropped otherwise. An older version never replaces a
     /// newer one, so a change may be applied twice, in any order.
     pub fn with(&self, changed: &[(DoctorRecord, ClinicRecord)]) -> Self {
+        // Each doctor once, at the newest version given (the later one on a tie).
+        let mut newest: HashMap<DoctorId, &(DoctorRecord, ClinicRecord)> = HashMap::new();
+        for row in changed {
+            match newest.get(&row.0.id) {
+                Some(seen) if seen.0.version > row.0.version => {}
+                _ => {
+                    newest.insert(row.0.id, row);
+                }
+            }
+        }
         let mut listings = self.listings.clone();
         let position: HashMap<DoctorId, usize> = listings.iter().enumerate().map(|(i, l)| (l.0.id, i)).collect();
         let mut dropped = std::collections::HashSet::new();
-        for (d, c) in changed {
+        for (d, c) in newest.into_values() {
             let verified = d.verification == VerificationState::Verified;
             match position.get(&d.id) {
                 Some(&i) if d.version < listings[i].0.version => {}
@@ -415,8 +425,8 @@ mod tests {
         older.0.name = "A-old".into();
         older.0.version = 1;
         let b = listing("B", "cardiology", 48.8, 1);
-        let dir = dir.with(&[renamed.clone(), older, b.clone()]);
-        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2", "B"]);
+        let dir = dir.with(&[renamed.clone(), older, b.clone(), b.clone()]);
+        assert_eq!(names(dir.matching(&DoctorQuery::default())), ["A2", "B"], "a doctor given twice is listed once");
         let mut moved = renamed;
         moved.0.specialties = vec!["neurology".into()];
         moved.0.version = 4;
