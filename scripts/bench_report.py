@@ -31,14 +31,18 @@ for backend, label in [("sqlite", "SQLite"), ("pg", "PostgreSQL")]:
     if not book:
         continue
     base_rate = base["bookings_per_s"] if base else 0
+    # Bookings made per second (201s over the time the answers took, a backlog
+    # included): an overloaded node also answers 503 at once.
+    elapsed = book["answered"] / book["rate_achieved"] if book["rate_achieved"] else float(seconds)
+    booked = round(book["status"].get("201", 0) / elapsed, 1)
     bad = sum(v for k, v in book["status"].items() if k != "201") + book["errors"] + book.get("shed", 0)
     if backend == "sqlite":
-        met = book["rate_achieved"] >= 1500 * 0.98 and book["latency_ms"]["p99"] <= 25 and bad == 0
+        met = booked >= 1500 * 0.98 and book["latency_ms"]["p99"] <= 25 and bad == 0
         target = "≥ 1,500 bookings/s, p99 ≤ 25 ms"
     else:
-        met = base_rate > 0 and book["rate_achieved"] >= 0.5 * base_rate and bad == 0
+        met = base_rate > 0 and booked >= 0.5 * base_rate and bad == 0
         target = f"≥ 50% of pgbench ({base_rate:.0f}/s) = {base_rate * 0.5:.0f}/s"
-    rows.append((f"{label}: book", target, f"{book['rate_achieved']}/s of {book['rate_offered']} offered; {lat(book)}; {statuses(book)}", met))
+    rows.append((f"{label}: book", target, f"{booked} bookings/s ({book['rate_offered']}/s offered, {book['rate_achieved']}/s answered); {lat(book)}; {statuses(book)}", met))
     how = "Rust loop on the store, 4 callers" if backend == "sqlite" else "pgbench, 8 clients"
     rows.append((f"{label}: database alone", "—", f"{base_rate:.0f} bookings/s ({how})", None))
     rows.append((f"{label}: race, 200 clients", "1 × 201, 199 × 409, p99 ≤ 100 ms", f"{statuses(race)}; {lat(race)}", race["exactly_one_winner"] and race["latency_ms"]["p99"] <= 100))

@@ -298,6 +298,15 @@ impl App {
         clinic: &ClinicRecord,
         after: Timestamp,
     ) -> Vec<SlotView> {
+        self.alternatives.get_or_compute((doctor.id, after), || self.compute_alternatives(doctor, clinic, after)).await
+    }
+
+    async fn compute_alternatives(
+        &self,
+        doctor: &DoctorRecord,
+        clinic: &ClinicRecord,
+        after: Timestamp,
+    ) -> Vec<SlotView> {
         let now = self.now();
         let soon = Interval { start: after.max(now), end: after.max(now) + SignedDuration::from_hours(24 * SOON_DAYS) };
         let mut out: Vec<SlotView> = match self.free_slots(doctor, clinic, soon, None, now).await {

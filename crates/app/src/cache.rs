@@ -328,6 +328,56 @@ impl DirectoryCache {
     }
 }
 
+/// Answers worth sharing for a moment: everyone asking the same question
+/// within the TTL gets one computation's answer, and those who ask while it
+/// runs wait for it (the 199 losers of a race for one slot are offered the
+/// same alternatives, computed once).
+pub struct Memo<K, V> {
+    ttl: Duration,
+    entries: Mutex<HashMap<K, MemoEntry<V>>>,
+}
+
+/// When a question was first asked, and its answer (once computed).
+type MemoEntry<V> = (Instant, Arc<tokio::sync::OnceCell<V>>);
+
+/// Questions remembered at most (then the expired ones, or all, are dropped).
+const MAX_MEMO_ENTRIES: usize = 10_000;
+
+impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::default() }
+    }
+
+    pub async fn get_or_compute<F, Fut>(&self, key: K, compute: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = V>,
+    {
+        if self.ttl.is_zero() {
+            return compute().await;
+        }
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if entries.len() >= MAX_MEMO_ENTRIES {
+                let ttl = self.ttl;
+                entries.retain(|_, (at, _)| at.elapsed() < ttl);
+                if entries.len() >= MAX_MEMO_ENTRIES {
+                    entries.clear();
+                }
+            }
+            match entries.get(&key) {
+                Some((at, cell)) if at.elapsed() < self.ttl => cell.clone(),
+                _ => {
+                    let cell = Arc::new(tokio::sync::OnceCell::new());
+                    entries.insert(key, (Instant::now(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(compute).await.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -387,6 +437,29 @@ mod tests {
     fn names(mut v: Vec<Listing>) -> Vec<String> {
         v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         v.iter().map(|l| l.0.name.clone()).collect()
+    }
+
+    #[tokio::test]
+    async fn a_memo_computes_once_for_everyone_asking_at_the_same_time() {
+        let memo = Arc::new(Memo::new(Duration::from_millis(300)));
+        let runs = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let ask = |memo: Arc<Memo<&'static str, u32>>, runs: Arc<std::sync::atomic::AtomicU32>| async move {
+            memo.get_or_compute("slot", || async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+            })
+            .await
+        };
+        let mut asking = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            asking.spawn(ask(memo.clone(), runs.clone()));
+        }
+        let answers = asking.join_all().await;
+        assert!(answers.iter().all(|a| *a == 1), "one computation, shared: {answers:?}");
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert_eq!(ask(memo.clone(), runs.clone()).await, 2, "computed again after the TTL");
+        let off = Memo::new(Duration::ZERO);
+        assert_eq!(off.get_or_compute("x", || async { 7 }).await + off.get_or_compute("x", || async { 8 }).await, 15);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub struct App {
     metrics: Arc<metrics::Metrics>,
     cache: Arc<cache::AvailabilityCache>,
     directory: Arc<cache::DirectoryCache>,
+    /// The alternatives offered for a taken slot, shared by its race's losers.
+    alternatives: Arc<cache::Memo<(medislot_domain::DoctorId, Timestamp), Vec<SlotView>>>,
     regions: Option<Arc<dyn RegionLink>>,
 }
 
@@ -90,7 +92,19 @@ impl App {
             config.directory_cache_ttl
         };
         let directory = Arc::new(cache::DirectoryCache::new(directory_ttl));
-        Self { store, config: Arc::new(config), clock, metrics: Arc::default(), cache, directory, regions: None }
+        // At most a second, and never longer than availability may be cached.
+        let memo_ttl = config.availability_cache_ttl.min(std::time::Duration::from_secs(1));
+        let alternatives = Arc::new(cache::Memo::new(memo_ttl));
+        Self {
+            store,
+            config: Arc::new(config),
+            clock,
+            metrics: Arc::default(),
+            cache,
+            directory,
+            alternatives,
+            regions: None,
+        }
     }
 
     pub fn now(&self) -> Timestamp {

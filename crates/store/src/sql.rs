@@ -49,22 +49,42 @@ impl std::ops::DerefMut for WriteTx {
 }
 
 /// The queue of this process's SQLite writers: a fair (FIFO) lock, waited for
-/// no longer than the busy timeout so that an overloaded node answers 503
-/// instead of queueing without end.
+/// no longer than the busy timeout, and joined by at most [`MAX_QUEUED_WRITES`]
+/// at a time: beyond that an overloaded node answers 503 at once (the client
+/// retries later) instead of piling up requests, their memory and their wait.
 struct WriteTurn {
     lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     patience: std::time::Duration,
+    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// About a second of SQLite bookings on two cores.
+const MAX_QUEUED_WRITES: usize = 512;
+
+/// One place in the writers' queue, left when dropped (taken, timed out or cancelled).
+struct Queued(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 impl WriteTurn {
     fn new(patience: std::time::Duration) -> Self {
-        Self { lock: Default::default(), patience }
+        Self { lock: Default::default(), patience, queued: Default::default() }
     }
 
     async fn take(&self) -> Result<tokio::sync::OwnedMutexGuard<()>> {
-        tokio::time::timeout(self.patience, self.lock.clone().lock_owned())
+        let place = Queued(self.queued.clone());
+        if self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= MAX_QUEUED_WRITES {
+            return Err(StoreError::Unavailable("too many writes waiting for the database".into()));
+        }
+        let turn = tokio::time::timeout(self.patience, self.lock.clone().lock_owned())
             .await
-            .map_err(|_| StoreError::Unavailable("too many writes waiting for the database".into()))
+            .map_err(|_| StoreError::Unavailable("too many writes waiting for the database".into()));
+        drop(place);
+        turn
     }
 }
 
@@ -1417,6 +1437,36 @@ impl Store for SqlStore {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn writers_queue_in_order_and_a_full_queue_is_refused_at_once() {
+        let turn = std::sync::Arc::new(WriteTurn::new(std::time::Duration::from_secs(30)));
+        let first = turn.take().await.unwrap();
+        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut waiting = tokio::task::JoinSet::new();
+        for i in 0..MAX_QUEUED_WRITES {
+            let (mine, order) = (turn.clone(), order.clone());
+            waiting.spawn(async move {
+                let _mine = mine.take().await.unwrap();
+                order.lock().unwrap().push(i);
+            });
+            // Queue them one after the other, so that their order is known.
+            while turn.queued.load(Ordering::SeqCst) < i + 1 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let started = std::time::Instant::now();
+        assert!(matches!(turn.take().await, Err(StoreError::Unavailable(_))), "the queue is full");
+        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused without waiting");
+        drop(first);
+        waiting.join_all().await;
+        assert_eq!(*order.lock().unwrap(), (0..MAX_QUEUED_WRITES).collect::<Vec<_>>(), "first come, first served");
+        assert_eq!(turn.queued.load(Ordering::SeqCst), 0);
+        let patient = WriteTurn::new(std::time::Duration::from_millis(50));
+        let _held = patient.take().await.unwrap();
+        assert!(matches!(patient.take().await, Err(StoreError::Unavailable(_))), "no longer than the busy timeout");
+        assert_eq!(patient.queued.load(Ordering::SeqCst), 0, "a writer that gave up left the queue");
+    }
 
     #[tokio::test]
     async fn transient_conflicts_are_retried_a_bounded_number_of_times() {
