@@ -800,7 +800,9 @@ impl SqlStore {
                  WHERE doctor_id IN ({ph}) AND start_at < ? AND end_at > ?"
             );
             let sql = self.d.sql(&sql);
-            let mut q = sqlx::query(&sql);
+            // Not kept prepared: every list length is another statement, and each
+            // connection would hold a hundred of them.
+            let mut q = sqlx::query(&sql).persistent(false);
             for d in chunk {
                 q = q.bind(d.to_string());
             }
@@ -1149,7 +1151,7 @@ impl Store for SqlStore {
                 "SELECT doctor_id, start_at, end_at FROM replica_busy
                  WHERE doctor_id IN ({ph}) AND start_at < ? AND end_at > ?"
             ));
-            let mut q = sqlx::query(&sql);
+            let mut q = sqlx::query(&sql).persistent(false);
             for d in chunk {
                 q = q.bind(d.to_string());
             }
