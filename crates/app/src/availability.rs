@@ -243,7 +243,8 @@ impl App {
     }
 
     /// Filters candidates by exact distance, finds each one's next free slot,
-    /// and sorts them: soonest first, then nearest, then by name.
+    /// and sorts them: soonest first, then nearest, then by name (and id, so
+    /// that pages never overlap).
     async fn with_next_slots(
         &self,
         candidates: Vec<Listing>,
@@ -286,6 +287,7 @@ impl App {
                 .cmp(&key(b))
                 .then(a.distance_km.unwrap_or(0.0).total_cmp(&b.distance_km.unwrap_or(0.0)))
                 .then(a.listing.0.name.cmp(&b.listing.0.name))
+                .then(a.listing.0.id.cmp(&b.listing.0.id))
         });
         Ok(hits)
     }
