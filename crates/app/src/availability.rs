@@ -432,6 +432,12 @@ impl App {
         self.cache.invalidate(doctor);
     }
 
+    /// Whether search reads a copy of the directory kept by this node (off with
+    /// the availability cache or a zero directory TTL).
+    pub fn keeps_directory_copy(&self) -> bool {
+        self.directory.enabled()
+    }
+
     /// Search's copy of the directory, loading it first when this node has
     /// none yet: `serve` calls it at start-up, and requests that come before
     /// that load ends wait for it rather than start their own.

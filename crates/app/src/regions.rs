@@ -162,7 +162,7 @@ impl App {
         })
     }
 
-    /// The home region of a slot's doctor (`None`: no such bookable doctor).
+    /// The home region of a slot's doctor (`None`: the slot id names no known doctor).
     pub async fn home_of_slot(&self, slot_id: &str) -> Result<Option<String>, AppError> {
         let Ok(id) = medislot_domain::SlotId::parse("slot_id", slot_id) else { return Ok(None) };
         let Some(d) = self.store.doctor(id.doctor).await? else { return Ok(None) };

@@ -26,7 +26,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::seed(&app).await.context("seeding demo data")?;
     }
-    if args.directory_cache_ttl_ms > 0 && args.availability_cache_ttl_ms > 0 {
+    if app.keeps_directory_copy() {
         // Search's copy of the directory loads now rather than under the first searches.
         let warm = app.clone();
         tokio::spawn(async move {

@@ -218,6 +218,15 @@ impl SqlStore {
         }
     }
 
+    /// One autocommit write, in this process's turn to write (see [`WriteTurn`]).
+    async fn execute_write<'q>(
+        &self,
+        query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
+    ) -> Result<sqlx::any::AnyQueryResult> {
+        let _turn = self.write_turn().await?;
+        query.execute(&self.pool).await.map_err(map_err)
+    }
+
     async fn insert_user(&self, tx: &mut WriteTx, u: &UserRecord) -> Result<()> {
         sqlx::query(
             &self

@@ -330,7 +330,6 @@ impl NotifyStore for SqlStore {
     }
 
     async fn finish_delivery(&self, id: i64, worker: &str, outcome: &DeliveryOutcome, now: Timestamp) -> Result<()> {
-        let _turn = self.write_turn().await?;
         let (status, next, error, http, delivered) = match outcome {
             DeliveryOutcome::Delivered { http_status } => ("delivered", now, None, *http_status, Some(now.to_string())),
             DeliveryOutcome::Retry { at, error, http_status } => {
@@ -339,22 +338,21 @@ impl NotifyStore for SqlStore {
             DeliveryOutcome::Dead { error, http_status } => ("dead", now, Some(error.clone()), *http_status, None),
             DeliveryOutcome::Skipped { why } => ("skipped", now, Some(why.clone()), None, None),
         };
-        sqlx::query(&self.d.sql(
+        let sql = self.d.sql(
             "UPDATE deliveries SET status = ?, next_attempt_at = ?, last_error = ?, last_status = ?, delivered_at = ?,
                     attempts = attempts + ?, claimed_by = NULL, claimed_until = NULL
              WHERE id = ? AND claimed_by = ? AND status = 'pending'",
-        ))
-        .bind(status)
-        .bind(secs(next))
-        .bind(error)
-        .bind(http.map(i64::from))
-        .bind(delivered)
-        .bind(i64::from(!matches!(outcome, DeliveryOutcome::Skipped { .. })))
-        .bind(id)
-        .bind(worker)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        );
+        let write = sqlx::query(&sql)
+            .bind(status)
+            .bind(secs(next))
+            .bind(error)
+            .bind(http.map(i64::from))
+            .bind(delivered)
+            .bind(i64::from(!matches!(outcome, DeliveryOutcome::Skipped { .. })))
+            .bind(id)
+            .bind(worker);
+        self.execute_write(write).await?;
         Ok(())
     }
 
@@ -417,34 +415,32 @@ impl NotifyStore for SqlStore {
     }
 
     async fn mark_notification_read(&self, user: UserId, id: Uuid, now: Timestamp) -> Result<bool> {
-        let _turn = self.write_turn().await?;
-        let done = sqlx::query(
-            &self.d.sql("UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ? AND user_id = ?"),
-        )
-        .bind(now.to_string())
-        .bind(id.to_string())
-        .bind(user.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        let done = self
+            .execute_write(
+                sqlx::query(
+                    &self.d.sql("UPDATE notifications SET read_at = COALESCE(read_at, ?) WHERE id = ? AND user_id = ?"),
+                )
+                .bind(now.to_string())
+                .bind(id.to_string())
+                .bind(user.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn create_webhook(&self, w: &WebhookRecord) -> Result<()> {
-        let _turn = self.write_turn().await?;
-        sqlx::query(&self.d.sql(
+        let sql = self.d.sql(
             "INSERT INTO webhooks (id, clinic_id, url, secret, events, active, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        ))
-        .bind(w.id.to_string())
-        .bind(w.clinic_id.to_string())
-        .bind(&w.url)
-        .bind(&w.secret)
-        .bind(to_json(&w.events))
-        .bind(i64::from(w.active))
-        .bind(w.created_at.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        );
+        let write = sqlx::query(&sql)
+            .bind(w.id.to_string())
+            .bind(w.clinic_id.to_string())
+            .bind(&w.url)
+            .bind(&w.secret)
+            .bind(to_json(&w.events))
+            .bind(i64::from(w.active))
+            .bind(w.created_at.to_string());
+        self.execute_write(write).await?;
         Ok(())
     }
 
@@ -464,34 +460,32 @@ impl NotifyStore for SqlStore {
     }
 
     async fn delete_webhook(&self, id: Uuid) -> Result<bool> {
-        let _turn = self.write_turn().await?;
         // Kept for its delivery log; only switched off.
-        let done = sqlx::query(&self.d.sql("UPDATE webhooks SET active = 0 WHERE id = ? AND active = 1"))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute_write(
+                sqlx::query(&self.d.sql("UPDATE webhooks SET active = 0 WHERE id = ? AND active = 1"))
+                    .bind(id.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn join_waitlist(&self, e: &WaitlistRecord) -> Result<()> {
-        let _turn = self.write_turn().await?;
         let at = e.created_at.to_string();
-        sqlx::query(&self.d.sql(
+        let sql = self.d.sql(
             "INSERT INTO waitlist (id, doctor_id, patient_id, not_before, not_after, mode, status, created_at, updated_at)
              VALUES (?, ?, ?, ?, ?, ?, 'waiting', ?, ?)",
-        ))
-        .bind(e.id.to_string())
-        .bind(e.doctor_id.to_string())
-        .bind(e.patient_id.to_string())
-        .bind(e.not_before.map(secs))
-        .bind(e.not_after.map(secs))
-        .bind(e.mode.map(|m| m.as_str()))
-        .bind(&at)
-        .bind(&at)
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        );
+        let write = sqlx::query(&sql)
+            .bind(e.id.to_string())
+            .bind(e.doctor_id.to_string())
+            .bind(e.patient_id.to_string())
+            .bind(e.not_before.map(secs))
+            .bind(e.not_after.map(secs))
+            .bind(e.mode.map(|m| m.as_str()))
+            .bind(&at)
+            .bind(&at);
+        self.execute_write(write).await?;
         Ok(())
     }
 
@@ -504,17 +498,17 @@ impl NotifyStore for SqlStore {
     }
 
     async fn leave_waitlist(&self, id: Uuid, patient: UserId, now: Timestamp) -> Result<bool> {
-        let _turn = self.write_turn().await?;
-        let done = sqlx::query(&self.d.sql(
-            "UPDATE waitlist SET status = 'left', updated_at = ?
+        let done = self
+            .execute_write(
+                sqlx::query(&self.d.sql(
+                    "UPDATE waitlist SET status = 'left', updated_at = ?
              WHERE id = ? AND patient_id = ? AND status IN ('waiting', 'offered')",
-        ))
-        .bind(now.to_string())
-        .bind(id.to_string())
-        .bind(patient.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+                ))
+                .bind(now.to_string())
+                .bind(id.to_string())
+                .bind(patient.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -540,19 +534,13 @@ impl NotifyStore for SqlStore {
                 AppointmentStatus::Cancelled | AppointmentStatus::Conflict => ("waiting", true),
                 _ => ("booked", false),
             };
-            let _turn = self.write_turn().await?;
-            let done = sqlx::query(&self.d.sql(
+            let sql = self.d.sql(
                 "UPDATE waitlist SET status = ?, offered_appointment_id = CASE WHEN ? = 'booked' THEN offered_appointment_id END,
                         updated_at = ?
                  WHERE id = ? AND status = 'offered'",
-            ))
-            .bind(to)
-            .bind(to)
-            .bind(now.to_string())
-            .bind(&entry)
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+            );
+            let write = sqlx::query(&sql).bind(to).bind(to).bind(now.to_string()).bind(&entry);
+            let done = self.execute_write(write).await?;
             if freed && done.rows_affected() == 1 {
                 lapsed.push(LapsedOffer { doctor_id: a.doctor_id, start: a.start, end: a.end, mode: a.mode });
             }
@@ -561,27 +549,25 @@ impl NotifyStore for SqlStore {
     }
 
     async fn set_calendar_token(&self, doctor: DoctorId, token_hash: &str, now: Timestamp) -> Result<()> {
-        let _turn = self.write_turn().await?;
-        sqlx::query(&self.d.sql(
-            "INSERT INTO calendar_feeds (doctor_id, token_hash, created_at) VALUES (?, ?, ?)
+        self.execute_write(
+            sqlx::query(&self.d.sql(
+                "INSERT INTO calendar_feeds (doctor_id, token_hash, created_at) VALUES (?, ?, ?)
              ON CONFLICT (doctor_id) DO UPDATE SET token_hash = excluded.token_hash, created_at = excluded.created_at",
-        ))
-        .bind(doctor.to_string())
-        .bind(token_hash)
-        .bind(now.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+            ))
+            .bind(doctor.to_string())
+            .bind(token_hash)
+            .bind(now.to_string()),
+        )
+        .await?;
         Ok(())
     }
 
     async fn revoke_calendar_token(&self, doctor: DoctorId) -> Result<bool> {
-        let _turn = self.write_turn().await?;
-        let done = sqlx::query(&self.d.sql("DELETE FROM calendar_feeds WHERE doctor_id = ?"))
-            .bind(doctor.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        let done = self
+            .execute_write(
+                sqlx::query(&self.d.sql("DELETE FROM calendar_feeds WHERE doctor_id = ?")).bind(doctor.to_string()),
+            )
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

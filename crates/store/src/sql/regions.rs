@@ -277,7 +277,8 @@ impl RegionStore for SqlStore {
     }
 
     async fn create_forward(&self, f: &ForwardRecord) -> Result<ForwardRecord> {
-        let _turn = self.write_turn().await?;
+        // The check for an earlier request with the key and the insert, in one write.
+        let mut tx = self.write_tx().await?;
         if let Some(key) = &f.idempotency_key {
             let sql = self
                 .d
@@ -285,7 +286,7 @@ impl RegionStore for SqlStore {
             let row = sqlx::query(&sql)
                 .bind(f.patient_id.to_string())
                 .bind(key)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .map_err(map_err)?;
             if let Some(existing) = row.as_ref().map(forward_row).transpose()? {
@@ -295,28 +296,30 @@ impl RegionStore for SqlStore {
                 return Ok(existing);
             }
         }
-        sqlx::query(&self.d.sql(
+        let sql = self.d.sql(
             "INSERT INTO forwards (id, region, patient_id, doctor_id, start_at, end_at, mode, reason, idempotency_key,
                                    fingerprint, status, detail, attempts, created_at, resolved_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
-        ))
-        .bind(f.id.to_string())
-        .bind(&f.region)
-        .bind(f.patient_id.to_string())
-        .bind(f.doctor_id.to_string())
-        .bind(secs(f.start))
-        .bind(secs(f.end))
-        .bind(f.mode.as_str())
-        .bind(&f.reason)
-        .bind(&f.idempotency_key)
-        .bind(&f.fingerprint)
-        .bind(f.status.as_str())
-        .bind(f.detail.as_ref().map(|d| d.to_string()))
-        .bind(f.created_at.to_string())
-        .bind(f.resolved_at.map(|t| t.to_string()))
-        .execute(&self.pool)
-        .await
-        .map_err(map_err)?;
+        );
+        sqlx::query(&sql)
+            .bind(f.id.to_string())
+            .bind(&f.region)
+            .bind(f.patient_id.to_string())
+            .bind(f.doctor_id.to_string())
+            .bind(secs(f.start))
+            .bind(secs(f.end))
+            .bind(f.mode.as_str())
+            .bind(&f.reason)
+            .bind(&f.idempotency_key)
+            .bind(&f.fingerprint)
+            .bind(f.status.as_str())
+            .bind(f.detail.as_ref().map(|d| d.to_string()))
+            .bind(f.created_at.to_string())
+            .bind(f.resolved_at.map(|t| t.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        self.commit(tx).await?;
         Ok(f.clone())
     }
 
@@ -333,23 +336,20 @@ impl RegionStore for SqlStore {
     }
 
     async fn count_forward_attempt(&self, id: AppointmentId) -> Result<()> {
-        let _turn = self.write_turn().await?;
-        sqlx::query(&self.d.sql("UPDATE forwards SET attempts = attempts + 1 WHERE id = ?"))
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        self.execute_write(
+            sqlx::query(&self.d.sql("UPDATE forwards SET attempts = attempts + 1 WHERE id = ?")).bind(id.to_string()),
+        )
+        .await?;
         Ok(())
     }
 
     async fn record_forward_state(&self, id: AppointmentId, detail: &serde_json::Value) -> Result<()> {
-        let _turn = self.write_turn().await?;
-        sqlx::query(&self.d.sql("UPDATE forwards SET detail = ? WHERE id = ? AND status = 'booked'"))
-            .bind(detail.to_string())
-            .bind(id.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(map_err)?;
+        self.execute_write(
+            sqlx::query(&self.d.sql("UPDATE forwards SET detail = ? WHERE id = ? AND status = 'booked'"))
+                .bind(detail.to_string())
+                .bind(id.to_string()),
+        )
+        .await?;
         Ok(())
     }
 
