@@ -1,6 +1,6 @@
 //! Weekly availability in the clinic's local time, and the slots it yields.
 //!
-//! Slots are computed, never stored. DST semantics (see shared/vectors/README.md):
+//! Slots are computed, never stored. DST semantics (see tests/vectors/README.md):
 //! a range's local start and end become instants with the *compatible*
 //! disambiguation (a wall time in a spring-forward gap moves forward, one in a
 //! fold takes the earlier instant); slots then step in elapsed time.

@@ -1,5 +1,5 @@
-//! Reproduces shared/vectors/slots.json exactly: slots on DST days, computed
-//! from the IANA database outside this codebase.
+//! Reproduces `tests/vectors/slots.json` exactly: slots on DST days, computed
+//! from the IANA database outside this codebase (see `tests/vectors/README.md`).
 
 use jiff::civil::{Date, Time};
 use medislot_domain::schedule::{expand_range, local_rfc3339};
@@ -27,12 +27,7 @@ struct Expected {
 }
 
 fn vectors_path() -> std::path::PathBuf {
-    // shared/ sits beside the repository (CI clones main with shared/ next to it).
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
-    let candidates = [root.join("shared/vectors/slots.json"), root.join("../shared/vectors/slots.json")];
-    candidates.iter().find(|p| p.exists()).cloned().unwrap_or_else(|| {
-        panic!("shared/vectors/slots.json not found beside the repository (looked in {candidates:?})")
-    })
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/slots.json")
 }
 
 #[test]

@@ -27,8 +27,9 @@ pub struct AppState {
     pub app: App,
     /// Login attempts per e-mail address (password guessing).
     pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
-    /// The secret peer regions present on `/internal/v1` (none: those routes do not exist).
-    pub region_secret: Option<Arc<str>>,
+    /// The secrets peer regions may present on `/internal/v1`: the current one and,
+    /// during a rotation, the previous one (none: those routes do not exist).
+    pub region_secrets: Arc<[Box<[u8]>]>,
 }
 
 #[derive(Debug, Clone)]
@@ -39,11 +40,18 @@ pub struct HttpOptions {
     pub request_timeout: std::time::Duration,
     /// The secret shared by the regions, for `/internal/v1`.
     pub region_secret: Option<String>,
+    /// A second secret also accepted on `/internal/v1`, while the secret is rotated.
+    pub region_secret_previous: Option<String>,
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        Self { logins_per_minute: 10, request_timeout: std::time::Duration::from_secs(15), region_secret: None }
+        Self {
+            logins_per_minute: 10,
+            request_timeout: std::time::Duration::from_secs(15),
+            region_secret: None,
+            region_secret_previous: None,
+        }
     }
 }
 
@@ -74,7 +82,13 @@ pub fn router(app: App, options: HttpOptions) -> Router {
     let state = AppState {
         app,
         login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
-        region_secret: options.region_secret.clone().map(Arc::from),
+        // The previous secret is accepted only alongside a current one.
+        region_secrets: options
+            .region_secret
+            .iter()
+            .chain(options.region_secret.as_ref().and(options.region_secret_previous.as_ref()))
+            .map(|s| s.as_bytes().into())
+            .collect(),
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())

@@ -113,6 +113,9 @@ pub struct ServeArgs {
     /// The secret the regions share; required with --peer.
     #[arg(long, env = "MEDISLOT_REGION_SECRET", hide_env_values = true)]
     pub region_secret: Option<String>,
+    /// A second secret accepted (never sent) from peers while the secret is rotated.
+    #[arg(long, env = "MEDISLOT_REGION_SECRET_PREVIOUS", hide_env_values = true, requires = "region_secret")]
+    pub region_secret_previous: Option<String>,
     /// How long a booking forwarded to its home region may wait for the answer.
     #[arg(long, env = "MEDISLOT_FORWARD_TIMEOUT_MS", default_value_t = 2000)]
     pub forward_timeout_ms: u64,

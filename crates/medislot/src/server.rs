@@ -42,6 +42,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             logins_per_minute: args.logins_per_minute,
             request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
             region_secret: args.region_secret.clone(),
+            region_secret_previous: args.region_secret_previous.clone(),
         },
     );
     let listener =

@@ -206,6 +206,30 @@ async fn expired_holds_free_their_slot_and_are_audited(f: &Fixture) {
     assert_eq!(audit.last().unwrap().detail.as_deref(), Some("hold expired"));
 }
 
+/// Nodes' clocks disagree: each store call carries its node's `now`. A node whose
+/// clock runs fast may end another's hold early; the hold's owner, confirming
+/// through a node whose clock runs slow, then finds the slot taken — never a
+/// second appointment on it.
+async fn clock_skew_between_nodes_never_double_books(f: &Fixture) {
+    let mut hold = f.cmd(0, 60, 30, AppointmentStatus::Held);
+    hold.hold_expires_at = Some(f.at(-30));
+    let h = created(f.store.place(&hold).await);
+    // The fast node sees the hold as expired and books the slot for someone else.
+    let mut fast = f.cmd(1, 60, 30, AppointmentStatus::Booked);
+    fast.now = f.at(-29);
+    let taken = created(f.store.place(&fast).await);
+    // The slow node still believes the hold is live and tries to confirm it.
+    let mut slow = f.cmd(0, 60, 30, AppointmentStatus::Booked);
+    slow.now = f.at(-90);
+    assert!(matches!(f.store.place(&slow).await, Err(StoreError::SlotTaken)));
+    // A new booking from the slow node overlapping the taken slot is refused too.
+    let mut other = f.cmd(2, 75, 30, AppointmentStatus::Booked);
+    other.now = f.at(-90);
+    assert!(matches!(f.store.place(&other).await, Err(StoreError::SlotTaken)));
+    assert_eq!(f.store.appointment(h.id).await.unwrap().unwrap().status, AppointmentStatus::Cancelled);
+    assert_eq!(f.store.appointment(taken.id).await.unwrap().unwrap().status, AppointmentStatus::Booked);
+}
+
 async fn booking_ones_own_hold_confirms_it(f: &Fixture) {
     let h = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Held)).await);
     let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
@@ -584,6 +608,7 @@ conformance!(
     sqlite,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
+    clock_skew_between_nodes_never_double_books,
     booking_ones_own_hold_confirms_it,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
@@ -605,6 +630,7 @@ conformance!(
     postgres,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
+    clock_skew_between_nodes_never_double_books,
     booking_ones_own_hold_confirms_it,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,

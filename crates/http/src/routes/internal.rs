@@ -29,15 +29,15 @@ pub fn router(state: AppState) -> Router<AppState> {
         .layer(axum::middleware::from_fn_with_state(state, authenticate))
 }
 
-/// Constant-time comparison of the presented secret with ours.
+/// Constant-time comparison of the presented secret with each one we accept
+/// (the current one, and the previous one during a rotation).
 async fn authenticate(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(secret) = s.region_secret.as_deref() else {
+    if s.region_secrets.is_empty() {
         return ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route").into_response();
-    };
+    }
     let given = req.headers().get(SECRET_HEADER).map(|v| v.as_bytes()).unwrap_or_default();
-    let same =
-        given.len() == secret.len() && given.iter().zip(secret.as_bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    if !same {
+    let accepted = s.region_secrets.iter().fold(false, |any, secret| any | same_secret(given, secret));
+    if !accepted {
         return ApiError::new(
             StatusCode::UNAUTHORIZED,
             "unauthenticated",
@@ -47,6 +47,11 @@ async fn authenticate(State(s): State<AppState>, req: Request, next: Next) -> Re
         .into_response();
     }
     next.run(req).await
+}
+
+/// Equal bytes, in a time that depends only on the lengths.
+fn same_secret(given: &[u8], secret: &[u8]) -> bool {
+    given.len() == secret.len() && given.iter().zip(secret).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 async fn heartbeat(State(s): State<AppState>) -> Json<serde_json::Value> {

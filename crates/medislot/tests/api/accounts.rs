@@ -83,6 +83,34 @@ async fn health_readiness_and_openapi() {
 }
 
 #[tokio::test]
+async fn peer_routes_accept_the_current_and_the_previous_region_secret_only() {
+    let (current, previous) = ("current-secret-0123456789", "previous-secret-0123456789");
+    let srv = TestServer::start_with(&["--region-secret", current, "--region-secret-previous", previous]);
+    let http = client();
+    let heartbeat = |secret: Option<&'static str>| {
+        let mut req = http.get(format!("{}/internal/v1/heartbeat", srv.url));
+        if let Some(s) = secret {
+            req = req.header("x-medislot-region-secret", s);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(heartbeat(Some(current)).await, 200);
+    assert_eq!(heartbeat(Some(previous)).await, 200, "the previous secret still works during a rotation");
+    assert_eq!(heartbeat(Some("current-secret-012345678")).await, 401, "a prefix of the secret is not the secret");
+    assert_eq!(heartbeat(Some("another-secret-0123456789")).await, 401);
+    assert_eq!(heartbeat(None).await, 401);
+
+    // Without a previous secret, only the current one is accepted.
+    let srv2 = TestServer::start_with(&["--region-secret", current]);
+    let status = |secret: &'static str| {
+        let req = http.get(format!("{}/internal/v1/heartbeat", srv2.url)).header("x-medislot-region-secret", secret);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status(current).await, 200);
+    assert_eq!(status(previous).await, 401);
+}
+
+#[tokio::test]
 async fn sigterm_stops_the_server_gracefully() {
     let mut srv = TestServer::start().await;
     let http = client();
