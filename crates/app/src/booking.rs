@@ -230,7 +230,7 @@ impl App {
         if !self.can_see(actor, &a).await? {
             return Err(AppError::NotFound("appointment"));
         }
-        Ok(a)
+        Ok(as_of(a, self.now()))
     }
 
     pub async fn audit(
@@ -281,7 +281,9 @@ impl App {
             limit: f.per_page,
             offset: u64::from(f.page - 1) * u64::from(f.per_page),
         };
-        Ok(self.store.list_appointments(&q).await?)
+        let (rows, total) = self.store.list_appointments(&q).await?;
+        let now = self.now();
+        Ok((rows.into_iter().map(|a| as_of(a, now)).collect(), total))
     }
 
     /// Loads an appointment the caller may see and tells whether they are staff for it:
@@ -398,6 +400,7 @@ impl App {
             return Err(AppError::Forbidden("only the doctor or the clinic marks appointments"));
         }
         let now = self.now();
+        let arrival_window = self.config.arrival_window;
         let (action, event) = match mark {
             Mark::Arrived => (Action::Arrive, "appointment.arrived"),
             Mark::Fulfilled => (Action::Fulfil, "appointment.fulfilled"),
@@ -408,6 +411,9 @@ impl App {
             if matches!(mark, Mark::Fulfilled | Mark::Noshow) && now < a.start {
                 return Err(AppError::Conflict("this appointment has not started yet").rejected());
             }
+            if mark == Mark::Arrived && now < a.start - arrival_window {
+                return Err(AppError::TooEarly { minutes: arrival_window.as_mins() }.rejected());
+            }
             let status = transition(a, action)?;
             Ok(AppointmentChange { status, start: a.start, end: a.end, cancel_reason: None, event, detail: None })
         });
@@ -415,6 +421,17 @@ impl App {
         self.availability_changed(a.doctor_id);
         Ok(a)
     }
+}
+
+/// An appointment as it stands at `now`: a hold past its time reads as the
+/// cancelled hold it is, before the next write to that doctor records it so.
+pub(crate) fn as_of(mut a: AppointmentRecord, now: Timestamp) -> AppointmentRecord {
+    if a.status == AppointmentStatus::Held && a.hold_expires_at.is_some_and(|t| t <= now) {
+        a.status = AppointmentStatus::Cancelled;
+        a.cancel_reason = Some("hold expired".into());
+        a.hold_expires_at = None;
+    }
+    a
 }
 
 fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Result<(), StoreError> {

@@ -64,8 +64,8 @@ pub struct Verification {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeOffInput {
-    pub start: jiff::Timestamp,
-    pub end: jiff::Timestamp,
+    pub start: medislot_domain::instant::Instant,
+    pub end: medislot_domain::instant::Instant,
     #[serde(default)]
     pub reason: String,
 }
@@ -328,20 +328,16 @@ impl App {
         id: DoctorId,
         input: TimeOffInput,
     ) -> Result<TimeOffRecord, AppError> {
-        if input.end <= input.start {
+        let (start, end) = (input.start.0, input.end.0);
+        if end <= start {
             return Err(Invalid::field("end", "must be after start").into());
         }
-        if input.end.duration_since(input.start) > jiff::SignedDuration::from_hours(24 * 366) {
+        if end.duration_since(start) > jiff::SignedDuration::from_hours(24 * 366) {
             return Err(Invalid::field("end", "time off is at most 366 days at once").into());
         }
         let reason = parse_text("reason", &input.reason, 500)?;
         let (d, _) = self.doctor_to_manage(actor, id).await?;
-        let t = TimeOffRecord {
-            id: uuid::Uuid::now_v7(),
-            doctor_id: d.id,
-            interval: Interval { start: input.start, end: input.end },
-            reason,
-        };
+        let t = TimeOffRecord { id: uuid::Uuid::now_v7(), doctor_id: d.id, interval: Interval { start, end }, reason };
         self.store.add_time_off(&t).await?;
         self.availability_changed(d.id);
         Ok(t)

@@ -31,6 +31,9 @@ pub enum AppError {
     Transition(#[from] TransitionError),
     #[error("{0}")]
     Conflict(&'static str),
+    /// Marking "arrived" long before the start (a slip of the finger, a day early).
+    #[error("too early: a patient can be marked arrived from {minutes} minutes before the start")]
+    TooEarly { minutes: i64 },
     /// P7, `strict`: the clinic's home region cannot be reached; nothing was recorded.
     #[error("the clinic's home region {region} cannot be reached right now; nothing was booked")]
     HomeRegionUnreachable { region: String },

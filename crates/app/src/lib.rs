@@ -50,6 +50,8 @@ pub struct AppConfig {
     pub directory_cache_ttl: std::time::Duration,
     /// How long a slot offered from the waitlist is held for the patient.
     pub waitlist_hold_ttl: SignedDuration,
+    /// How long before its start an appointment may be marked "arrived".
+    pub arrival_window: SignedDuration,
 }
 
 impl Default for AppConfig {
@@ -62,6 +64,7 @@ impl Default for AppConfig {
             availability_cache_ttl: std::time::Duration::from_secs(2),
             directory_cache_ttl: std::time::Duration::from_secs(10),
             waitlist_hold_ttl: SignedDuration::from_mins(30),
+            arrival_window: SignedDuration::from_mins(60),
         }
     }
 }

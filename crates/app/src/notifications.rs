@@ -75,11 +75,7 @@ fn parse_events(raw: &[String]) -> Result<Vec<String>, Invalid> {
 }
 
 fn parse_instant(field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, Invalid> {
-    raw.map(|s| {
-        s.parse::<Timestamp>()
-            .map_err(|_| Invalid::field(field, "must be an RFC 3339 instant, e.g. 2026-03-02T09:00:00+01:00"))
-    })
-    .transpose()
+    raw.map(|s| medislot_domain::instant::parse(field, s)).transpose()
 }
 
 /// A random secret, URL-safe (webhook signing keys, calendar feed tokens).

@@ -7,6 +7,7 @@ pub mod appointment;
 pub mod clinic;
 pub mod error;
 pub mod ids;
+pub mod instant;
 pub mod people;
 pub mod schedule;
 pub mod slot_id;

@@ -6,7 +6,7 @@ use axum::{
     extract::{FromRequest, FromRequestParts, Request},
     http::{header, request::Parts, HeaderMap, Method, StatusCode},
 };
-use medislot_app::Actor;
+use medislot_app::{Actor, AppError};
 use serde::de::DeserializeOwned;
 use std::{collections::HashMap, str::FromStr};
 
@@ -164,12 +164,12 @@ impl QueryMap {
     /// An instant: RFC 3339 (`2026-03-20T09:00:00Z`) or a date (`2026-03-20`, midnight UTC).
     pub fn instant(&self, k: &str) -> Result<Option<jiff::Timestamp>, ApiError> {
         let Some(s) = self.text(k) else { return Ok(None) };
-        if let Ok(t) = s.parse::<jiff::Timestamp>() {
-            return Ok(Some(t));
+        if s.contains(['T', 't']) {
+            return Ok(Some(medislot_domain::instant::parse(k, &s).map_err(AppError::from)?));
         }
         if let Ok(d) = s.parse::<jiff::civil::Date>() {
             if let Ok(z) = d.to_zoned(jiff::tz::TimeZone::UTC) {
-                return Ok(Some(z.timestamp()));
+                return Ok(Some(medislot_domain::instant::check(k, z.timestamp()).map_err(AppError::from)?));
             }
         }
         Err(ApiError::invalid(k, "must be an RFC 3339 instant such as 2026-03-20T09:00:00Z, or a date YYYY-MM-DD"))
@@ -190,6 +190,44 @@ impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let Some(v) = parts.headers.get(header::IF_MATCH) else { return Ok(IfMatch(None)) };
+        if_match_version(v)
+    }
+}
+
+/// `If-Match` where a change must say which version it was made against (428
+/// without it): two clients moving one appointment at once cannot both win.
+/// `*` is an explicit "whatever the current version".
+pub struct RequiredIfMatch(Option<Result<IfMatch, ApiError>>);
+
+impl RequiredIfMatch {
+    /// The version, once the caller is known to be signed in (401 comes before 428).
+    pub fn version(self) -> Result<Option<i64>, ApiError> {
+        match self.0 {
+            Some(parsed) => parsed.map(|m| m.0),
+            None => Err({
+                let mut e = ApiError::new(
+                    StatusCode::PRECONDITION_REQUIRED,
+                    "precondition-required",
+                    "If-Match required",
+                    "send If-Match with the ETag of the appointment as you last read it (or * for any version)",
+                );
+                e.errors.push(medislot_domain::FieldError::new("If-Match", "is required on this route"));
+                e
+            }),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequiredIfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Ok(RequiredIfMatch(parts.headers.get(header::IF_MATCH).map(if_match_version)))
+    }
+}
+
+fn if_match_version(v: &axum::http::HeaderValue) -> Result<IfMatch, ApiError> {
+    {
         let s = v.to_str().unwrap_or("").trim();
         if s == "*" {
             return Ok(IfMatch(None));

@@ -4,6 +4,7 @@
 // request, so its size costs nothing that matters.
 #![allow(clippy::result_large_err)]
 
+mod errors;
 pub mod extract;
 mod fhir;
 mod pages;
@@ -120,6 +121,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))
         .layer(axum::middleware::from_fn(move |req, next| deadline(options.request_timeout, req, next)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::middleware::from_fn(errors::uniform))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route template, never the raw path: no ids in logs or labels.

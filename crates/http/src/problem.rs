@@ -37,7 +37,7 @@ pub struct Problem {
 pub struct ApiError {
     pub status: StatusCode,
     pub slug: &'static str,
-    pub title: &'static str,
+    pub title: std::borrow::Cow<'static, str>,
     pub detail: String,
     pub errors: Vec<FieldError>,
     pub alternatives: Option<Vec<SlotView>>,
@@ -50,7 +50,7 @@ impl ApiError {
         Self {
             status,
             slug,
-            title,
+            title: title.into(),
             detail: detail.into(),
             errors: vec![],
             alternatives: None,
@@ -131,7 +131,7 @@ impl From<AppError> for ApiError {
                 a
             }
             AppError::TooManyHolds(_) => Self::new(S::CONFLICT, "too-many-holds", "Too many holds", detail),
-            AppError::Transition(_) | AppError::Conflict(_) => {
+            AppError::Transition(_) | AppError::Conflict(_) | AppError::TooEarly { .. } => {
                 Self::new(S::CONFLICT, "invalid-state", "Not possible in this state", detail)
             }
             AppError::Unavailable(_) => {

@@ -131,6 +131,9 @@ pub struct ServeArgs {
     /// How long a hold keeps its slot, in seconds.
     #[arg(long, env = "MEDISLOT_HOLD_TTL_SECS", default_value_t = 600)]
     pub hold_ttl_secs: i64,
+    /// How long before its start an appointment may be marked "arrived", in minutes.
+    #[arg(long, env = "MEDISLOT_ARRIVAL_WINDOW_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=10080))]
+    pub arrival_window_minutes: i64,
     /// Login attempts allowed per e-mail address per minute.
     #[arg(long, env = "MEDISLOT_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,

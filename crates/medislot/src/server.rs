@@ -16,6 +16,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         availability_cache_ttl: std::time::Duration::from_millis(args.availability_cache_ttl_ms),
         directory_cache_ttl: std::time::Duration::from_millis(args.directory_cache_ttl_ms),
         waitlist_hold_ttl: waitlist_hold(&args.notify)?,
+        arrival_window: jiff::SignedDuration::from_mins(args.arrival_window_minutes),
         ..AppConfig::default()
     };
     let links = region_links(&args)?;

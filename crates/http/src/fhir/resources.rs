@@ -62,6 +62,7 @@ pub fn slot_fhir_id(doctor: DoctorId, start: Timestamp) -> String {
 pub fn parse_slot_id(id: &str) -> Option<SlotId> {
     let (doctor, secs) = id.split_once('.')?;
     let start = Timestamp::from_second(secs.parse().ok()?).ok()?;
+    medislot_domain::instant::check("id", start).ok()?;
     Some(SlotId::new(doctor.parse().ok()?, start))
 }
 

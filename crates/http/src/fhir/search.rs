@@ -174,11 +174,13 @@ pub fn narrow(window: &mut (Option<Timestamp>, Option<Timestamp>), param: &str, 
         _ => ("eq", raw),
     };
     let bad = || invalid(param, "must be a date or instant with an optional ge, gt, le, lt or eq prefix");
-    let (start, end) = if let Ok(t) = value.parse::<Timestamp>() {
+    let in_range = |t| medislot_domain::instant::check(param, t).map_err(|e| invalid(param, e.0[0].message.clone()));
+    let (start, end) = if value.contains('T') {
+        let t = medislot_domain::instant::parse(param, value).map_err(|e| invalid(param, e.0[0].message.clone()))?;
         (t, t + SignedDuration::from_secs(1))
     } else {
         let date: jiff::civil::Date = value.parse().map_err(|_| bad())?;
-        let start = date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| bad())?.timestamp();
+        let start = in_range(date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| bad())?.timestamp())?;
         (start, start + SignedDuration::from_hours(24))
     };
     let (lo, hi) = match prefix {

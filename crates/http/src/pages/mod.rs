@@ -41,16 +41,21 @@ pub fn router() -> Router<AppState> {
         .route("/doctor", get(staff::doctor_home))
         .route("/doctor/profile", post(staff::create_profile))
         .route("/doctor/schedule", get(staff::schedule_page).post(staff::save_schedule))
-        .route("/doctor/time-off", post(staff::add_time_off))
+        .route("/doctor/time-off", get(back_to("/doctor/schedule")).post(staff::add_time_off))
         .route("/doctor/agenda", get(staff::agenda))
         .route("/agenda/{id}", post(staff::agenda_action))
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))
         .route("/admin/verification", get(staff::verification_queue))
-        .route("/admin/verification/{id}", post(staff::decide))
+        .route("/admin/verification/{id}", get(back_to("/admin/verification")).post(staff::decide))
         .route("/ops", get(staff::operations))
         .route("/notifications", get(notify::notifications))
-        .route("/doctors/{id}/waitlist", post(notify::join_waitlist))
+        .route("/doctors/{id}/waitlist", get(notify::back_to_doctor).post(notify::join_waitlist))
         .route("/waitlist/{id}/leave", post(notify::leave_waitlist))
+}
+
+/// A GET of a form's POST-only address (a reload, a bookmark) goes to the page the form is on.
+fn back_to(page: &'static str) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + 'static {
+    move || std::future::ready(axum::response::Redirect::to(page).into_response())
 }
 
 const CSRF_COOKIE: &str = "medislot_csrf";
@@ -171,6 +176,28 @@ impl Web {
     }
 }
 
+/// An HTML page for an error met on the way to a page (an unknown URL, a body
+/// too large, a wrong method): the site's layout, the status, what to do next.
+pub fn error_page(status: StatusCode, title: &str, detail: &str) -> Response {
+    let web = Web { me: None, csrf: String::new(), set_csrf: None, form_csrf_ok: false };
+    let hint = match status.as_u16() {
+        404 => "The address may be mistyped, or the page may have moved.",
+        405 => "This page cannot be opened this way.",
+        s if s >= 500 => "Something went wrong on our side. Please try again in a moment.",
+        _ => "",
+    };
+    web.render(
+        status,
+        title,
+        html! {
+            h1 { (title) }
+            p { (detail) }
+            @if !hint.is_empty() { p { (hint) } }
+            p { a href="/" { "Back to the start" } }
+        },
+    )
+}
+
 /// A submitted form's fields.
 pub struct Form(pub HashMap<String, String>);
 
@@ -220,9 +247,21 @@ pub fn mode_text(m: Mode) -> &'static str {
 }
 
 /// A same-site path to go back to after signing in (never another site).
+/// Browsers drop tabs and line breaks from URLs and read `\\` as `/`, so
+/// `/\t/evil.example` would become `//evil.example`: only a plain path of
+/// visible ASCII, with no backslash and no `//` anywhere, is kept; anything
+/// else falls back to `/`.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        Some(n)
+            if n.starts_with('/')
+                && n.len() <= 2048
+                && n.bytes().all(|b| b.is_ascii_graphic())
+                && !n.contains('\\')
+                && !n.contains("//") =>
+        {
+            n.to_string()
+        }
         _ => "/".into(),
     }
 }
@@ -303,3 +342,32 @@ const SCRIPT: &str = r#"
   }
 })();
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_same_site_path_or_the_start() {
+        for ok in ["/", "/appointments", "/book/slot_AAAA?x=1", "/doctors/abc#week"] {
+            assert_eq!(safe_next(Some(ok)), ok);
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "/a//b",
+            "https://evil.example/",
+            "evil.example",
+            "/ /evil.example",
+            "/\u{200b}/evil.example",
+            "/x\r\nSet-Cookie: a=b",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/");
+    }
+}

@@ -81,6 +81,14 @@ pub async fn notifications(State(s): State<AppState>, headers: HeaderMap) -> Res
 }
 
 /// "Tell me when a slot frees up" on a doctor's page.
+/// A GET of the waitlist form's address goes back to the doctor's page.
+pub async fn back_to_doctor(Path(id): Path<String>) -> Response {
+    match id.parse::<DoctorId>() {
+        Ok(d) => Redirect::to(&format!("/doctors/{d}")).into_response(),
+        Err(_) => Redirect::to("/").into_response(),
+    }
+}
+
 pub async fn join_waitlist(
     State(s): State<AppState>,
     headers: HeaderMap,

@@ -11,7 +11,7 @@ use axum::{
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
-use jiff::{civil::Date, SignedDuration, Timestamp};
+use jiff::{civil::Date, SignedDuration};
 use maud::{html, Markup};
 use medislot_app::{AppError, AppointmentFilter, ClinicInput, DoctorInput, Mark, TimeOffInput, Verification};
 use medislot_domain::{
@@ -272,10 +272,20 @@ pub async fn schedule_page(
     if let Some(r) = signed_in(&w, "/doctor/schedule") {
         return r;
     }
+    let notice = (q.get("notice").map(String::as_str) == Some("time-off-added"))
+        .then(|| html! { p.ok role="status" { "Time off added: no new bookings then." } });
     match managed_doctor_and_clinic(&s, &w, &q).await {
-        Ok((d, c)) => w.ok("Schedule", schedule_form(&w, &d, &c, None, &HashMap::new())),
+        Ok((d, c)) => {
+            w.ok("Schedule", html! { (notice.unwrap_or_default()) (schedule_form(&w, &d, &c, None, &HashMap::new())) })
+        }
         Err(e) => w.problem(&e),
     }
+}
+
+/// The query string of the schedule page for the same doctor (clinic admins name one).
+fn schedule_url(q: &HashMap<String, String>, notice: &str) -> String {
+    let doctor = q.get("doctor").map(|d| format!("doctor={}&", super::urlencode(d))).unwrap_or_default();
+    format!("/doctor/schedule?{doctor}notice={notice}")
 }
 
 pub async fn save_schedule(
@@ -375,10 +385,13 @@ pub async fn add_time_off(
         Err(e) => return w.problem(&e),
     };
     let tz = c.time_zone.tz();
-    let at = |field: &str| -> Result<Timestamp, String> {
+    let at = |field: &str| -> Result<medislot_domain::instant::Instant, String> {
         let raw = form.text(field);
         let dt: jiff::civil::DateTime = raw.parse().map_err(|_| "must be a date and time".to_string())?;
-        dt.to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| e.to_string())
+        let t = dt.to_zoned(tz.clone()).map(|z| z.timestamp()).map_err(|e| e.to_string())?;
+        medislot_domain::instant::check(field, t)
+            .map(medislot_domain::instant::Instant)
+            .map_err(|e| e.0[0].message.clone())
     };
     let mut errors = HashMap::new();
     if !w.csrf_ok() {
@@ -393,10 +406,8 @@ pub async fn add_time_off(
     }
     if let (true, Ok(start), Ok(end)) = (errors.is_empty(), start, end) {
         match s.app.add_time_off(w.me.as_ref(), d.id, TimeOffInput { start, end, reason: form.text("reason") }).await {
-            Ok(_) => {
-                let body = html! { p.ok role="status" { "Time off added: no new bookings then." } (schedule_form(&w, &d, &c, None, &HashMap::new())) };
-                return w.ok("Schedule", body);
-            }
+            // Post, redirect, get: reloading the page never posts again nor hits a POST-only URL.
+            Ok(_) => return Redirect::to(&schedule_url(&q, "time-off-added")).into_response(),
             Err(AppError::Invalid(e)) => errors.extend(field_errors(&e.0)),
             Err(e) => return w.problem(&e),
         }
@@ -471,6 +482,7 @@ pub async fn agenda(
         rows.push((a, patient, d.clone(), c.clone()));
     }
     let now = s.app.now();
+    let arrival_window = s.app.config().arrival_window;
     let nav = |d: Date| {
         let mut link = format!("/doctor/agenda?date={d}");
         if week {
@@ -507,7 +519,7 @@ pub async fn agenda(
                     form.inline method="post" action={ "/agenda/" (a.id) } {
                         (w.csrf_field())
                         input type="hidden" name="version" value=(a.version);
-                        @if a.status == AppointmentStatus::Booked { button.secondary name="action" value="arrived" { "Arrived" } " " }
+                        @if a.status == AppointmentStatus::Booked && now >= a.start - arrival_window { button.secondary name="action" value="arrived" { "Arrived" } " " }
                         @if a.start <= now {
                             button.secondary name="action" value="fulfilled" { "Fulfilled" } " "
                             @if a.status == AppointmentStatus::Booked { button.secondary name="action" value="noshow" { "No-show" } " " }
@@ -701,12 +713,17 @@ async fn queue_page(s: &AppState, w: &Web, notice: Option<Markup>, errors: &Hash
     w.ok("Verification queue", body)
 }
 
-pub async fn verification_queue(State(s): State<AppState>, headers: HeaderMap) -> Response {
+pub async fn verification_queue(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let w = Web::new(&s, &headers).await;
     if let Some(r) = signed_in(&w, "/admin/verification") {
         return r;
     }
-    queue_page(&s, &w, None, &HashMap::new()).await
+    let notice = q.get("decided").map(|who| html! { p.ok role="status" { (who) } });
+    queue_page(&s, &w, notice, &HashMap::new()).await
 }
 
 pub async fn decide(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {
@@ -720,13 +737,8 @@ pub async fn decide(State(s): State<AppState>, headers: HeaderMap, Path(id): Pat
     let v = Verification { decision: form.text("decision"), reason: form.get("reason").map(str::to_string) };
     match s.app.verify_doctor(w.me.as_ref(), doctor, v).await {
         Ok(d) => {
-            queue_page(
-                &s,
-                &w,
-                Some(html! { p.ok role="status" { (d.name) " is now " (d.verification.as_str()) "." } }),
-                &HashMap::new(),
-            )
-            .await
+            let said = format!("{} is now {}.", d.name, d.verification.as_str());
+            Redirect::to(&format!("/admin/verification?decided={}", super::urlencode(&said))).into_response()
         }
         Err(AppError::Invalid(e)) => {
             let msg = e.0.first().map(|f| f.message.clone()).unwrap_or_default();

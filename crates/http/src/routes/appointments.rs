@@ -2,7 +2,7 @@
 //! reschedule and cancel (If-Match), and the agenda actions.
 
 use crate::{
-    extract::{parse_json, ApiJson, Caller, IdPath, IdempotencyKey, IfMatch, QueryMap},
+    extract::{parse_json, ApiJson, Caller, IdPath, IdempotencyKey, IfMatch, QueryMap, RequiredIfMatch},
     problem::ApiResult,
     views::{AppointmentView, AuditView, Page},
     AppState,
@@ -13,7 +13,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use medislot_app::{AppointmentFilter, BookRequest, Mark};
+use medislot_app::{AppError, AppointmentFilter, BookRequest, Mark};
 use medislot_domain::{AppointmentId, DoctorId};
 use medislot_store::AppointmentRecord;
 use serde::Deserialize;
@@ -141,22 +141,26 @@ async fn audit(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct RescheduleBody {
     slot_id: String,
 }
 
 /// Move to another slot of the same doctor, atomically. `If-Match` with the ETag: 412 when stale.
-#[utoipa::path(post, path = "/appointments/{id}/reschedule", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/appointments/{id}/reschedule", params(("id" = String, Path), ("If-Match" = String, Header, description = "the ETag last read, or *")),
     request_body = RescheduleBody, security(("bearer" = [])),
-    responses((status = 200, body = AppointmentView), (status = 404), (status = 409), (status = 412), (status = 422)))]
+    responses((status = 200, body = AppointmentView), (status = 401), (status = 404), (status = 409), (status = 412), (status = 422), (status = 428)))]
 async fn reschedule(
     State(s): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath<AppointmentId>,
-    IfMatch(v): IfMatch,
-    ApiJson(b): ApiJson<RescheduleBody>,
+    if_match: RequiredIfMatch,
+    body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let a = s.app.reschedule(caller.get(), id, &b.slot_id, v).await?;
+    let actor = caller.get().ok_or(AppError::Unauthenticated)?;
+    let v = if_match.version()?;
+    let b: RescheduleBody = parse_json(&body)?;
+    let a = s.app.reschedule(Some(actor), id, &b.slot_id, v).await?;
     respond(&s, StatusCode::OK, &a).await
 }
 
@@ -167,19 +171,21 @@ struct CancelBody {
 }
 
 /// Cancel (patients before the start; doctors and clinics any active appointment, with a reason).
-#[utoipa::path(post, path = "/appointments/{id}/cancel", params(("id" = String, Path), ("If-Match" = Option<String>, Header)),
+#[utoipa::path(post, path = "/appointments/{id}/cancel", params(("id" = String, Path), ("If-Match" = String, Header, description = "the ETag last read, or *")),
     request_body = Option<CancelBody>, security(("bearer" = [])),
-    responses((status = 200, body = AppointmentView), (status = 404), (status = 409), (status = 412)))]
+    responses((status = 200, body = AppointmentView), (status = 401), (status = 404), (status = 409), (status = 412), (status = 428)))]
 async fn cancel(
     State(s): State<AppState>,
     caller: Caller,
     IdPath(id): IdPath<AppointmentId>,
-    IfMatch(v): IfMatch,
+    if_match: RequiredIfMatch,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
+    let caller_ok = caller.get().ok_or(AppError::Unauthenticated)?;
+    let v = if_match.version()?;
     // The body is optional: an empty POST cancels without a reason.
     let reason = if body.iter().all(u8::is_ascii_whitespace) { None } else { parse_json::<CancelBody>(&body)?.reason };
-    let a = s.app.cancel(caller.get(), id, reason, v).await?;
+    let a = s.app.cancel(Some(caller_ok), id, reason, v).await?;
     respond(&s, StatusCode::OK, &a).await
 }
 

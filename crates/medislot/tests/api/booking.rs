@@ -4,6 +4,7 @@
 use crate::helpers::*;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
+use std::time::Duration;
 
 #[tokio::test]
 async fn hold_book_reschedule_cancel_with_etags_and_audit() {
@@ -97,7 +98,7 @@ async fn hold_book_reschedule_cancel_with_etags_and_audit() {
         )
         .await;
     assert_eq!((s, c["status"].as_str()), (StatusCode::OK, Some("cancelled")));
-    let (s, _) = p.post(&format!("/appointments/{id}/cancel"), json!({})).await;
+    let (s, _) = p.change(&format!("/appointments/{id}/cancel"), json!({})).await;
     assert_eq!(s, 409, "a cancel works once");
 
     // Audit: who, when, from, to — for every change.
@@ -119,26 +120,34 @@ async fn hold_book_reschedule_cancel_with_etags_and_audit() {
 
 #[tokio::test]
 async fn doctors_run_their_agenda_and_patients_cannot_mark() {
-    let srv = TestServer::start().await;
+    // Slots are 30 minutes apart from now on: the second starts within 90 minutes, the
+    // ninth after three and a half hours.
+    let srv = TestServer::start_with(&["--arrival-window-minutes", "180"]);
     let http = client();
     let w = world(&srv, &http, "agenda").await;
     let p = register(&srv, &http, "p-agenda@example.org", "patient").await;
     let slots = free_slots(&p, &w.doctor_id).await;
-    let (_, a) = p.post("/appointments", json!({"slot_id": slots[3]["slot_id"]})).await;
+    // Beyond the arrival window: too early to have arrived.
+    let (_, later) = p.post("/appointments", json!({"slot_id": slots[8]["slot_id"]})).await;
+    let (s, early) =
+        w.doctor.post(&format!("/appointments/{}/arrived", later["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(s, 409, "{early}");
+    assert!(early["detail"].as_str().unwrap().contains("too early"), "{early}");
+    let (_, a) = p.post("/appointments", json!({"slot_id": slots[1]["slot_id"]})).await;
     let id = a["id"].as_str().unwrap();
-    // Future appointment: no-show and fulfilled are refused, arrived is fine.
+    // Within the arrival window: no-show and fulfilled are refused, arrived is fine.
     assert_eq!(w.doctor.post(&format!("/appointments/{id}/noshow"), json!({})).await.0, 409);
     let (s, arrived) = w.doctor.post(&format!("/appointments/{id}/arrived"), json!({})).await;
-    assert_eq!((s, arrived["status"].as_str()), (StatusCode::OK, Some("arrived")));
+    assert_eq!((s, arrived["status"].as_str()), (StatusCode::OK, Some("arrived")), "{arrived}");
     assert_eq!(w.doctor.post(&format!("/appointments/{id}/arrived"), json!({})).await.0, 409);
     // The clinic cancels with a reason; the patient sees it.
-    let (s, c) = w.clinic_admin.post(&format!("/appointments/{id}/cancel"), json!({"reason": "doctor ill"})).await;
+    let (s, c) = w.clinic_admin.change(&format!("/appointments/{id}/cancel"), json!({"reason": "doctor ill"})).await;
     assert_eq!(s, 200, "{c}");
     let (_, seen) = p.get(&format!("/appointments/{id}")).await;
     assert_eq!((seen["status"].as_str(), seen["cancel_reason"].as_str()), (Some("cancelled"), Some("doctor ill")));
     // The doctor's agenda lists it.
     let (_, agenda) = w.doctor.get("/appointments").await;
-    assert_eq!(agenda["total"], 1);
+    assert_eq!(agenda["total"], 2);
 }
 
 #[tokio::test]
@@ -265,7 +274,7 @@ async fn add_to_calendar_gives_one_updatable_event() {
     assert_eq!(booked["start"], slot["start"].as_str().unwrap().replace('Z', "+00:00"));
     assert!(booked["location"].as_str().unwrap().contains("rue de Rivoli"));
     // Cancelled: the same event (UID), a higher SEQUENCE, STATUS:CANCELLED.
-    let (s, _) = p.post(&format!("/appointments/{id}/cancel"), json!({})).await;
+    let (s, _) = p.change(&format!("/appointments/{id}/cancel"), json!({})).await;
     assert_eq!(s, 200);
     let cancelled = parse(&ics(&p).await.2);
     assert_eq!(cancelled["uid"], booked["uid"]);
@@ -274,4 +283,51 @@ async fn add_to_calendar_gives_one_updatable_event() {
     // Nobody else's calendar gets it.
     let other = register(&srv, &http, "o-ics@example.org", "patient").await;
     assert_eq!(ics(&other).await.0, 404);
+}
+
+#[tokio::test]
+async fn appointments_read_as_they_stand_and_changes_name_their_version() {
+    let srv = TestServer::start_with(&["--hold-ttl-secs", "10"]);
+    let http = client();
+    let w = world(&srv, &http, "truth").await;
+    let p = register(&srv, &http, "p-truth@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+
+    // A hold past its time reads as expired at once, without waiting for a write.
+    let (s, hold) = p.post("/holds", json!({"slot_id": slots[2]["slot_id"]})).await;
+    assert_eq!((s, hold["status"].as_str()), (StatusCode::CREATED, Some("held")), "{hold}");
+    tokio::time::sleep(Duration::from_millis(10_500)).await;
+    let (_, seen) = p.get(&format!("/appointments/{}", hold["id"].as_str().unwrap())).await;
+    assert_eq!((seen["status"].as_str(), seen["cancel_reason"].as_str()), (Some("cancelled"), Some("hold expired")));
+    let (_, listed) = p.get("/appointments").await;
+    assert_eq!(listed["items"][0]["status"], "cancelled", "{listed}");
+
+    // Reschedule and cancel need If-Match (428 naming it), after authentication (401 first).
+    let (_, a) = p.post("/appointments", json!({"slot_id": slots[4]["slot_id"]})).await;
+    let id = a["id"].as_str().unwrap();
+    for (path, body) in [
+        (format!("/appointments/{id}/cancel"), json!({})),
+        (format!("/appointments/{id}/reschedule"), json!({"slot_id": slots[6]["slot_id"]})),
+    ] {
+        let (s, e) = p.post(&path, body.clone()).await;
+        assert_eq!(s, StatusCode::PRECONDITION_REQUIRED, "{e}");
+        assert_eq!(e["errors"][0]["field"], "If-Match");
+        let anonymous = http.post(srv.api(&path)).json(&body).send().await.unwrap();
+        assert_eq!(anonymous.status(), 401);
+        assert!(anonymous.headers().get("www-authenticate").is_some(), "a 401 says how to authenticate");
+    }
+    let (_, still) = p.get(&format!("/appointments/{id}")).await;
+    assert_eq!((still["status"].as_str(), still["version"].clone()), (Some("booked"), a["version"].clone()));
+
+    // Two moves made against the same version: exactly one wins, the other is 412.
+    let etag = format!("\"{}\"", a["version"]);
+    let path = format!("/appointments/{id}/reschedule");
+    let headers = [("If-Match", etag.as_str())];
+    let (x, y) = tokio::join!(
+        p.send(Method::POST, &path, Some(json!({"slot_id": slots[7]["slot_id"]})), &headers),
+        p.send(Method::POST, &path, Some(json!({"slot_id": slots[8]["slot_id"]})), &headers),
+    );
+    let mut codes = [x.0.as_u16(), y.0.as_u16()];
+    codes.sort();
+    assert_eq!(codes, [200, 412]);
 }

@@ -229,6 +229,12 @@ impl User {
         (s, v)
     }
 
+    /// A reschedule or cancel that does not care which version it changes (`If-Match: *`).
+    pub async fn change(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let (s, v, _) = self.send(Method::POST, path, Some(body), &[("If-Match", "*")]).await;
+        (s, v)
+    }
+
     pub async fn put(&self, path: &str, body: Value) -> (StatusCode, Value) {
         let (s, v, _) = self.send(Method::PUT, path, Some(body), &[]).await;
         (s, v)

@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod booking;
 mod fhir;
+mod hardening;
 mod notifications;
 mod promises;
 mod seed;

@@ -218,7 +218,7 @@ async fn p5_nobody_sees_or_changes_what_is_not_theirs() {
     }
     // Changes: hidden ones 404, visible but not theirs 403.
     for u in [&pb, &dr2, &ca2] {
-        assert_eq!(u.post(&format!("/appointments/{id}/cancel"), json!({})).await.0, 404);
+        assert_eq!(u.change(&format!("/appointments/{id}/cancel"), json!({})).await.0, 404);
         assert_eq!(u.post(&format!("/appointments/{id}/arrived"), json!({})).await.0, 404);
     }
     assert_eq!(

@@ -71,7 +71,9 @@ async fn a_new_doctor_waits_for_verification_then_appears_in_search() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doctor_edits_the_schedule_and_patients_see_the_change() {
-    let srv = TestServer::start_with(&["--demo"]);
+    // The agenda's "arrived" appears from the arrival window before the start: a week's
+    // window here, so the demo's coming appointments offer it.
+    let srv = TestServer::start_with(&["--demo", "--arrival-window-minutes", "10080"]);
     let http = client();
     let (_, found) = {
         let r = http.get(srv.api("/doctors?specialty=general-practice&per_page=50")).send().await.unwrap();

@@ -73,7 +73,9 @@ fn outcome_of(status: u16, body: &Value) -> Outcome {
 
 async fn send(u: &User, path: &str, body: Value, key: Option<&str>) -> (Outcome, Value, Duration) {
     let t0 = Instant::now();
-    let headers: Vec<(&str, &str)> = key.map(|k| vec![("Idempotency-Key", k)]).unwrap_or_default();
+    // Moves and cancels here do not track versions: `If-Match: *` (a booking ignores it).
+    let mut headers: Vec<(&str, &str)> = vec![("If-Match", "*")];
+    headers.extend(key.map(|k| ("Idempotency-Key", k)));
     match u.try_send(reqwest::Method::POST, path, Some(body), &headers).await {
         Ok((s, v, _)) => (outcome_of(s.as_u16(), &v), v, t0.elapsed()),
         Err(_) => (Outcome::Unknown, Value::Null, t0.elapsed()),

@@ -90,11 +90,11 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
             reqwest::Method::POST,
             &format!("/appointments/{id}/reschedule"),
             Some(json!({"slot_id": strict_slots[11]["slot_id"]})),
-            &[],
+            &[("If-Match", "*")],
         )
         .await;
     assert_eq!((s, moved["start"].as_str()), (StatusCode::OK, strict_slots[11]["start"].as_str()), "{moved}");
-    let (s, v) = patient.post(&format!("/appointments/{id}/cancel"), json!({"reason": "moved away"})).await;
+    let (s, v) = patient.change(&format!("/appointments/{id}/cancel"), json!({"reason": "moved away"})).await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("cancelled")), "{v}");
     let at_home = home.appointment(medislot_domain::AppointmentId(id)).await.unwrap().unwrap();
     assert_eq!((at_home.status.as_str(), at_home.cancel_reason.as_deref()), ("cancelled", Some("moved away")));
@@ -118,7 +118,7 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     assert!(v["type"].as_str().unwrap().ends_with("/home-region-unreachable"), "{v}");
     assert!(took < Duration::from_millis(300), "answered in {took:?}");
     // Changes to appointments homed in eu are refused too, nothing queued.
-    let (s, v) = patient.post(&format!("/appointments/{second_id}/cancel"), json!({})).await;
+    let (s, v) = patient.change(&format!("/appointments/{second_id}/cancel"), json!({})).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
     // available: 202 pending, readable in the patient's region.
     let (s, pending, _) = book(&patient, &avail_slots[12], "k-4").await;

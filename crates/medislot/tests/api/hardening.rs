@@ -1,0 +1,215 @@
+//! What an attacker tries first: instants at the time library's limits, bodies
+//! too large everywhere, unknown URLs, redirects after sign-in, reloads of
+//! form posts. Every answer is an answer in the caller's format — never a
+//! panic, a dropped connection or another site.
+
+use crate::helpers::*;
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+/// A slot id whose start is `secs` (valid base64, a real doctor, an absurd time).
+fn slot_id_at(doctor: &str, secs: i64) -> String {
+    let mut bytes = [0u8; 24];
+    bytes[..16].copy_from_slice(uuid::Uuid::parse_str(doctor).unwrap().as_bytes());
+    bytes[16..].copy_from_slice(&secs.to_be_bytes());
+    format!("slot_{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn content_type(h: &reqwest::header::HeaderMap) -> String {
+    h.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+}
+
+#[tokio::test]
+async fn instants_at_the_time_librarys_limits_are_refused_cleanly_on_every_route() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "limits").await;
+    let p = register(&srv, &http, "p-limits@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    let (_, a) = p.post("/appointments", json!({"slot_id": slots[2]["slot_id"]})).await;
+    let id = a["id"].as_str().unwrap();
+
+    for secs in [253_402_207_200i64, 253_402_300_799, -377_705_116_800, i64::MAX, 7_258_118_400] {
+        let slot = slot_id_at(&w.doctor_id, secs);
+        for (path, body) in [
+            ("/holds".to_string(), json!({"slot_id": slot})),
+            ("/appointments".to_string(), json!({"slot_id": slot})),
+            (format!("/appointments/{id}/reschedule"), json!({"slot_id": slot})),
+        ] {
+            let (s, e, h) = p.send(Method::POST, &path, Some(body), &[("If-Match", "*")]).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{path} at {secs}: {e}");
+            assert!(content_type(&h).starts_with("application/problem+json"));
+            assert_eq!(e["errors"][0]["field"], "slot_id", "{e}");
+        }
+        // FHIR: the Slot read, $hold and $book answer OperationOutcomes.
+        let r = http.get(format!("{}/fhir/Slot/{}.{secs}", srv.url, w.doctor_id)).send().await.unwrap();
+        assert!(r.status().is_client_error(), "Slot at {secs}: {}", r.status());
+        assert!(content_type(r.headers()).starts_with("application/fhir+json"));
+        for op in ["$hold", "$book"] {
+            let body = json!({"resourceType": "Parameters", "parameter": [{"name": "appt-resource", "resource":
+                {"resourceType": "Appointment", "status": "proposed", "slot": [{"reference": format!("Slot/{}.{secs}", w.doctor_id)}]}}]});
+            let r = http
+                .post(format!("{}/fhir/Appointment/{op}", srv.url))
+                .bearer_auth(&p.token)
+                .header("content-type", "application/fhir+json")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert!(r.status().is_client_error(), "{op} at {secs}: {}", r.status());
+            let v: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(v["resourceType"], "OperationOutcome");
+        }
+        // The booking page of such a slot is an HTML page, not a 500.
+        let r = http.get(format!("{}/book/{slot}", srv.url)).send().await.unwrap();
+        assert!(r.status().is_client_error(), "/book at {secs}: {}", r.status());
+        assert!(content_type(r.headers()).starts_with("text/html"));
+    }
+
+    // Query instants: far years and offsets RFC 3339 does not have.
+    for (param, value) in [
+        ("from", "9999-12-31"),
+        ("from", "2026-01-01T00:00:00+24:00"),
+        ("to", "2026-01-01T00:00:00-25:59"),
+        ("from", "1900-01-01T00:00:00Z"),
+    ] {
+        let (s, e) = p.get(&format!("/doctors/{}/slots?{param}={}", w.doctor_id, urlencode(value))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{param}={value}: {e}");
+        assert_eq!(e["errors"][0]["field"], param, "{e}");
+    }
+    let (s, e) = w
+        .doctor
+        .post(
+            &format!("/doctors/{}/time-off", w.doctor_id),
+            json!({"start": "2026-12-26T00:00:00+24:00", "end": "2027-01-02T00:00:00Z"}),
+        )
+        .await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("start")), "{e}");
+    let r = http
+        .get(format!("{}/fhir/Slot?schedule=Schedule/{}.in-person&start=ge9999-12-31T00:00:00Z", srv.url, w.doctor_id))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    // The server is still there.
+    assert_eq!(http.get(format!("{}/healthz", srv.url)).send().await.unwrap().status(), 200);
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}
+
+#[tokio::test]
+async fn every_error_is_in_the_format_its_caller_reads() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "formats").await;
+    let p = register(&srv, &http, "p-formats@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    let (_, a) = p.post("/appointments", json!({"slot_id": slots[2]["slot_id"]})).await;
+    let id = a["id"].as_str().unwrap();
+    let big = "x".repeat(300 * 1024);
+
+    // 413 on the API is problem+json, on FHIR an OperationOutcome.
+    let r = http
+        .post(srv.api(&format!("/appointments/{id}/cancel")))
+        .bearer_auth(&p.token)
+        .header("if-match", "*")
+        .header("content-type", "application/json")
+        .body(format!("{{\"reason\":\"{big}\"}}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert!(content_type(r.headers()).starts_with("application/problem+json"), "{:?}", r.headers());
+    for op in ["$hold", "$book", "$find"] {
+        let r = http
+            .post(format!("{}/fhir/Appointment/{op}", srv.url))
+            .bearer_auth(&p.token)
+            .header("content-type", "application/fhir+json")
+            .body(format!("{{\"resourceType\":\"Parameters\",\"x\":\"{big}\"}}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 413, "{op}");
+        let v: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(v["resourceType"], "OperationOutcome", "{op}: {v}");
+    }
+    // Unknown URLs: a page for a browser, problem+json under the API, OperationOutcome under FHIR.
+    let r = http.get(format!("{}/no/such/page", srv.url)).header("accept", "text/html").send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert!(content_type(r.headers()).starts_with("text/html"));
+    assert!(r.text().await.unwrap().contains("Back to the start"));
+    let r = http.get(srv.api("/no/such/route")).send().await.unwrap();
+    assert_eq!((r.status().as_u16(), content_type(r.headers()).starts_with("application/problem+json")), (404, true));
+    let r = http.get(format!("{}/fhir/NoSuchType", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["resourceType"], "OperationOutcome");
+    // A wrong method on a page: an HTML page with Allow.
+    let r = http.delete(format!("{}/login", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().get("allow").is_some());
+    assert!(content_type(r.headers()).starts_with("text/html"));
+    // Every 401 says how to authenticate, on the API and on FHIR.
+    for url in [srv.api("/appointments"), format!("{}/fhir/Appointment", srv.url)] {
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{url}");
+        assert!(r.headers().get("www-authenticate").is_some(), "{url}");
+    }
+    // Reloading what a form posted to goes back to the form's page.
+    let no_redirects = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    for (path, page) in [
+        ("/doctor/time-off".to_string(), "/doctor/schedule".to_string()),
+        (format!("/admin/verification/{}", w.doctor_id), "/admin/verification".to_string()),
+        (format!("/doctors/{}/waitlist", w.doctor_id), format!("/doctors/{}", w.doctor_id)),
+    ] {
+        let r = no_redirects.get(format!("{}{path}", srv.url)).send().await.unwrap();
+        assert!(r.status().is_redirection(), "{path}: {}", r.status());
+        assert_eq!(r.headers()["location"].to_str().unwrap(), page);
+    }
+}
+
+/// Signs in through the page with `next`, and returns where the answer sends the browser.
+async fn sign_in_then(srv: &TestServer, email: &str, next: &str) -> (u16, String) {
+    let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let page = http.get(format!("{}/login", srv.url)).send().await.unwrap();
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("medislot_csrf=").map(|rest| rest.split(';').next().unwrap().to_string()))
+        .expect("a CSRF cookie");
+    let body = format!("csrf={csrf}&email={}&password={}", email.replace('@', "%40"), PASSWORD.replace(' ', "+"));
+    let r = http
+        .post(format!("{}/login?next={next}", srv.url))
+        .header("cookie", format!("medislot_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.headers().get("location").map(|l| l.to_str().unwrap().to_string()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn sign_in_never_sends_the_browser_to_another_site() {
+    let srv = TestServer::start().await;
+    let http = client();
+    register(&srv, &http, "p-next@example.org", "patient").await;
+    for next in [
+        "%2F%09%2Fevil.example",
+        "%2F%2Fevil.example",
+        "%2F%5Cevil.example",
+        "https%3A%2F%2Fevil.example",
+        "%2Fa%0D%0ASet-Cookie%3A+x%3Dy",
+        "%2F%0A%2Fevil.example",
+    ] {
+        let (status, location) = sign_in_then(&srv, "p-next@example.org", next).await;
+        assert_eq!((status, location.as_str()), (303, "/"), "next={next}");
+    }
+    let (status, location) = sign_in_then(&srv, "p-next@example.org", "%2Fappointments").await;
+    assert_eq!((status, location.as_str()), (303, "/appointments"));
+}
