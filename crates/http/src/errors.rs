@@ -122,3 +122,43 @@ fn from_problem_json(status: StatusCode, bytes: &[u8]) -> ApiError {
         .unwrap_or_default();
     e
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::{body::Body, http::Request, routing::get, Router};
+    use tower::ServiceExt;
+
+    async fn boom() -> &'static str {
+        panic!("index out of bounds: a detail no client should see")
+    }
+
+    /// A handler that panics, behind the same layers as the real router.
+    fn app() -> Router {
+        Router::new()
+            .route("/api/v1/boom", get(boom))
+            .route("/fhir/boom", get(boom))
+            .route("/boom", get(boom))
+            .layer(axum::middleware::from_fn(|req, next| crate::deadline(std::time::Duration::from_secs(5), req, next)))
+            .layer(axum::middleware::from_fn(super::uniform))
+    }
+
+    async fn call(path: &str) -> (u16, String, String) {
+        let resp = app().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
+        let kind = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+        let status = resp.status().as_u16();
+        let body = axum::body::to_bytes(resp.into_body(), 1 << 16).await.unwrap();
+        (status, kind, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_an_answered_500_in_the_callers_format() {
+        let (status, kind, body) = call("/api/v1/boom").await;
+        assert_eq!((status, kind.as_str()), (500, "application/problem+json"), "{body}");
+        assert!(!body.contains("index out of bounds"), "no panic text leaks: {body}");
+        let (status, kind, body) = call("/fhir/boom").await;
+        assert_eq!((status, kind.as_str()), (500, "application/fhir+json"));
+        assert!(body.contains("OperationOutcome"), "{body}");
+        let (status, kind, _) = call("/boom").await;
+        assert_eq!((status, kind.starts_with("text/html")), (500, true));
+    }
+}

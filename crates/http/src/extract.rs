@@ -116,6 +116,36 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// Operators only (`/metrics`, `/api/v1/regions`): a request through the
+/// internal address, or one presenting the ops token, or a platform admin's.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if parts.extensions.get::<crate::InternalListener>().is_some() {
+            return Ok(Operator);
+        }
+        if let Some(token) = bearer(&parts.headers) {
+            if state.ops_token.as_deref().is_some_and(|ops| crate::routes::same_secret(token.as_bytes(), ops)) {
+                return Ok(Operator);
+            }
+            if let Ok(Some(actor)) = state.app.authenticate(&token).await {
+                if actor.role() == medislot_domain::Role::Admin {
+                    return Ok(Operator);
+                }
+            }
+        }
+        Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "operators-only",
+            "Operators only",
+            "this endpoint is for operators: use the internal address (--internal-listen) or Authorization: Bearer <ops token>",
+        ))
+    }
+}
+
 /// A UUID path parameter; anything else is 400 naming the parameter.
 pub struct IdPath<T>(pub T);
 

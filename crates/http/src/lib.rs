@@ -31,6 +31,8 @@ pub struct AppState {
     /// The secrets peer regions may present on `/internal/v1`: the current one and,
     /// during a rotation, the previous one (none: those routes do not exist).
     pub region_secrets: Arc<[Box<[u8]>]>,
+    /// The operators' token for `/metrics` and `/api/v1/regions` (none: internal address only).
+    pub ops_token: Option<Arc<[u8]>>,
 }
 
 #[derive(Debug, Clone)]
@@ -43,7 +45,15 @@ pub struct HttpOptions {
     pub region_secret: Option<String>,
     /// A second secret also accepted on `/internal/v1`, while the secret is rotated.
     pub region_secret_previous: Option<String>,
+    /// The token operators present for `/metrics` and `/api/v1/regions` on the public address.
+    pub ops_token: Option<String>,
+    /// The longest a request body may take to arrive.
+    pub body_read_timeout: std::time::Duration,
 }
+
+/// Marks requests that came through the operators' own address (`--internal-listen`).
+#[derive(Debug, Clone, Copy)]
+pub struct InternalListener;
 
 impl Default for HttpOptions {
     fn default() -> Self {
@@ -52,6 +62,8 @@ impl Default for HttpOptions {
             request_timeout: std::time::Duration::from_secs(15),
             region_secret: None,
             region_secret_previous: None,
+            ops_token: None,
+            body_read_timeout: std::time::Duration::from_secs(10),
         }
     }
 }
@@ -90,6 +102,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             .chain(options.region_secret.as_ref().and(options.region_secret_previous.as_ref()))
             .map(|s| s.as_bytes().into())
             .collect(),
+        ops_token: options.ops_token.as_ref().map(|t| t.as_bytes().into()),
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
@@ -123,6 +136,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(errors::uniform))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(options.body_read_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
             // The matched route template, never the raw path: no ids in logs or labels.
             let route = req
@@ -145,7 +159,17 @@ async fn observe(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let method = req.method().to_string();
+    // A method a client invents is one label, not a new series per name.
+    let method = match *req.method() {
+        axum::http::Method::GET
+        | axum::http::Method::HEAD
+        | axum::http::Method::POST
+        | axum::http::Method::PUT
+        | axum::http::Method::PATCH
+        | axum::http::Method::DELETE
+        | axum::http::Method::OPTIONS => req.method().to_string(),
+        _ => "OTHER".to_string(),
+    };
     let route = req
         .extensions()
         .get::<axum::extract::MatchedPath>()

@@ -72,7 +72,6 @@ impl From<&ClinicRecord> for ClinicView {
 #[derive(Serialize, ToSchema)]
 pub struct DoctorView {
     pub id: String,
-    pub user_id: Option<String>,
     pub clinic_id: String,
     pub name: String,
     pub specialties: Vec<String>,
@@ -95,7 +94,6 @@ impl From<&DoctorRecord> for DoctorView {
     fn from(d: &DoctorRecord) -> Self {
         Self {
             id: d.id.to_string(),
-            user_id: d.user_id.map(|u| u.to_string()),
             clinic_id: d.clinic_id.to_string(),
             name: d.name.clone(),
             specialties: d.specialties.clone(),

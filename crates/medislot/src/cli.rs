@@ -14,7 +14,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the HTTP service (with the notification workers, unless `--workers false`).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Run only the notification workers (e-mail, webhooks, reminders, waitlist), no HTTP.
     Worker {
         #[command(flatten)]
@@ -104,6 +104,26 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port (printed at start-up).
     #[arg(long, env = "MEDISLOT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,
+    /// A second address for operators only: /metrics, /api/v1/regions, /healthz and
+    /// /readyz without a token. Keep it on the internal network.
+    #[arg(long, env = "MEDISLOT_INTERNAL_LISTEN")]
+    pub internal_listen: Option<String>,
+    /// A token for /metrics and /api/v1/regions on the public address
+    /// (`Authorization: Bearer …`); without it, only the internal address serves them.
+    #[arg(long, env = "MEDISLOT_OPS_TOKEN", hide_env_values = true)]
+    pub ops_token: Option<String>,
+    /// A request's headers must arrive within this many milliseconds.
+    #[arg(long, env = "MEDISLOT_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub header_read_timeout_ms: u64,
+    /// A connection that moves no byte for this many milliseconds is closed (idle keep-alive).
+    #[arg(long, env = "MEDISLOT_IDLE_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub idle_timeout_ms: u64,
+    /// A request body must arrive within this many milliseconds.
+    #[arg(long, env = "MEDISLOT_BODY_READ_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    pub body_read_timeout_ms: u64,
+    /// Open connections at most; more are answered 503 and closed at once.
+    #[arg(long, env = "MEDISLOT_MAX_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
     /// This node's region.
     #[arg(long, env = "MEDISLOT_REGION", default_value = "local")]
     pub region: String,
@@ -272,7 +292,7 @@ pub fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => crate::server::serve(args).await,
+        Command::Serve(args) => crate::server::serve(*args).await,
         Command::Worker { db, region, notify } => crate::server::work(db, region, notify).await,
         Command::Migrate(db) => {
             db.connect(true).await?;

@@ -44,11 +44,26 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
             region_secret: args.region_secret.clone(),
             region_secret_previous: args.region_secret_previous.clone(),
+            ops_token: args.ops_token.clone(),
+            body_read_timeout: std::time::Duration::from_millis(args.body_read_timeout_ms),
         },
     );
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let limits = crate::listener::Limits {
+        header_read: std::time::Duration::from_millis(args.header_read_timeout_ms),
+        idle: std::time::Duration::from_millis(args.idle_timeout_ms),
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+    };
+    let internal = match &args.internal_listen {
+        Some(a) => {
+            let l = tokio::net::TcpListener::bind(a).await.with_context(|| format!("binding {a}"))?;
+            println!("medislot internal listening on http://{}", l.local_addr()?);
+            Some(l)
+        }
+        None => None,
+    };
     let (stop_workers, stopped) = tokio::sync::watch::channel(false);
     let workers = if args.workers {
         let worker = medislot_workers::Workers::new(
@@ -72,9 +87,37 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Tests and scripts read this line to find the port.
     println!("medislot listening on http://{addr}");
     tracing::info!(%addr, region = %args.region, "listening");
-    // Routes are resolved once here; served as a plain `Router`, axum would rebuild
-    // the route table for every connection (tens of kilobytes each, measured).
-    axum::serve(listener, router.into_make_service()).with_graceful_shutdown(shutdown_signal()).await?;
+    let drain = std::time::Duration::from_millis(args.request_timeout_ms.max(100)) + std::time::Duration::from_secs(1);
+    let (stop_serving, _) = tokio::sync::broadcast::channel::<()>(1);
+    let internal_served = internal.map(|l| {
+        let mut stop = stop_serving.subscribe();
+        let router = router.clone().layer(axum::Extension(medislot_http::InternalListener));
+        tokio::spawn(crate::listener::serve(
+            l,
+            router,
+            limits,
+            async move {
+                let _ = stop.recv().await;
+            },
+            drain,
+        ))
+    });
+    let mut stop = stop_serving.subscribe();
+    let public = tokio::spawn(crate::listener::serve(
+        listener,
+        router,
+        limits,
+        async move {
+            let _ = stop.recv().await;
+        },
+        drain,
+    ));
+    shutdown_signal().await;
+    let _ = stop_serving.send(());
+    public.await??;
+    if let Some(i) = internal_served {
+        i.await??;
+    }
     let _ = stop_workers.send(true);
     if let Some(w) = workers {
         let _ = w.await;

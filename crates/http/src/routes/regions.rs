@@ -10,7 +10,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 /// This region, its peers with their link state (up, suspect, down), how old
 /// each peer's replica here is, and the bookings waiting for their home region.
-#[utoipa::path(get, path = "/regions", responses((status = 200, description = "region, peers, forwarding queue")))]
-async fn regions(State(s): State<AppState>) -> ApiResult<Json<medislot_app::RegionsView>> {
+/// Operators only: the internal address, the ops token or a platform admin.
+#[utoipa::path(get, path = "/regions", security(("bearer" = [])),
+    responses((status = 200, description = "region, peers, forwarding queue"), (status = 401)))]
+async fn regions(State(s): State<AppState>, _: crate::extract::Operator) -> ApiResult<Json<medislot_app::RegionsView>> {
     Ok(Json(s.app.regions().await?))
 }

@@ -25,7 +25,8 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
 }
 
 /// Prometheus metrics, OpenMetrics text format.
-async fn metrics(State(s): State<AppState>) -> impl axum::response::IntoResponse {
+/// Operators only: the internal address, the ops token or a platform admin.
+async fn metrics(State(s): State<AppState>, _: crate::extract::Operator) -> impl axum::response::IntoResponse {
     let body = s.app.render_metrics();
     ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
 }

@@ -123,15 +123,28 @@ async fn sigterm_stops_the_server_gracefully() {
 
 #[tokio::test]
 async fn metrics_count_requests_and_bookings_without_ids_and_requests_carry_ids() {
-    let srv = TestServer::start().await;
+    let srv = TestServer::start_with(&["--internal-listen", "127.0.0.1:0"]);
     let http = client();
+    // Operational endpoints are not public: 401 without the ops token on the public address.
+    for path in ["/metrics", "/api/v1/regions"] {
+        let r = http.get(format!("{}{path}", srv.url)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let r = http.get(format!("{}{path}", srv.url)).bearer_auth("not-the-token").send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let internal = srv.internal_url.as_ref().expect("an internal address");
+        let r = http.get(format!("{internal}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} on the internal address");
+    }
+    // A method a client invents does not become a metrics label.
+    let odd = reqwest::Method::from_bytes(b"FOO1").unwrap();
+    let _ = http.request(odd, format!("{}/healthz", srv.url)).send().await.unwrap();
     let w = world(&srv, &http, "metrics").await;
     let p = register(&srv, &http, "p-metrics@example.org", "patient").await;
     let q = register(&srv, &http, "q-metrics@example.org", "patient").await;
     let slot = free_slots(&p, &w.doctor_id).await[0]["slot_id"].clone();
     assert_eq!(p.post("/appointments", json!({"slot_id": slot})).await.0, 201);
     assert_eq!(q.post("/appointments", json!({"slot_id": slot})).await.0, 409);
-    let r = http.get(format!("{}/metrics", srv.url)).send().await.unwrap();
+    let r = http.get(format!("{}/metrics", srv.url)).bearer_auth(OPS_TOKEN).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let id = r.headers().get("x-request-id").expect("every answer carries a request id").to_str().unwrap().to_string();
@@ -148,6 +161,10 @@ async fn metrics_count_requests_and_bookings_without_ids_and_requests_carry_ids(
         s.split(|c: char| !(c.is_ascii_hexdigit() || c == '-')).any(|w| w.len() == 36 && w.matches('-').count() == 4)
     };
     assert!(!uuid(&text) && !text.contains("example.org"), "no ids or e-mails in metrics");
+    assert!(!text.contains("FOO1") && text.contains(r#"method="OTHER""#), "unknown methods share one label");
+    // Public doctor records do not expose the doctor's account id.
+    let (_, d) = p.get(&format!("/doctors/{}", w.doctor_id)).await;
+    assert!(d.get("user_id").is_none() && d["id"] == w.doctor_id.as_str(), "{d}");
     // A caller's own request id is kept.
     let r = http.get(format!("{}/healthz", srv.url)).header("x-request-id", "trace-me-42").send().await.unwrap();
     assert_eq!(r.headers()["x-request-id"], "trace-me-42");

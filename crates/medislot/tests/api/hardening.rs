@@ -213,3 +213,73 @@ async fn sign_in_never_sends_the_browser_to_another_site() {
     let (status, location) = sign_in_then(&srv, "p-next@example.org", "%2Fappointments").await;
     assert_eq!((status, location.as_str()), (303, "/appointments"));
 }
+
+/// Reads until the server closes the connection (or `within` passes): what it said, and whether it closed.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, within: std::time::Duration) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+        }
+    }
+}
+
+#[tokio::test]
+async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
+    use std::time::Duration;
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start_with(&[
+        "--header-read-timeout-ms",
+        "700",
+        "--idle-timeout-ms",
+        "1500",
+        "--body-read-timeout-ms",
+        "700",
+        "--max-connections",
+        "40",
+    ]);
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    // 30 clients send half a request line and stop (slowloris).
+    let mut slow = Vec::new();
+    for _ in 0..30 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await.unwrap();
+        slow.push(s);
+    }
+    // Beyond the cap, a connection is answered 503 at once.
+    let mut more = Vec::new();
+    for _ in 0..15 {
+        more.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    let mut refused = 0;
+    for s in &mut more {
+        let (said, closed) = read_until_closed(s, Duration::from_millis(500)).await;
+        if said.starts_with("HTTP/1.1 503") && closed {
+            refused += 1;
+        }
+    }
+    assert!(refused >= 5, "connections beyond the cap of 40 are refused: {refused} of 15");
+    // The slow ones are closed once the header read timeout passes.
+    for s in &mut slow {
+        let (_, closed) = read_until_closed(s, Duration::from_secs(3)).await;
+        assert!(closed, "a half-sent request is cut off");
+    }
+    // A body that never finishes arriving is cut off too.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\"")
+        .await
+        .unwrap();
+    let (_, closed) = read_until_closed(&mut s, Duration::from_secs(4)).await;
+    assert!(closed, "a body that stalls is cut off");
+    // An idle keep-alive connection is closed after the idle timeout; a live one is served.
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let (said, closed) = read_until_closed(&mut s, Duration::from_secs(4)).await;
+    assert!(said.starts_with("HTTP/1.1 200") && closed, "served, then closed when idle: {said:?}");
+    assert_eq!(client().get(format!("{}/healthz", srv.url)).send().await.unwrap().status(), 200);
+}

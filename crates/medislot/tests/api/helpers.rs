@@ -13,10 +13,14 @@ use std::{
 };
 
 pub const PASSWORD: &str = "correct horse battery";
+/// The operators' token every test server takes (`--ops-token`), for /metrics and /regions.
+pub const OPS_TOKEN: &str = "test-operators-token-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_medislot");
 
 pub struct TestServer {
     pub url: String,
+    /// The operators' address, when started with `--internal-listen`.
+    pub internal_url: Option<String>,
     pub child: Child,
     pub data_dir: PathBuf,
     /// `--database-url` when the suite runs on PostgreSQL (`MEDISLOT_TEST_BACKEND=postgres`).
@@ -125,6 +129,7 @@ impl TestServer {
             .arg(dir)
             .args(database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
             .args(if extra.contains(&"--logins-per-minute") { &[][..] } else { &["--logins-per-minute", "1000"][..] })
+            .args(if extra.contains(&"--ops-token") { &[][..] } else { &["--ops-token", OPS_TOKEN][..] })
             .args(extra)
             .env("MEDISLOT_LOG", if std::env::var("TEST_LOG").is_ok() { "info" } else { "error" })
             .stdout(Stdio::piped())
@@ -133,15 +138,19 @@ impl TestServer {
             .expect("start medislot");
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
+        let mut internal_url = None;
         let url = loop {
             let line = lines.next().expect("medislot exited before listening").unwrap();
+            if let Some(rest) = line.strip_prefix("medislot internal listening on ") {
+                internal_url = Some(rest.trim().to_string());
+            }
             if let Some(rest) = line.strip_prefix("medislot listening on ") {
                 break rest.trim().to_string();
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        TestServer { url, child, data_dir: dir.to_path_buf(), database_url, _tmp: None, _pg: pg }
+        TestServer { url, internal_url, child, data_dir: dir.to_path_buf(), database_url, _tmp: None, _pg: pg }
     }
 
     pub fn api(&self, path: &str) -> String {

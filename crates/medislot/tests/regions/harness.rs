@@ -140,7 +140,7 @@ impl Region {
             .arg(&self.dir)
             .args(["--region-secret", SECRET, "--heartbeat-ms", "100", "--replication-ms", "200"])
             .args(["--forward-timeout-ms", "800", "--logins-per-minute", "100000", "--reminders", ""])
-            .args(["--notify-poll-ms", "100"]);
+            .args(["--notify-poll-ms", "100", "--ops-token", crate::helpers::OPS_TOKEN]);
         for p in &self.peers {
             cmd.args(["--peer", p]);
         }
@@ -340,7 +340,15 @@ pub async fn converged(mesh: &Mesh, http: &reqwest::Client, n: usize, within: Du
                 .json()
                 .await
                 .unwrap();
-            let links: Value = http.get(r.api("/regions")).send().await.unwrap().json().await.unwrap();
+            let links: Value = http
+                .get(r.api("/regions"))
+                .bearer_auth(crate::helpers::OPS_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
             let up = links["peers"].as_array().unwrap().iter().all(|p| p["state"] == "up");
             ok &= v["total"].as_u64() == Some(n as u64) && up;
         }

@@ -293,7 +293,7 @@ async fn partitions_keep_every_promise() {
     while healed.elapsed() < settle_limit {
         let mut pending = 0;
         for r in &mesh.regions {
-            if let Ok(resp) = http.get(r.api("/regions")).send().await {
+            if let Ok(resp) = http.get(r.api("/regions")).bearer_auth(crate::helpers::OPS_TOKEN).send().await {
                 let v: Value = resp.json().await.unwrap_or(Value::Null);
                 pending += v["forwarding_pending"].as_u64().unwrap_or(1);
             } else {

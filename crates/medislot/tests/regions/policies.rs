@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 async fn link_state(r: &Region, http: &reqwest::Client, peer: &str) -> String {
-    let v: Value = http.get(r.api("/regions")).send().await.unwrap().json().await.unwrap();
+    let v: Value =
+        http.get(r.api("/regions")).bearer_auth(crate::helpers::OPS_TOKEN).send().await.unwrap().json().await.unwrap();
     let p = v["peers"].as_array().unwrap().iter().find(|p| p["region"] == peer).cloned().unwrap();
     p["state"].as_str().unwrap().to_string()
 }
@@ -125,7 +126,16 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     assert_eq!((s, pending["status"].as_str()), (StatusCode::ACCEPTED, Some("pending")), "{pending}");
     let pid = pending["id"].as_str().unwrap();
     assert_eq!(patient.get(&format!("/appointments/{pid}")).await.1["status"], "pending");
-    let (_, regions) = patient.get("/regions").await;
+    assert_eq!(patient.get("/regions").await.0, StatusCode::UNAUTHORIZED, "patients do not read operations data");
+    let regions: Value = reqwest::Client::new()
+        .get(us.api("/regions"))
+        .bearer_auth(crate::helpers::OPS_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(regions["forwarding_pending"], 1, "{regions}");
     // A second pending request for a slot that eu gives away locally meanwhile: conflict later.
     let (s, doomed, _) = book(&other, &avail_slots[14], "k-5").await;
