@@ -10,12 +10,12 @@ mod fhir;
 mod pages;
 pub mod problem;
 mod routes;
+pub mod throttle;
 pub mod views;
 
 use axum::{extract::DefaultBodyLimit, http::StatusCode, Router};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use medislot_app::App;
-use std::{num::NonZeroU32, sync::Arc};
+use std::sync::Arc;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -26,8 +26,8 @@ pub const BODY_LIMIT: usize = 256 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
-    /// Login attempts per e-mail address (password guessing).
-    pub login_limiter: Arc<DefaultKeyedRateLimiter<String>>,
+    /// Sign-in and sign-up attempts per client (password guessing, floods).
+    pub throttle: Arc<throttle::Throttle>,
     /// The secrets peer regions may present on `/internal/v1`: the current one and,
     /// during a rotation, the previous one (none: those routes do not exist).
     pub region_secrets: Arc<[Box<[u8]>]>,
@@ -37,8 +37,12 @@ pub struct AppState {
 
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
-    /// Login attempts allowed per e-mail address per minute.
+    /// Sign-in attempts allowed per client and account per minute.
     pub logins_per_minute: u32,
+    /// Sign-in and sign-up attempts allowed per client per minute, whatever the account.
+    pub client_attempts_per_minute: u32,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<throttle::Cidr>,
     /// The longest a request may take before it is answered 503 (outcome unknown, retry).
     pub request_timeout: std::time::Duration,
     /// The secret shared by the regions, for `/internal/v1`.
@@ -59,6 +63,8 @@ impl Default for HttpOptions {
     fn default() -> Self {
         Self {
             logins_per_minute: 10,
+            client_attempts_per_minute: 60,
+            trusted_proxies: Vec::new(),
             request_timeout: std::time::Duration::from_secs(15),
             region_secret: None,
             region_secret_previous: None,
@@ -91,10 +97,13 @@ impl utoipa::Modify for BearerAuth {
 
 /// The whole HTTP application for one node.
 pub fn router(app: App, options: HttpOptions) -> Router {
-    let per_minute = NonZeroU32::new(options.logins_per_minute.max(1)).unwrap_or(NonZeroU32::MIN);
     let state = AppState {
         app,
-        login_limiter: Arc::new(RateLimiter::keyed(Quota::per_minute(per_minute))),
+        throttle: Arc::new(throttle::Throttle::new(
+            options.logins_per_minute,
+            options.client_attempts_per_minute,
+            options.trusted_proxies.clone(),
+        )),
         // The previous secret is accepted only alongside a current one.
         region_secrets: options
             .region_secret

@@ -154,9 +154,16 @@ pub struct ServeArgs {
     /// How long before its start an appointment may be marked "arrived", in minutes.
     #[arg(long, env = "MEDISLOT_ARRIVAL_WINDOW_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=10080))]
     pub arrival_window_minutes: i64,
-    /// Login attempts allowed per e-mail address per minute.
+    /// Sign-in attempts allowed per client address and account per minute.
     #[arg(long, env = "MEDISLOT_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,
+    /// Sign-in and sign-up attempts allowed per client address per minute, whatever the account.
+    #[arg(long, env = "MEDISLOT_CLIENT_ATTEMPTS_PER_MINUTE", default_value_t = 60)]
+    pub client_attempts_per_minute: u32,
+    /// A proxy (address or CIDR range) whose X-Forwarded-For names the client; repeat
+    /// the flag (env: comma-separated). Without one, X-Forwarded-For is ignored.
+    #[arg(long = "trusted-proxy", env = "MEDISLOT_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<medislot_http::throttle::Cidr>,
     /// How long availability reads (slot lists, search) may come from this node's
     /// cache; 0 turns it off. Bookings always go to the database.
     #[arg(long, env = "MEDISLOT_AVAILABILITY_CACHE_TTL_MS", default_value_t = 2000)]

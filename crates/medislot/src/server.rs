@@ -41,6 +41,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         app.clone(),
         HttpOptions {
             logins_per_minute: args.logins_per_minute,
+            client_attempts_per_minute: args.client_attempts_per_minute,
+            trusted_proxies: args.trusted_proxies.clone(),
             request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
             region_secret: args.region_secret.clone(),
             region_secret_previous: args.region_secret_previous.clone(),

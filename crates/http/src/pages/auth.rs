@@ -1,6 +1,7 @@
 //! Sign in, create an account, sign out.
 
 use super::{error_for, field_errors, safe_next, urlencode, Form, Web};
+use crate::throttle::ClientAddr;
 use crate::{extract::SESSION_COOKIE, AppState};
 use axum::{
     body::Bytes,
@@ -41,6 +42,7 @@ pub async fn login_page(
 /// Signs in (rate-limited like the API) and sets the session cookie.
 pub async fn login(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
@@ -53,7 +55,7 @@ pub async fn login(
         let page = login_form(&w, &next, &email, Some("Your form expired. Please try again."));
         return w.render(StatusCode::UNPROCESSABLE_ENTITY, "Sign in", page);
     }
-    match sign_in(&s, &email, &form.text("password"), &next).await {
+    match sign_in(&s, client, &email, &form.text("password"), &next).await {
         Ok(resp) => resp,
         Err((status, msg)) => w.render(status, "Sign in", login_form(&w, &next, &email, Some(msg))),
     }
@@ -63,11 +65,12 @@ pub async fn login(
 /// session cookie, or the status and message to show on the form.
 pub async fn sign_in(
     s: &AppState,
+    client: std::net::IpAddr,
     email: &str,
     password: &str,
     next: &str,
 ) -> Result<Response, (StatusCode, &'static str)> {
-    match crate::routes::accounts::rate_limited_login(s, email, password).await {
+    match crate::routes::accounts::rate_limited_login(s, client, email, password).await {
         Ok((_, cookie)) => Ok(with_cookie(Redirect::to(next).into_response(), &cookie)),
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
             Err((e.status, "Too many attempts. Wait a minute and try again."))
@@ -122,6 +125,7 @@ pub async fn register_page(
 
 pub async fn register(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     headers: HeaderMap,
     Query(q): Query<HashMap<String, String>>,
     body: Bytes,
@@ -137,6 +141,11 @@ pub async fn register(
             register_form(&w, &next, &form, &errors),
         );
     }
+    if let Err(e) = s.throttle.register(client) {
+        let errors =
+            HashMap::from([("email".to_string(), format!("Too many attempts from your network: {}.", e.detail))]);
+        return w.render(e.status, "Create an account", register_form(&w, &next, &form, &errors));
+    }
     let reg = Registration {
         email: form.text("email"),
         password: form.text("password"),
@@ -151,7 +160,7 @@ pub async fn register(
                 ("/", medislot_domain::Role::ClinicAdmin) => "/clinic".to_string(),
                 _ => next,
             };
-            sign_in(&s, &form.text("email"), &form.text("password"), &next)
+            sign_in(&s, client, &form.text("email"), &form.text("password"), &next)
                 .await
                 .unwrap_or_else(|_| Redirect::to("/login").into_response())
         }

@@ -121,6 +121,7 @@ pub async fn show(State(s): State<AppState>, headers: HeaderMap, Path(slot_id): 
 /// Sign in (and come back here), or hold the slot and go confirm it.
 pub async fn submit(
     State(s): State<AppState>,
+    crate::throttle::ClientAddr(client): crate::throttle::ClientAddr,
     headers: HeaderMap,
     Path(slot_id): Path<String>,
     body: Bytes,
@@ -133,7 +134,7 @@ pub async fn submit(
     match form.get("action") {
         Some("login") => {
             let back = format!("/book/{}", urlencode(&slot_id));
-            match super::auth::sign_in(&s, &form.text("email"), &form.text("password"), &back).await {
+            match super::auth::sign_in(&s, client, &form.text("email"), &form.text("password"), &back).await {
                 Ok(resp) => resp,
                 Err((_, msg)) => page_for(&s, &w, &slot_id, Some(msg)).await,
             }

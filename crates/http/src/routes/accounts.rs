@@ -2,7 +2,8 @@
 
 use crate::{
     extract::{bearer, session_cookie, ApiJson, SESSION_COOKIE},
-    problem::{ApiError, ApiResult},
+    problem::ApiResult,
+    throttle::ClientAddr,
     views::{LoginView, UserView},
     AppState,
 };
@@ -12,7 +13,6 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use governor::clock::{Clock, DefaultClock};
 use medislot_app::Registration;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -37,8 +37,10 @@ struct RegisterBody {
     responses((status = 201, body = UserView), (status = 409, description = "e-mail taken"), (status = 422, description = "invalid field")))]
 async fn register(
     State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(r): ApiJson<Registration>,
 ) -> ApiResult<(StatusCode, Json<UserView>)> {
+    s.throttle.register(client)?;
     let user = s.app.register(r).await?;
     Ok((StatusCode::CREATED, Json((&user).into())))
 }
@@ -52,8 +54,12 @@ struct LoginBody {
 /// Log in: returns a bearer token and sets the web session cookie.
 #[utoipa::path(post, path = "/auth/login", request_body = LoginBody,
     responses((status = 200, body = LoginView), (status = 401, description = "wrong e-mail or password"), (status = 429, description = "too many attempts")))]
-async fn login(State(s): State<AppState>, ApiJson(b): ApiJson<LoginBody>) -> ApiResult<Response> {
-    let (out, cookie) = rate_limited_login(&s, &b.email, &b.password).await?;
+async fn login(
+    State(s): State<AppState>,
+    ClientAddr(client): ClientAddr,
+    ApiJson(b): ApiJson<LoginBody>,
+) -> ApiResult<Response> {
+    let (out, cookie) = rate_limited_login(&s, client, &b.email, &b.password).await?;
     let body = LoginView {
         token: out.token,
         token_type: "Bearer",
@@ -67,29 +73,16 @@ async fn login(State(s): State<AppState>, ApiJson(b): ApiJson<LoginBody>) -> Api
     Ok(resp)
 }
 
-/// Logs in, within the per-address attempt limit (429 with Retry-After
-/// beyond it); returns the outcome and the session cookie to set.
+/// Logs in, within the client's attempt limits (429 with Retry-After beyond
+/// them, before any password is hashed); returns the outcome and the session
+/// cookie to set.
 pub(crate) async fn rate_limited_login(
     s: &AppState,
+    client: std::net::IpAddr,
     email: &str,
     password: &str,
 ) -> ApiResult<(medislot_app::LoginOutcome, String)> {
-    let key = email.trim().to_lowercase();
-    // Forget addresses whose quota has refilled, so that the limiter's memory stays bounded.
-    if s.login_limiter.len() > 10_000 {
-        s.login_limiter.retain_recent();
-    }
-    if let Err(not_until) = s.login_limiter.check_key(&key) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now()).as_secs().max(1);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate-limited",
-            "Too many login attempts",
-            format!("try again in {wait} s"),
-        );
-        e.retry_after = Some(wait);
-        return Err(e);
-    }
+    s.throttle.login(client, email)?;
     let out = s.app.login(email, password).await?;
     let max_age = out.expires_at.duration_since(s.app.now()).as_secs().max(0);
     let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}", out.token);

@@ -224,3 +224,73 @@ async fn operations_page_shows_admins_their_figures_and_nobody_else() {
     assert_eq!(page(&p).await.0, 403);
     assert_eq!(page(&w.doctor).await.0, 403);
 }
+
+#[tokio::test]
+async fn an_attackers_guesses_never_lock_the_owner_out_and_floods_are_refused_before_hashing() {
+    // The test's connections come from 127.0.0.1, a trusted proxy here, so
+    // X-Forwarded-For names each client.
+    let srv = TestServer::start_with(&[
+        "--trusted-proxy",
+        "127.0.0.1",
+        "--logins-per-minute",
+        "5",
+        "--client-attempts-per-minute",
+        "20",
+    ]);
+    let http = client();
+    register(&srv, &http, "owner@example.org", "patient").await;
+    let login = |from: &'static str, email: String, password: &'static str| {
+        let req = http
+            .post(srv.api("/auth/login"))
+            .header("x-forwarded-for", from)
+            .json(&json!({"email": email, "password": password}));
+        async move {
+            let t0 = std::time::Instant::now();
+            let r = req.send().await.unwrap();
+            (r.status().as_u16(), t0.elapsed())
+        }
+    };
+    // The attacker guesses the owner's password until refused.
+    let mut statuses = vec![];
+    for _ in 0..8 {
+        statuses.push(login("203.0.113.9", "owner@example.org".into(), "wrong password!").await.0);
+    }
+    assert_eq!(statuses[..5], [401; 5], "{statuses:?}");
+    assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+    // The owner, from their own address, signs in at once.
+    assert_eq!(login("198.51.100.7", "owner@example.org".into(), PASSWORD).await.0, 200);
+    // Spraying other accounts from the attacker's address: refused as a whole, fast
+    // (no password is hashed for a refused attempt).
+    let mut refused = vec![];
+    for i in 0..30 {
+        let (s, took) = login("203.0.113.9", format!("u{i}@example.org"), "wrong password!").await;
+        if s == 429 {
+            refused.push(took);
+        }
+    }
+    assert!(refused.len() >= 15, "{} of 30 refused", refused.len());
+    // Sign-ups from that address are throttled too.
+    let r = http
+        .post(srv.api("/auth/register"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .json(&json!({"email": "new@example.org", "password": PASSWORD, "name": "New", "role": "patient"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    // Without a trusted proxy, X-Forwarded-For is the client's own claim and changes nothing.
+    let srv2 = TestServer::start_with(&["--logins-per-minute", "3"]);
+    let mut statuses = vec![];
+    for i in 0..5 {
+        let r = http
+            .post(srv2.api("/auth/login"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({"email": "x@example.org", "password": "wrong password!"}))
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+}

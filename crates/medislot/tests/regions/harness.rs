@@ -139,7 +139,16 @@ impl Region {
         cmd.args(["serve", "--listen", &format!("127.0.0.1:{}", self.port), "--region", &self.name, "--data-dir"])
             .arg(&self.dir)
             .args(["--region-secret", SECRET, "--heartbeat-ms", "100", "--replication-ms", "200"])
-            .args(["--forward-timeout-ms", "800", "--logins-per-minute", "100000", "--reminders", ""])
+            .args([
+                "--forward-timeout-ms",
+                "800",
+                "--logins-per-minute",
+                "100000",
+                "--client-attempts-per-minute",
+                "100000",
+                "--reminders",
+                "",
+            ])
             .args(["--notify-poll-ms", "100", "--ops-token", crate::helpers::OPS_TOKEN]);
         for p in &self.peers {
             cmd.args(["--peer", p]);
