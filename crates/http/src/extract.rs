@@ -10,7 +10,50 @@ use medislot_app::{Actor, AppError};
 use serde::de::DeserializeOwned;
 use std::{collections::HashMap, str::FromStr};
 
-pub const SESSION_COOKIE: &str = "medislot_session";
+/// The cookies' names and attributes: over https (the public URL says so)
+/// they are `Secure` and `__Host-` prefixed, so no other site or subdomain can
+/// set or read them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CookiePolicy {
+    pub secure: bool,
+}
+
+impl CookiePolicy {
+    pub fn session(&self) -> &'static str {
+        if self.secure {
+            "__Host-medislot_session"
+        } else {
+            "medislot_session"
+        }
+    }
+
+    pub fn csrf(&self) -> &'static str {
+        if self.secure {
+            "__Host-medislot_csrf"
+        } else {
+            "medislot_csrf"
+        }
+    }
+
+    /// `; Secure` over https, nothing otherwise.
+    pub fn secure_attr(&self) -> &'static str {
+        if self.secure {
+            "; Secure"
+        } else {
+            ""
+        }
+    }
+
+    /// The session cookie to set (`max_age` 0 clears it).
+    pub fn session_cookie(&self, token: &str, max_age: i64) -> String {
+        format!("{}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}", self.session(), self.secure_attr())
+    }
+
+    /// The session token a request carries, if any.
+    pub fn read_session(&self, headers: &HeaderMap) -> Option<String> {
+        read_cookie(headers, self.session())
+    }
+}
 
 /// A JSON body. Syntax errors are 400, wrong types or missing fields 422,
 /// both naming the field (`weekly[0].slot_minutes`); an oversized body is 413.
@@ -84,11 +127,12 @@ pub fn bearer(headers: &HeaderMap) -> Option<String> {
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
 }
 
-pub fn session_cookie(headers: &HeaderMap) -> Option<String> {
+/// A cookie's value by name.
+pub fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     let cookies = headers.get_all(header::COOKIE);
     cookies.iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == SESSION_COOKIE).then(|| v.to_string())
+        (k == name).then(|| v.to_string())
     })
 }
 
@@ -99,7 +143,7 @@ impl FromRequestParts<AppState> for Caller {
         let safe = matches!(parts.method, Method::GET | Method::HEAD);
         let token = match bearer(&parts.headers) {
             Some(t) => Some(t),
-            None if safe => session_cookie(&parts.headers),
+            None if safe => state.cookies.read_session(&parts.headers),
             None => None,
         };
         let Some(token) = token else { return Ok(Caller(None)) };

@@ -33,6 +33,8 @@ pub struct AppState {
     pub region_secrets: Arc<[Box<[u8]>]>,
     /// The operators' token for `/metrics` and `/api/v1/regions` (none: internal address only).
     pub ops_token: Option<Arc<[u8]>>,
+    /// Cookie names and attributes (`Secure`, `__Host-` over https).
+    pub cookies: extract::CookiePolicy,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,8 @@ pub struct HttpOptions {
     pub ops_token: Option<String>,
     /// The longest a request body may take to arrive.
     pub body_read_timeout: std::time::Duration,
+    /// The public URL is https: cookies are `Secure` and `__Host-` prefixed.
+    pub https: bool,
 }
 
 /// Marks requests that came through the operators' own address (`--internal-listen`).
@@ -70,6 +74,7 @@ impl Default for HttpOptions {
             region_secret_previous: None,
             ops_token: None,
             body_read_timeout: std::time::Duration::from_secs(10),
+            https: false,
         }
     }
 }
@@ -112,6 +117,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             .map(|s| s.as_bytes().into())
             .collect(),
         ops_token: options.ops_token.as_ref().map(|t| t.as_bytes().into()),
+        cookies: extract::CookiePolicy { secure: options.https },
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
@@ -144,6 +150,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .layer(axum::middleware::from_fn(move |req, next| deadline(options.request_timeout, req, next)))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(errors::uniform))
+        .layer(axum::middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(options.body_read_timeout))
         .layer(TraceLayer::new_for_http().make_span_with(|req: &axum::http::Request<_>| {
@@ -160,6 +167,37 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
         .with_state(state)
+}
+
+/// Headers every answer carries: no sniffing, no framing, a strict
+/// Content-Security-Policy for pages (no inline script or style), and no
+/// caching of anything personal (pages, and answers to signed-in callers).
+async fn security_headers(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let personal = req.headers().contains_key(header::AUTHORIZATION) || req.headers().contains_key(header::COOKIE);
+    let mut resp = next.run(req).await;
+    let html = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"));
+    let h = resp.headers_mut();
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    if html {
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; \
+                 form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
+    if (html || personal) && !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
 }
 
 /// Request latency by method, route template and status, for `/metrics`.

@@ -48,6 +48,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             region_secret_previous: args.region_secret_previous.clone(),
             ops_token: args.ops_token.clone(),
             body_read_timeout: std::time::Duration::from_millis(args.body_read_timeout_ms),
+            https: args.notify.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
         },
     );
     let listener =

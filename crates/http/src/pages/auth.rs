@@ -2,7 +2,7 @@
 
 use super::{error_for, field_errors, safe_next, urlencode, Form, Web};
 use crate::throttle::ClientAddr;
-use crate::{extract::SESSION_COOKIE, AppState};
+use crate::AppState;
 use axum::{
     body::Bytes,
     extract::{Query, State},
@@ -182,12 +182,9 @@ pub async fn logout(State(s): State<AppState>, headers: HeaderMap, body: Bytes) 
     let form = Form::parse(&body);
     let w = Web::with_form(&s, &headers, Some(&form)).await;
     if w.csrf_ok() {
-        if let Some(token) = crate::extract::session_cookie(&headers) {
+        if let Some(token) = s.cookies.read_session(&headers) {
             let _ = s.app.logout(&token).await;
         }
     }
-    with_cookie(
-        Redirect::to("/").into_response(),
-        &format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    )
+    with_cookie(Redirect::to("/").into_response(), &s.cookies.session_cookie("", 0))
 }

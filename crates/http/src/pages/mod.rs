@@ -10,7 +10,7 @@ mod notify;
 mod patient;
 mod staff;
 
-use crate::{extract::session_cookie, AppState};
+use crate::{extract::read_cookie, AppState};
 use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{Html, IntoResponse, Response},
@@ -18,7 +18,7 @@ use axum::{
     Router,
 };
 use jiff::Timestamp;
-use maud::{html, Markup, PreEscaped, DOCTYPE};
+use maud::{html, Markup, DOCTYPE};
 use medislot_app::{Actor, AppError};
 use medislot_domain::{FieldError, Mode, Role};
 use medislot_store::ClinicRecord;
@@ -26,6 +26,8 @@ use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route(style_path(), get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
+        .route(script_path(), get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
         .route("/", get(patient::search))
         .route("/doctors/{id}", get(patient::doctor_week))
         .route("/book/{slot_id}", get(book::show).post(book::submit))
@@ -58,8 +60,6 @@ fn back_to(page: &'static str) -> impl Fn() -> std::future::Ready<Response> + Cl
     move || std::future::ready(axum::response::Redirect::to(page).into_response())
 }
 
-const CSRF_COOKIE: &str = "medislot_csrf";
-
 /// What every page needs: who is signed in, and the CSRF token for its forms.
 pub struct Web {
     pub me: Option<Actor>,
@@ -75,17 +75,18 @@ impl Web {
 
     /// For a submitted form: also checks its CSRF token against the cookie.
     pub async fn with_form(s: &AppState, headers: &HeaderMap, form: Option<&Form>) -> Self {
-        let me = match session_cookie(headers) {
+        let me = match s.cookies.read_session(headers) {
             Some(token) => s.app.authenticate(&token).await.ok().flatten(),
             None => None,
         };
-        let cookie = cookie(headers, CSRF_COOKIE).filter(|t| t.len() == 32);
+        let cookie = read_cookie(headers, s.cookies.csrf()).filter(|t| t.len() == 32);
         let form_csrf_ok = matches!((&cookie, form.and_then(|f| f.get("csrf"))), (Some(c), Some(f)) if c == f);
         let (csrf, set_csrf) = match cookie {
             Some(t) => (t, None),
             None => {
                 let t = uuid::Uuid::new_v4().simple().to_string();
-                let set = HeaderValue::from_str(&format!("{CSRF_COOKIE}={t}; Path=/; HttpOnly; SameSite=Strict")).ok();
+                let (name, secure) = (s.cookies.csrf(), s.cookies.secure_attr());
+                let set = HeaderValue::from_str(&format!("{name}={t}; Path=/; HttpOnly; SameSite=Strict{secure}")).ok();
                 (t, set)
             }
         };
@@ -114,7 +115,7 @@ impl Web {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · medislot" }
-                    style { (PreEscaped(STYLE)) }
+                    link rel="stylesheet" href=(style_path());
                 }
                 body {
                     a.skip href="#main" { "Skip to content" }
@@ -141,7 +142,7 @@ impl Web {
                         }
                     }
                     main #main { (body) }
-                    script { (PreEscaped(SCRIPT)) }
+                    script src=(script_path()) defer {}
                 }
             }
         };
@@ -270,11 +271,29 @@ pub fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then(|| v.to_string())
-    })
+/// The stylesheet and the script, as files: the Content-Security-Policy allows
+/// no inline code. Their names carry a digest of their content, so they can be
+/// cached for a year and change name when they change.
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    ([(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, "public, max-age=31536000, immutable")], body)
+        .into_response()
+}
+
+/// A short digest of an asset's content, for its cache-busting name.
+fn digest(body: &str) -> String {
+    // FNV-1a: stable across builds and platforms; not for security.
+    let h = body.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    format!("{:08x}", h >> 32)
+}
+
+pub fn style_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| format!("/static/site-{}.css", digest(STYLE)))
+}
+
+pub fn script_path() -> &'static str {
+    static PATH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| format!("/static/site-{}.js", digest(SCRIPT)))
 }
 
 const STYLE: &str = r#"

@@ -1,7 +1,7 @@
 //! Accounts: register, log in (rate-limited), log out.
 
 use crate::{
-    extract::{bearer, session_cookie, ApiJson, SESSION_COOKIE},
+    extract::{bearer, ApiJson},
     problem::ApiResult,
     throttle::ClientAddr,
     views::{LoginView, UserView},
@@ -85,14 +85,14 @@ pub(crate) async fn rate_limited_login(
     s.throttle.login(client, email)?;
     let out = s.app.login(email, password).await?;
     let max_age = out.expires_at.duration_since(s.app.now()).as_secs().max(0);
-    let cookie = format!("{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}", out.token);
+    let cookie = s.cookies.session_cookie(&out.token, max_age);
     Ok((out, cookie))
 }
 
 /// Log out: revokes the token (or session) used for this request.
 #[utoipa::path(post, path = "/auth/logout", responses((status = 204), (status = 401)), security(("bearer" = [])))]
 async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
-    let Some(token) = bearer(&headers).or_else(|| session_cookie(&headers)) else {
+    let Some(token) = bearer(&headers).or_else(|| s.cookies.read_session(&headers)) else {
         return Err(medislot_app::AppError::Unauthenticated.into());
     };
     if s.app.authenticate(&token).await?.is_none() {
@@ -100,9 +100,8 @@ async fn logout(State(s): State<AppState>, headers: HeaderMap) -> ApiResult<Resp
     }
     s.app.logout(&token).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("medislot_session=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
-    );
+    if let Ok(v) = HeaderValue::from_str(&s.cookies.session_cookie("", 0)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
     Ok(resp)
 }

@@ -283,3 +283,39 @@ async fn slow_and_idle_clients_are_cut_off_and_connections_are_capped() {
     assert!(said.starts_with("HTTP/1.1 200") && closed, "served, then closed when idle: {said:?}");
     assert_eq!(client().get(format!("{}/healthz", srv.url)).send().await.unwrap().status(), 200);
 }
+
+#[tokio::test]
+async fn pages_cannot_be_framed_or_sniffed_and_cookies_are_secure_over_https() {
+    let srv = TestServer::start_with(&["--public-url", "https://clinic.example"]);
+    let http = client();
+    let r = http.get(format!("{}/login", srv.url)).send().await.unwrap();
+    let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap().to_string();
+    assert!(csp.contains("frame-ancestors 'none'") && csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "no inline code allowed: {csp}");
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "same-origin");
+    assert_eq!(h["cache-control"], "no-store");
+    let cookie = h.get_all("set-cookie").iter().map(|v| v.to_str().unwrap().to_string()).collect::<Vec<_>>().join("\n");
+    assert!(cookie.starts_with("__Host-medislot_csrf=") && cookie.contains("; Secure"), "{cookie}");
+    let page = r.text().await.unwrap();
+    assert!(!page.contains("<script>") && !page.contains("<style>"), "no inline script or style");
+    // The script and stylesheet are files, cached for long.
+    let assets: Vec<&str> = page.split('"').filter(|s| s.starts_with("/static/site-")).collect();
+    assert!(assets.iter().any(|a| a.ends_with(".js")) && assets.iter().any(|a| a.ends_with(".css")), "{assets:?}");
+    for path in assets {
+        let r = http.get(format!("{}{path}", srv.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age"), "{path}");
+    }
+    // Over plain http (the default), no Secure attribute and no prefix.
+    let plain = TestServer::start().await;
+    let r = http.get(format!("{}/login", plain.url)).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("medislot_csrf=") && !cookie.contains("Secure"), "{cookie}");
+    // API answers to a signed-in caller are not cached either.
+    let p = register(&plain, &http, "p-cache@example.org", "patient").await;
+    let r = http.get(plain.api("/appointments")).bearer_auth(&p.token).send().await.unwrap();
+    assert_eq!(r.headers()["cache-control"], "no-store");
+}
