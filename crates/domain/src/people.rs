@@ -75,9 +75,51 @@ impl VerificationState {
 #[serde(transparent)]
 pub struct Email(String);
 
+/// Characters that change nothing on screen but make a different string:
+/// zero-width spaces and joiners, bidirectional controls, the byte-order mark,
+/// soft hyphens, tags (Unicode's `Cf` format characters), and controls.
+pub fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c as u32,
+            0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
+            | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x206F | 0x3164 | 0xFE00..=0xFE0F
+            | 0xFEFF | 0xFFA0 | 0xFFF0..=0xFFFB | 0x1D173..=0x1D17A | 0xE0000..=0xE0FFF)
+}
+
+/// Letters of more than one script in one part of an address (`pаypal` with a
+/// Cyrillic `а`) look like another address: refused.
+fn mixes_scripts(part: &str) -> bool {
+    use unicode_script::{Script, UnicodeScript};
+    let mut seen: Option<Script> = None;
+    for c in part.chars().filter(|c| c.is_alphabetic()) {
+        let s = c.script();
+        if matches!(s, Script::Common | Script::Inherited | Script::Unknown) {
+            continue;
+        }
+        match seen {
+            None => seen = Some(s),
+            Some(first) if first != s => return true,
+            Some(_) => {}
+        }
+    }
+    false
+}
+
 impl Email {
+    /// Normalised (Unicode NFKC, lower case) so that one address is one account
+    /// however it is typed; invisible characters and mixed scripts are refused.
     pub fn parse(field: &str, raw: &str) -> Result<Self, Invalid> {
-        let s = raw.trim().to_lowercase();
+        use unicode_normalization::UnicodeNormalization;
+        if raw.chars().any(is_invisible) {
+            return Err(Invalid::field(field, "must not contain invisible or control characters"));
+        }
+        let s: String = raw.trim().nfkc().collect::<String>().to_lowercase();
+        if s.split(['@', '.']).any(mixes_scripts) {
+            return Err(Invalid::field(
+                field,
+                "mixes letters of different alphabets in one part; type it in one alphabet",
+            ));
+        }
         let ok = s.len() <= 254
             && s.split_once('@').is_some_and(|(local, domain)| {
                 !local.is_empty()
@@ -178,6 +220,29 @@ mod tests {
             let err = Email::parse("email", bad).unwrap_err();
             assert_eq!(err.0[0].field, "email", "{bad}");
         }
+    }
+
+    #[test]
+    fn one_address_is_one_account_however_it_is_typed() {
+        // Full-width letters and compatibility forms fold to the same address (NFKC).
+        assert_eq!(Email::parse("email", "ＡＮＡ@example.org").unwrap().as_str(), "ana@example.org");
+        assert_eq!(Email::parse("email", "ana@EXAMPLE.org").unwrap().as_str(), "ana@example.org");
+        // Invisible characters and controls are refused, with a message that says so.
+        for bad in [
+            "ana\u{0}@example.org",
+            "an\u{200b}a@example.org",
+            "ana@exam\u{200d}ple.org",
+            "\u{feff}ana@example.org",
+            "ana\u{202e}@example.org",
+        ] {
+            let err = Email::parse("email", bad).unwrap_err();
+            assert!(err.0[0].message.contains("invisible"), "{bad:?}: {err}");
+        }
+        // A Cyrillic letter among Latin ones (a look-alike of patient@…) is refused.
+        let err = Email::parse("email", "p\u{0430}tient@example.org").unwrap_err();
+        assert!(err.0[0].message.contains("alphabets"), "{err}");
+        // One script throughout is fine, whichever it is.
+        assert!(Email::parse("email", "\u{043f}\u{0430}\u{0446}\u{0438}\u{0435}\u{043d}\u{0442}@example.org").is_ok());
     }
 
     #[test]

@@ -117,7 +117,10 @@ impl Throttle {
     pub fn login(&self, client: IpAddr, email: &str) -> Result<(), ApiError> {
         self.forget_refilled();
         self.per_client.check_key(&client).map_err(|n| too_many(n.wait_time_from(DefaultClock::default().now())))?;
-        let key = (client, email.trim().to_lowercase());
+        // The account as the accounts layer will read it, so that spellings of one address count as one.
+        let account = medislot_domain::Email::parse("email", email)
+            .map_or_else(|_| email.trim().to_lowercase(), |e| e.as_str().to_string());
+        let key = (client, account);
         self.per_account.check_key(&key).map_err(|n| too_many(n.wait_time_from(DefaultClock::default().now())))
     }
 

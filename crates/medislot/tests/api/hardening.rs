@@ -319,3 +319,45 @@ async fn pages_cannot_be_framed_or_sniffed_and_cookies_are_secure_over_https() {
     let r = http.get(plain.api("/appointments")).bearer_auth(&p.token).send().await.unwrap();
     assert_eq!(r.headers()["cache-control"], "no-store");
 }
+
+#[tokio::test]
+async fn look_alike_addresses_are_refused_and_zones_are_stored_as_iana_spells_them() {
+    let srv = TestServer::start().await;
+    let http = client();
+    register(&srv, &http, "patient@example.org", "patient").await;
+    for (email, says) in [
+        ("p\u{0430}tient@example.org", "alphabets"),
+        ("pat\u{200b}ient@example.org", "invisible"),
+        ("patient\u{0}@example.org", "invisible"),
+    ] {
+        let r = http
+            .post(srv.api("/auth/register"))
+            .json(&json!({"email": email, "password": PASSWORD, "name": "Look Alike", "role": "patient"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 422, "{email:?}");
+        let e: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(e["errors"][0]["field"], "email");
+        assert!(e["errors"][0]["message"].as_str().unwrap().contains(says), "{e}");
+    }
+    // The same address typed in full-width letters is the same account.
+    let r = http
+        .post(srv.api("/auth/register"))
+        .json(&json!({"email": "ＰＡＴＩＥＮＴ@example.org", "password": PASSWORD, "name": "Twin", "role": "patient"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let admin = register(&srv, &http, "ca-zones@example.org", "clinic_admin").await;
+    for (typed, stored) in [("EUROPE/PARIS", "Europe/Paris"), ("GMT", "GMT"), ("america/new_york", "America/New_York")]
+    {
+        let (s, c) = admin
+            .post(
+                "/clinics",
+                json!({"name": "Zones", "address": "1 rue X", "latitude": 48.0, "longitude": 2.0, "time_zone": typed}),
+            )
+            .await;
+        assert_eq!((s, c["time_zone"].as_str()), (StatusCode::CREATED, Some(stored)), "{typed}: {c}");
+    }
+}
