@@ -189,6 +189,10 @@ impl App {
         else {
             return Err(AppError::Internal("validated fields missing".into()));
         };
+        // One active profile per licence: a second one is refused (a rejected one does not count).
+        if self.licence_holder(&licence_number, DoctorId::new()).await?.is_some() {
+            return Err(AppError::Taken { field: "licence_number" });
+        }
         let now = self.now();
         let doctor = DoctorRecord {
             id: DoctorId::new(),
@@ -244,6 +248,7 @@ impl App {
         if if_match.is_some_and(|v| v != d.version) {
             return Err(AppError::PreconditionFailed { current: d.version });
         }
+        let verified = (d.name.clone(), d.specialties.clone(), d.licence_number.clone());
         let mut errs = Errors::default();
         if let Some(n) = &patch.name {
             d.name = errs.take(parse_name("name", n, 200)).unwrap_or_default();
@@ -264,7 +269,35 @@ impl App {
             d.bio = errs.take(parse_text("bio", b, 4000)).unwrap_or_default();
         }
         errs.finish()?;
+        if d.licence_number != verified.2 && self.licence_holder(&d.licence_number, d.id).await?.is_some() {
+            return Err(AppError::Taken { field: "licence_number" });
+        }
+        // What the admin verified (who the doctor is, what they practise, their
+        // licence) changed: the profile goes back to review and is unlisted until
+        // approved again. Bookings already made stay.
+        let changed: Vec<&str> = [
+            (d.name != verified.0, "name"),
+            (d.specialties != verified.1, "specialties"),
+            (d.licence_number != verified.2, "licence_number"),
+        ]
+        .into_iter()
+        .filter_map(|(c, f)| c.then_some(f))
+        .collect();
+        if !changed.is_empty() && matches!(d.verification, VerificationState::Verified | VerificationState::Suspended) {
+            d.verification = VerificationState::Pending;
+            d.verification_reason = Some(format!("changed after verification: {}", changed.join(", ")));
+        }
         self.save_doctor(d).await
+    }
+
+    /// Another active (not rejected) profile holding this licence number, if any.
+    pub async fn licence_holder(&self, licence: &str, except: DoctorId) -> Result<Option<DoctorRecord>, AppError> {
+        Ok(self
+            .store
+            .doctors_with_licence(licence)
+            .await?
+            .into_iter()
+            .find(|d| d.id != except && d.verification != VerificationState::Rejected))
     }
 
     async fn save_doctor(&self, mut d: DoctorRecord) -> Result<DoctorRecord, AppError> {
@@ -301,6 +334,20 @@ impl App {
         }
         if let Some(r) = &reason {
             parse_text("reason", r, 1000)?;
+        }
+        if state == VerificationState::Verified {
+            if let Some(other) = self.licence_holder(&d.licence_number, d.id).await? {
+                if other.verification == VerificationState::Verified {
+                    return Err(Invalid::field(
+                        "decision",
+                        format!(
+                            "licence number {} is already held by the verified profile of {}",
+                            d.licence_number, other.name
+                        ),
+                    )
+                    .into());
+                }
+            }
         }
         d.verification = state;
         d.verification_reason = reason;

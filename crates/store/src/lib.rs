@@ -84,6 +84,8 @@ pub trait Store: NotifyStore + RegionStore + Send + Sync + 'static {
     async fn create_doctor(&self, doctor: &DoctorRecord) -> Result<()>;
     async fn doctor(&self, id: DoctorId) -> Result<Option<DoctorRecord>>;
     async fn doctor_of_user(&self, user: UserId) -> Result<Option<DoctorRecord>>;
+    /// Every profile with this licence number, whatever its verification.
+    async fn doctors_with_licence(&self, licence_number: &str) -> Result<Vec<DoctorRecord>>;
     /// Writes the whole profile if its version is still `expected_version`;
     /// the stored version becomes `expected_version + 1`.
     async fn update_doctor(&self, doctor: &DoctorRecord, expected_version: i64) -> Result<()>;

@@ -1009,6 +1009,12 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn doctors_with_licence(&self, licence_number: &str) -> Result<Vec<DoctorRecord>> {
+        let sql = self.d.sql(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.licence_number = ? ORDER BY d.id"));
+        let rows = sqlx::query(&sql).bind(licence_number).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter().map(doctor_row).collect()
+    }
+
     async fn update_doctor(&self, d: &DoctorRecord, expected_version: i64) -> Result<()> {
         let mut tx = self.write_tx().await?;
         let sql = self.d.sql(

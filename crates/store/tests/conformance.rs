@@ -377,6 +377,13 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
     assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
 }
 
+async fn doctors_are_found_by_licence_number(f: &Fixture) {
+    let mine = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    let found = f.store.doctors_with_licence(&mine.licence_number).await.unwrap();
+    assert_eq!(found.iter().map(|d| d.id).collect::<Vec<_>>(), vec![f.doctor]);
+    assert!(f.store.doctors_with_licence("NO-SUCH-LICENCE").await.unwrap().is_empty());
+}
+
 async fn staff_listings_include_unverified_doctors(f: &Fixture) {
     let d = f.store.doctor(f.doctor).await.unwrap().unwrap();
     let mut pending = d.clone();
@@ -618,6 +625,7 @@ conformance!(
     directory_updates_since_include_suspended_doctors,
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
+    doctors_are_found_by_licence_number,
     activity_counts_what_happened_per_clinic,
     outbox_fan_out_happens_once,
     deliveries_are_claimed_by_one_worker_until_the_lease_runs_out,
@@ -640,6 +648,7 @@ conformance!(
     directory_updates_since_include_suspended_doctors,
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
+    doctors_are_found_by_licence_number,
     activity_counts_what_happened_per_clinic,
     outbox_fan_out_happens_once,
     deliveries_are_claimed_by_one_worker_until_the_lease_runs_out,

@@ -691,6 +691,13 @@ async fn queue_page(s: &AppState, w: &Web, notice: Option<Markup>, errors: &Hash
         Ok(q) => q,
         Err(e) => return w.problem(&e),
     };
+    // A licence number another active profile holds is flagged for the admin.
+    let mut shared = HashMap::new();
+    for (d, _) in &queue {
+        if let Ok(Some(other)) = s.app.licence_holder(&d.licence_number, d.id).await {
+            shared.insert(d.id, other);
+        }
+    }
     let body = html! {
         h1 { "Doctors waiting for verification" }
         @if let Some(n) = notice { (n) }
@@ -699,6 +706,12 @@ async fn queue_page(s: &AppState, w: &Web, notice: Option<Markup>, errors: &Hash
             section.card data-doctor=(d.id) {
                 h2 { (d.name) }
                 p { (d.specialties.join(", ")) " · " (c.name) " · licence " strong { (d.licence_number) } }
+                @if let Some(reason) = &d.verification_reason { p.muted { (reason) } }
+                @if let Some(other) = shared.get(&d.id) {
+                    p.error role="alert" data-licence-shared=(other.id) {
+                        "This licence number is also used by " (other.name) " (" (other.verification.as_str()) ")."
+                    }
+                }
                 form method="post" action={ "/admin/verification/" (d.id) } {
                     (w.csrf_field())
                     label for={ "reason-" (d.id) } { "Reason (needed to reject)" }

@@ -361,3 +361,79 @@ async fn look_alike_addresses_are_refused_and_zones_are_stored_as_iana_spells_th
         assert_eq!((s, c["time_zone"].as_str()), (StatusCode::CREATED, Some(stored)), "{typed}: {c}");
     }
 }
+
+#[tokio::test]
+async fn what_the_admin_verified_cannot_change_behind_their_back() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "reverify").await;
+    async fn in_search(u: &User, id: &str) -> bool {
+        let (_, found) = u.get("/doctors?specialty=cardiology").await;
+        found["items"].as_array().unwrap().iter().any(|h| h["doctor"]["id"] == id)
+    }
+    let p = register(&srv, &http, "p-reverify@example.org", "patient").await;
+    assert!(in_search(&p, &w.doctor_id).await);
+    // A change the admin did not review (the bio) keeps the profile verified.
+    let (s, d, _) = w
+        .doctor
+        .send(Method::PATCH, &format!("/doctors/{}", w.doctor_id), Some(json!({"bio": "Heart doctor."})), &[])
+        .await;
+    assert_eq!((s, d["verification"].as_str()), (StatusCode::OK, Some("verified")), "{d}");
+    // A new licence number sends it back to review and out of search.
+    let (s, d, _) = w
+        .doctor
+        .send(
+            Method::PATCH,
+            &format!("/doctors/{}", w.doctor_id),
+            Some(json!({"licence_number": "LIC-CHANGED-1"})),
+            &[],
+        )
+        .await;
+    assert_eq!((s, d["verification"].as_str()), (StatusCode::OK, Some("pending")), "{d}");
+    assert!(d["verification_reason"].as_str().unwrap().contains("licence_number"), "{d}");
+    assert!(!in_search(&p, &w.doctor_id).await, "unlisted until approved again");
+    let (s, _) = w.admin.post(&format!("/doctors/{}/verification", w.doctor_id), json!({"decision": "verified"})).await;
+    assert_eq!(s, 200);
+    assert!(in_search(&p, &w.doctor_id).await);
+
+    // Two active profiles cannot share a licence number.
+    let other = register(&srv, &http, "dr-copycat@example.org", "doctor").await;
+    let body = |licence: &str| json!({"clinic_id": w.clinic_id, "name": "Dr Copy", "specialties": ["cardiology"], "modes": ["in_person"], "licence_number": licence});
+    let (s, e) = other.post("/doctors", body("LIC-CHANGED-1")).await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (StatusCode::CONFLICT, Some("licence_number")), "{e}");
+    let (s, copy) = other.post("/doctors", body("LIC-OWN-2")).await;
+    assert_eq!(s, 201, "{copy}");
+    let copy_id = copy["id"].as_str().unwrap().to_string();
+    let (s, e, _) = other
+        .send(Method::PATCH, &format!("/doctors/{copy_id}"), Some(json!({"licence_number": "LIC-CHANGED-1"})), &[])
+        .await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (StatusCode::CONFLICT, Some("licence_number")), "{e}");
+    // A rejected profile frees its licence; reinstating the rejected one then is
+    // flagged in the queue, and the second cannot be verified while the first is.
+    let (s, _) = w
+        .admin
+        .post(
+            &format!("/doctors/{}/verification", w.doctor_id),
+            json!({"decision": "rejected", "reason": "licence unknown"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, e, _) = other
+        .send(Method::PATCH, &format!("/doctors/{copy_id}"), Some(json!({"licence_number": "LIC-CHANGED-1"})), &[])
+        .await;
+    assert_eq!(s, 200, "{e}");
+    let (s, _) = w.admin.post(&format!("/doctors/{}/verification", w.doctor_id), json!({"decision": "verified"})).await;
+    assert_eq!(s, 200);
+    let (s, e) = w.admin.post(&format!("/doctors/{copy_id}/verification"), json!({"decision": "verified"})).await;
+    assert_eq!((s, e["errors"][0]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("decision")), "{e}");
+    let page = http
+        .get(format!("{}/admin/verification", srv.url))
+        .header("cookie", format!("medislot_session={}", w.admin.token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("This licence number is also used by"), "the queue flags it");
+}

@@ -330,7 +330,7 @@ pub async fn world(srv: &TestServer, http: &Client, tag: &str) -> World {
 /// A doctor account creates its profile, publishes a schedule and is verified.
 pub async fn add_doctor(doctor: &User, admin: &User, clinic_id: &str, specialty: &str) -> String {
     let (s, d) = doctor
-        .post("/doctors", json!({"clinic_id": clinic_id, "name": "Dr Test", "specialties": [specialty], "languages": ["fr", "en"], "modes": ["in_person"], "licence_number": "LIC-1"}))
+        .post("/doctors", json!({"clinic_id": clinic_id, "name": "Dr Test", "specialties": [specialty], "languages": ["fr", "en"], "modes": ["in_person"], "licence_number": format!("LIC-{}", uuid::Uuid::new_v4().simple())}))
         .await;
     assert_eq!(s, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_string();

@@ -319,7 +319,7 @@ pub async fn clinic_with_doctor(r: &Region, http: &reqwest::Client, admin: &User
     let clinic_id = clinic["id"].as_str().unwrap().to_string();
     let dr = user(r, http, &format!("dr-{policy}@{}.example", r.name), "doctor").await;
     let (s, d) = dr
-        .post("/doctors", json!({"clinic_id": clinic_id, "name": format!("Dr {} {policy}", r.name), "specialties": ["cardiology"], "modes": ["in_person"], "licence_number": "L-1"}))
+        .post("/doctors", json!({"clinic_id": clinic_id, "name": format!("Dr {} {policy}", r.name), "specialties": ["cardiology"], "modes": ["in_person"], "licence_number": format!("L-{}-{policy}", r.name)}))
         .await;
     assert_eq!(s, 201, "{d}");
     let id = d["id"].as_str().unwrap().to_string();
