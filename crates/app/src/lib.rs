@@ -52,6 +52,8 @@ pub struct AppConfig {
     pub waitlist_hold_ttl: SignedDuration,
     /// How long before its start an appointment may be marked "arrived".
     pub arrival_window: SignedDuration,
+    /// Webhook receivers may be on loopback and private addresses (on-premises, tests).
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for AppConfig {
@@ -65,6 +67,7 @@ impl Default for AppConfig {
             directory_cache_ttl: std::time::Duration::from_secs(10),
             waitlist_hold_ttl: SignedDuration::from_mins(30),
             arrival_window: SignedDuration::from_mins(60),
+            webhooks_allow_private: false,
         }
     }
 }

@@ -45,14 +45,45 @@ pub struct WaitlistInput {
     pub mode: Option<String>,
 }
 
-fn parse_url(raw: &str) -> Result<String, Invalid> {
-    let url = raw.trim();
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or(""));
-    if url.len() > 2000 || url.chars().any(char::is_whitespace) || host.is_none_or(str::is_empty) {
-        return Err(Invalid::field("url", "must be an http:// or https:// URL with a host, at most 2000 characters"));
+fn parse_url(raw: &str) -> Result<url::Url, Invalid> {
+    let bad = || Invalid::field("url", "must be an http:// or https:// URL with a host, at most 2000 characters");
+    let raw = raw.trim();
+    if raw.len() > 2000 || raw.chars().any(char::is_whitespace) {
+        return Err(bad());
     }
-    Ok(url.to_string())
+    let url = url::Url::parse(raw).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !url.username().is_empty() {
+        return Err(bad());
+    }
+    Ok(url)
+}
+
+/// A receiver the node may call: a public address, or a name whose every
+/// address is public (checked again at each delivery, on the address actually
+/// connected to). Private targets only when the operator allows them.
+async fn check_target(url: &url::Url, allow_private: bool) -> Result<(), Invalid> {
+    if allow_private {
+        return Ok(());
+    }
+    let inside =
+        || Invalid::field("url", "must reach a public address: loopback, private and link-local receivers are refused");
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<std::net::IpAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => vec![ip.into()],
+        Some(url::Host::Ipv6(ip)) => vec![ip.into()],
+        Some(url::Host::Domain(name)) => {
+            let lookup = tokio::net::lookup_host((name, port));
+            match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
+                Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                _ => return Err(Invalid::field("url", "the receiver's host name does not resolve")),
+            }
+        }
+        None => return Err(inside()),
+    };
+    if addrs.is_empty() || !addrs.iter().all(|ip| medislot_domain::address::is_public(*ip)) {
+        return Err(inside());
+    }
+    Ok(())
 }
 
 fn parse_events(raw: &[String]) -> Result<Vec<String>, Invalid> {
@@ -127,6 +158,8 @@ impl App {
         self.require_clinic_admin(actor, clinic).await?;
         let url = parse_url(&input.url)?;
         let events = parse_events(&input.events)?;
+        check_target(&url, self.config.webhooks_allow_private).await?;
+        let url = url.to_string();
         let w = WebhookRecord {
             id: Uuid::now_v7(),
             clinic_id: clinic,

@@ -3,6 +3,7 @@
 //! Everything here is deterministic given its inputs (the clock is always a
 //! parameter), so most of the product's rules are unit-tested in this crate.
 
+pub mod address;
 pub mod appointment;
 pub mod clinic;
 pub mod error;

@@ -225,6 +225,10 @@ pub struct NotifyArgs {
     /// a message is sent and before that is recorded.
     #[arg(long, env = "MEDISLOT_FAILPOINT_CRASH_AFTER_SEND", default_value_t = 0.0, hide = true)]
     pub crash_after_send: f64,
+    /// Let webhooks reach loopback and private addresses (an on-premises receiver).
+    /// Off by default: a subscription must not make the node call inside its own network.
+    #[arg(long, env = "MEDISLOT_WEBHOOKS_ALLOW_PRIVATE")]
+    pub webhooks_allow_private: bool,
 }
 
 impl NotifyArgs {
@@ -256,6 +260,7 @@ impl NotifyArgs {
             mail_from: self.mail_from.clone(),
             public_url: public_url.trim_end_matches('/').to_string(),
             crash_after_send: self.crash_after_send,
+            allow_private_webhooks: self.webhooks_allow_private,
             ..Default::default()
         })
     }

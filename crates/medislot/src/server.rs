@@ -17,6 +17,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         directory_cache_ttl: std::time::Duration::from_millis(args.directory_cache_ttl_ms),
         waitlist_hold_ttl: waitlist_hold(&args.notify)?,
         arrival_window: jiff::SignedDuration::from_mins(args.arrival_window_minutes),
+        webhooks_allow_private: args.notify.webhooks_allow_private,
         ..AppConfig::default()
     };
     let links = region_links(&args)?;

@@ -50,6 +50,8 @@ pub struct WorkerConfig {
     /// Test hook: the probability of aborting the process after a send and
     /// before it is recorded (the crash the at-least-once design must survive).
     pub crash_after_send: f64,
+    /// Webhooks may go to loopback and private addresses (on-premises receivers, tests).
+    pub allow_private_webhooks: bool,
 }
 
 impl Default for WorkerConfig {
@@ -65,6 +67,7 @@ impl Default for WorkerConfig {
             mail_from: "medislot <no-reply@medislot.localhost>".into(),
             public_url: "http://127.0.0.1:8080".into(),
             crash_after_send: 0.0,
+            allow_private_webhooks: false,
         }
     }
 }
@@ -107,10 +110,7 @@ pub struct Workers {
 
 impl Workers {
     pub fn new(app: App, mailer: mail::Mailer, config: WorkerConfig) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(std::time::Duration::from_secs(10))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+        let http = webhook::client(config.allow_private_webhooks);
         Self { app, mailer, http, config: Arc::new(config) }
     }
 
@@ -471,7 +471,11 @@ impl Workers {
         };
         let body = d.payload.to_string();
         let now = self.app.now().as_second();
-        match webhook::post(&self.http, &w.url, &w.secret, &d.event_id.to_string(), body.as_bytes(), now).await {
+        let allow = self.config.allow_private_webhooks;
+        match webhook::post(&self.http, allow, &w.url, &w.secret, &d.event_id.to_string(), body.as_bytes(), now).await {
+            webhook::Sent::Blocked => {
+                self.failed(d, "blocked: the receiver's address is not public".into(), None, true)
+            }
             webhook::Sent::Ok(status) => DeliveryOutcome::Delivered { http_status: Some(status) },
             webhook::Sent::Failed { status, error } => self.failed(d, error, status, false),
         }

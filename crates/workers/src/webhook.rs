@@ -56,10 +56,82 @@ pub fn verify(secret: &str, header: &str, body: &[u8], now: i64, max_age_secs: i
 /// What became of one POST.
 pub enum Sent {
     Ok(u16),
-    Failed { status: Option<u16>, error: String },
+    Failed {
+        status: Option<u16>,
+        error: String,
+    },
+    /// The receiver's address is not one we call (loopback, private…): never retried.
+    Blocked,
 }
 
-pub async fn post(client: &reqwest::Client, url: &str, secret: &str, event_id: &str, body: &[u8], now: i64) -> Sent {
+/// Resolves receivers' names and keeps only public addresses (unless the
+/// operator allows private ones): the address connected to is the address
+/// checked, so a name that resolves to a public address when subscribed and
+/// to an internal one later (DNS rebinding) still reaches nothing inside.
+struct PublicOnly {
+    allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((name.as_str(), 0)).await?.collect();
+            let allowed: Vec<std::net::SocketAddr> =
+                found.into_iter().filter(|a| allow_private || medislot_domain::address::is_public(a.ip())).collect();
+            if allowed.is_empty() {
+                return Err(Box::new(BlockedAddress) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+#[derive(Debug)]
+struct BlockedAddress;
+
+impl std::fmt::Display for BlockedAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the receiver's address is not a public one")
+    }
+}
+
+impl std::error::Error for BlockedAddress {}
+
+/// The client webhooks are sent with: public receivers only (unless allowed),
+/// no redirects followed, no proxy from the environment, a 10 s limit.
+pub fn client(allow_private: bool) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .dns_resolver(std::sync::Arc::new(PublicOnly { allow_private }))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// An address written into the URL itself is checked here (no name to resolve).
+fn literal_address_allowed(url: &str, allow_private: bool) -> bool {
+    match reqwest::Url::parse(url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Ipv4(ip)) => allow_private || medislot_domain::address::is_public(ip.into()),
+        Some(url::Host::Ipv6(ip)) => allow_private || medislot_domain::address::is_public(ip.into()),
+        Some(url::Host::Domain(_)) => true,
+        None => false,
+    }
+}
+
+pub async fn post(
+    client: &reqwest::Client,
+    allow_private: bool,
+    url: &str,
+    secret: &str,
+    event_id: &str,
+    body: &[u8],
+    now: i64,
+) -> Sent {
+    if !literal_address_allowed(url, allow_private) {
+        return Sent::Blocked;
+    }
     let answer = client
         .post(url)
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -68,16 +140,54 @@ pub async fn post(client: &reqwest::Client, url: &str, secret: &str, event_id: &
         .body(body.to_vec())
         .send()
         .await;
+    // The delivery log says what happened in coarse terms only: a status code, or
+    // that no answer came — never transport details that would map the network.
     match answer {
         Ok(r) if r.status().is_success() => Sent::Ok(r.status().as_u16()),
-        Ok(r) => Sent::Failed { status: Some(r.status().as_u16()), error: format!("answered {}", r.status()) },
-        Err(e) => Sent::Failed { status: None, error: e.to_string() },
+        Ok(r) => Sent::Failed { status: Some(r.status().as_u16()), error: format!("answered {}", r.status().as_u16()) },
+        Err(e) if std::error::Error::source(&e).is_some_and(is_blocked) => Sent::Blocked,
+        Err(e) if e.is_timeout() => Sent::Failed { status: None, error: "timed out".into() },
+        Err(_) => Sent::Failed { status: None, error: "connection failed".into() },
+    }
+}
+
+/// Whether an error (or one of its causes) is our resolver's refusal.
+fn is_blocked(mut e: &(dyn std::error::Error + 'static)) -> bool {
+    loop {
+        if e.is::<BlockedAddress>() {
+            return true;
+        }
+        match e.source() {
+            Some(next) => e = next,
+            None => return false,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn literal_addresses_are_checked_before_any_connection() {
+        for blocked in
+            ["http://127.0.0.1:5432/", "http://[::1]/x", "http://169.254.169.254/latest/meta-data", "http://10.0.0.1/"]
+        {
+            assert!(!literal_address_allowed(blocked, false), "{blocked}");
+            assert!(literal_address_allowed(blocked, true), "{blocked} when allowed");
+        }
+        assert!(literal_address_allowed("https://93.184.216.34/hook", false));
+        assert!(literal_address_allowed("https://hooks.example.org/x", false), "names are checked when resolved");
+    }
+
+    #[tokio::test]
+    async fn names_resolving_inside_are_refused_when_resolved() {
+        let client = client(false);
+        match post(&client, false, "http://localhost:9/hook", "s", "e", b"{}", 0).await {
+            Sent::Blocked => {}
+            Sent::Ok(_) | Sent::Failed { .. } => panic!("localhost resolves to loopback: refused"),
+        }
+    }
 
     #[test]
     fn a_signature_verifies_and_any_change_breaks_it() {

@@ -437,3 +437,38 @@ async fn what_the_admin_verified_cannot_change_behind_their_back() {
         .unwrap();
     assert!(page.contains("This licence number is also used by"), "the queue flags it");
 }
+
+#[tokio::test]
+async fn the_webhook_log_says_what_happened_without_mapping_the_network() {
+    let srv = TestServer::start_with(&[
+        "--webhooks-allow-private",
+        "--notify-poll-ms",
+        "50",
+        "--notify-backoff-ms",
+        "200",
+        "--reminders",
+        "",
+    ]);
+    let http = client();
+    let w = world(&srv, &http, "coarse").await;
+    // A closed port on loopback: the connection is refused.
+    let path = format!("/clinics/{}/webhooks", w.clinic_id);
+    let (s, hook) = w.clinic_admin.post(&path, json!({"url": "http://127.0.0.1:1/hook"})).await;
+    assert_eq!(s, 201, "{hook}");
+    let p = register(&srv, &http, "p-coarse@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    assert_eq!(p.post("/appointments", json!({"slot_id": slots[3]["slot_id"]})).await.0, 201);
+    let log_path = format!("{path}/{}/deliveries", hook["id"].as_str().unwrap());
+    let t0 = std::time::Instant::now();
+    let error = loop {
+        let (_, log) = w.clinic_admin.get(&log_path).await;
+        if let Some(e) =
+            log.as_array().and_then(|l| l.iter().find_map(|d| d["last_error"].as_str().map(str::to_string)))
+        {
+            break e;
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "no attempt logged: {log}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert_eq!(error, "connection failed", "coarse outcomes only");
+}

@@ -239,7 +239,10 @@ fn signature_ok(secret: &str, header: &str, body: &[u8]) -> bool {
 #[tokio::test]
 async fn webhooks_are_signed_retried_through_failures_and_logged_for_the_clinic() {
     let smtp = SmtpSink::start();
-    let srv = TestServer::start_with(&str_args(&fast_workers(&smtp.url())));
+    // The receiver runs on loopback: the operator allows private receivers here.
+    let mut args = fast_workers(&smtp.url());
+    args.push("--webhooks-allow-private".into());
+    let srv = TestServer::start_with(&str_args(&args));
     let http = client();
     let w = world(&srv, &http, "hook").await;
 
@@ -436,6 +439,14 @@ async fn bad_webhook_and_waitlist_input_is_refused_naming_the_field_and_writes_n
     for (body, field) in [
         (json!({"url": "ftp://example.org/x"}), "url"),
         (json!({"url": "http://"}), "url"),
+        // Receivers inside the node's own network are refused (SSRF).
+        (json!({"url": "http://127.0.0.1:5432/"}), "url"),
+        (json!({"url": "http://[::1]:8080/hook"}), "url"),
+        (json!({"url": "http://localhost:5432/"}), "url"),
+        (json!({"url": "http://169.254.169.254/latest/meta-data/"}), "url"),
+        (json!({"url": "http://10.1.2.3/hook"}), "url"),
+        (json!({"url": "http://[fd00::1]/hook"}), "url"),
+        (json!({"url": "http://user:pw@93.184.216.34/hook"}), "url"),
         (
             json!({"url": "https://example.org/hook", "events": ["appointment.booked", "appointment.exploded"]}),
             "events[1]",
