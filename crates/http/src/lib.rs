@@ -28,6 +28,8 @@ pub struct AppState {
     pub app: App,
     /// Sign-in and sign-up attempts per client (password guessing, floods).
     pub throttle: Arc<throttle::Throttle>,
+    /// Anonymous expensive reads per client (search, slots, FHIR, bulk files).
+    pub public_reads: Arc<throttle::PublicReads>,
     /// The secrets peer regions may present on `/internal/v1`: the current one and,
     /// during a rotation, the previous one (none: those routes do not exist).
     pub region_secrets: Arc<[Box<[u8]>]>,
@@ -35,6 +37,10 @@ pub struct AppState {
     pub ops_token: Option<Arc<[u8]>>,
     /// Cookie names and attributes (`Secure`, `__Host-` over https).
     pub cookies: extract::CookiePolicy,
+    /// Where this node writes the published SMART bulk files.
+    pub bulk_dir: Arc<std::path::Path>,
+    /// The published SMART bulk files.
+    pub published: Arc<fhir::bulk::Published>,
 }
 
 #[derive(Debug, Clone)]
@@ -57,6 +63,10 @@ pub struct HttpOptions {
     pub body_read_timeout: std::time::Duration,
     /// The public URL is https: cookies are `Secure` and `__Host-` prefixed.
     pub https: bool,
+    /// Where the published SMART bulk files are written.
+    pub bulk_dir: std::path::PathBuf,
+    /// Anonymous expensive reads allowed per client per second (twice that in a burst).
+    pub public_reads_per_second: u32,
 }
 
 /// Marks requests that came through the operators' own address (`--internal-listen`).
@@ -75,6 +85,8 @@ impl Default for HttpOptions {
             ops_token: None,
             body_read_timeout: std::time::Duration::from_secs(10),
             https: false,
+            bulk_dir: std::env::temp_dir().join("medislot-bulk"),
+            public_reads_per_second: 20,
         }
     }
 }
@@ -118,6 +130,9 @@ pub fn router(app: App, options: HttpOptions) -> Router {
             .collect(),
         ops_token: options.ops_token.as_ref().map(|t| t.as_bytes().into()),
         cookies: extract::CookiePolicy { secure: options.https },
+        bulk_dir: options.bulk_dir.clone().into(),
+        public_reads: Arc::new(throttle::PublicReads::new(options.public_reads_per_second)),
+        published: Arc::default(),
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
@@ -148,6 +163,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))
         .layer(axum::middleware::from_fn(move |req, next| deadline(options.request_timeout, req, next)))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_public_reads))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(errors::uniform))
         .layer(axum::middleware::from_fn(security_headers))

@@ -95,6 +95,63 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Reads anyone may make that cost the node real work (search, slot lists,
+/// FHIR searches and bulk files, the search page): limited per client when
+/// made without an account, so that one client cannot take the node down.
+pub fn is_expensive_public_read(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    if !matches!(*method, Method::GET | Method::HEAD | Method::POST) {
+        return false;
+    }
+    let fhir = path.starts_with("/fhir/") && path != "/fhir/metadata";
+    let api = path == "/api/v1/doctors" || (path.starts_with("/api/v1/doctors/") && path.ends_with("/slots"));
+    let pages =
+        *method != Method::POST && (path == "/" || (path.starts_with("/doctors/") && !path.ends_with("/waitlist")));
+    let fhir_write = matches!(path, "/fhir/Appointment/$hold" | "/fhir/Appointment/$book");
+    fhir && !fhir_write || api && *method != Method::POST || pages
+}
+
+pub struct PublicReads {
+    per_client: DefaultKeyedRateLimiter<IpAddr>,
+}
+
+impl PublicReads {
+    pub fn new(per_second: u32) -> Self {
+        let n = NonZeroU32::new(per_second.max(1)).unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::new(per_second.saturating_mul(2).max(1)).unwrap_or(n);
+        Self { per_client: RateLimiter::keyed(Quota::per_second(n).allow_burst(burst)) }
+    }
+
+    pub fn check(&self, client: IpAddr) -> Result<(), ApiError> {
+        if self.per_client.len() > 100_000 {
+            self.per_client.retain_recent();
+        }
+        self.per_client.check_key(&client).map_err(|n| too_many(n.wait_time_from(DefaultClock::default().now())))
+    }
+}
+
+/// The layer: anonymous expensive reads over the client's budget are 429 (in
+/// the caller's format, by the error layer), before any work is done.
+pub async fn limit_public_reads(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let anonymous = !req.headers().contains_key(axum::http::header::AUTHORIZATION);
+    if anonymous && is_expensive_public_read(req.method(), req.uri().path()) {
+        let peer = req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+        let client = client_address(peer, req.headers(), &s.throttle.trusted);
+        if let Err(e) = s.public_reads.check(client) {
+            return e.into_response();
+        }
+    }
+    next.run(req).await
+}
+
 pub struct Throttle {
     /// Sign-in attempts per client and account.
     per_account: DefaultKeyedRateLimiter<(IpAddr, String)>,
@@ -191,6 +248,32 @@ mod tests {
         // A spoofed left-most entry does not win over what the proxy saw.
         h.insert("x-forwarded-for", "1.1.1.1, 198.51.100.7".parse().unwrap());
         assert_eq!(client_address(ip("10.0.0.2"), &h, &trusted), ip("198.51.100.7"));
+    }
+
+    #[test]
+    fn the_expensive_public_reads_are_the_ones_limited() {
+        use axum::http::Method;
+        for (m, p) in [
+            (Method::GET, "/api/v1/doctors"),
+            (Method::GET, "/api/v1/doctors/abc/slots"),
+            (Method::GET, "/fhir/Slot"),
+            (Method::GET, "/fhir/$bulk-publish/Slot.ndjson"),
+            (Method::POST, "/fhir/Appointment/$find"),
+            (Method::GET, "/"),
+            (Method::GET, "/doctors/abc"),
+        ] {
+            assert!(is_expensive_public_read(&m, p), "{m} {p}");
+        }
+        for (m, p) in [
+            (Method::GET, "/healthz"),
+            (Method::GET, "/fhir/metadata"),
+            (Method::POST, "/api/v1/appointments"),
+            (Method::POST, "/fhir/Appointment/$book"),
+            (Method::GET, "/api/v1/doctors/abc"),
+            (Method::POST, "/doctors/abc/waitlist"),
+        ] {
+            assert!(!is_expensive_public_read(&m, p), "{m} {p}");
+        }
     }
 
     #[test]

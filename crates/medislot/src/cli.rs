@@ -160,6 +160,10 @@ pub struct ServeArgs {
     /// Sign-in and sign-up attempts allowed per client address per minute, whatever the account.
     #[arg(long, env = "MEDISLOT_CLIENT_ATTEMPTS_PER_MINUTE", default_value_t = 60)]
     pub client_attempts_per_minute: u32,
+    /// Anonymous expensive reads (search, slot lists, FHIR, bulk files, the search
+    /// page) allowed per client address per second; twice that in a burst.
+    #[arg(long, env = "MEDISLOT_PUBLIC_READS_PER_SECOND", default_value_t = 20)]
+    pub public_reads_per_second: u32,
     /// A proxy (address or CIDR range) whose X-Forwarded-For names the client; repeat
     /// the flag (env: comma-separated). Without one, X-Forwarded-For is ignored.
     #[arg(long = "trusted-proxy", env = "MEDISLOT_TRUSTED_PROXIES", value_delimiter = ',')]

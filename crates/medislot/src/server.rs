@@ -50,6 +50,8 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ops_token: args.ops_token.clone(),
             body_read_timeout: std::time::Duration::from_millis(args.body_read_timeout_ms),
             https: args.notify.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
+            bulk_dir: args.db.data_dir.join("bulk"),
+            public_reads_per_second: args.public_reads_per_second,
         },
     );
     let listener =

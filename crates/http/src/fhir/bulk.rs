@@ -1,6 +1,10 @@
 //! SMART Scheduling Links: `GET /fhir/$bulk-publish` (the manifest) and its
-//! Location, Schedule and Slot NDJSON files, streamed (the whole directory
-//! never sits in memory), with `_since` and conditional requests.
+//! Location, Schedule and Slot NDJSON files, with `_since` and conditional
+//! requests. The full files are published artefacts: generated on disk at
+//! most once a minute, and only when the directory or busy times changed, then
+//! served from the file to every reader (with `ETag` and `Cache-Control`), so
+//! that readers cannot make the node recompute the whole directory per request.
+//! `_since` answers are small and computed per request.
 
 use super::{invalid, resources as r, Base, FhirError, FhirResult, Params};
 use crate::AppState;
@@ -99,7 +103,9 @@ pub async fn manifest(State(s): State<AppState>, base: Base, p: Params, headers:
         "output": FILES.iter().map(|f| json!({"type": f, "url": format!("{}/$bulk-publish/{f}.ndjson{q}", base.0)})).collect::<Vec<_>>(),
         "error": [],
     });
-    let resp = ([(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response();
+    let resp =
+        ([(header::CONTENT_TYPE, "application/json"), (header::CACHE_CONTROL, "public, max-age=60")], body.to_string())
+            .into_response();
     Ok(with_validators(resp, &v))
 }
 
@@ -139,6 +145,9 @@ pub async fn file(
     if not_modified(&headers, &v) {
         return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
     }
+    if since.is_none() {
+        return published(&s, &base, kind, &headers).await;
+    }
     let dir = Arc::new(entries(&s, since).await?);
     let body = match kind {
         "Location" => {
@@ -163,6 +172,112 @@ pub async fn file(
     };
     let resp = ([(header::CONTENT_TYPE, NDJSON)], body).into_response();
     Ok(with_validators(resp, &v))
+}
+
+/// How often a published file may be regenerated at most.
+const REGENERATE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// One published file: where it is, what data it reflects, when it was made.
+#[derive(Clone)]
+struct Artefact {
+    path: std::path::PathBuf,
+    etag: String,
+    last_change: Timestamp,
+    made: std::time::Instant,
+}
+
+/// The published files of this node, one slot per kind; the lock is held while
+/// a file is generated, so concurrent readers wait for one generation.
+#[derive(Default)]
+pub struct Published {
+    files: [tokio::sync::Mutex<Option<Artefact>>; 3],
+}
+
+async fn published(s: &AppState, base: &Base, kind: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let index = FILES.iter().position(|f| *f == kind).unwrap_or(0);
+    let v = version(s, kind, None).await?;
+    let artefact = {
+        let mut slot = s.published.files[index].lock().await;
+        let fresh = slot.as_ref().filter(|a| a.etag == v.etag || a.made.elapsed() < REGENERATE_AFTER);
+        match fresh {
+            Some(a) => a.clone(),
+            None => {
+                let a = generate(s, base, kind, &v).await?;
+                *slot = Some(a.clone());
+                a
+            }
+        }
+    };
+    let served = Version { last_change: artefact.last_change, etag: artefact.etag.clone() };
+    let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
+    if not_modified(headers, &served) {
+        return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
+    }
+    let file = tokio::fs::File::open(&artefact.path).await.map_err(|e| internal(&e))?;
+    let stream = futures::stream::try_unfold(file, |mut f| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 64 * 1024];
+        let n = f.read(&mut buf).await?;
+        buf.truncate(n);
+        Ok::<_, std::io::Error>((n > 0).then(|| (Bytes::from(buf), f)))
+    });
+    let resp =
+        ([(header::CONTENT_TYPE, NDJSON), (header::CACHE_CONTROL, "public, max-age=60")], Body::from_stream(stream))
+            .into_response();
+    Ok(with_validators(resp, &served))
+}
+
+fn internal(e: &dyn std::fmt::Display) -> FhirError {
+    tracing::error!(error = %e, "bulk file");
+    FhirError(crate::problem::ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "Internal error",
+        "the file could not be published; it has been logged",
+    ))
+}
+
+/// Writes one file to a temporary name, then renames it into place: a reader
+/// opens either the previous file or the new one, never half a file.
+async fn generate(s: &AppState, base: &Base, kind: &str, v: &Version) -> FhirResult<Artefact> {
+    use futures::StreamExt;
+    use tokio::io::AsyncWriteExt;
+    let dir: &std::path::Path = &s.bulk_dir;
+    tokio::fs::create_dir_all(dir).await.map_err(|e| internal(&e))?;
+    let path = dir.join(format!("{kind}.ndjson"));
+    let tmp = dir.join(format!("{kind}.ndjson.{}.tmp", uuid::Uuid::new_v4().simple()));
+    let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(&tmp).await.map_err(|e| internal(&e))?);
+    let dir_entries = Arc::new(entries(s, None).await?);
+    match kind {
+        "Location" => {
+            let mut seen = HashSet::new();
+            for (_, c) in dir_entries.iter().filter(|(_, c)| seen.insert(c.id)) {
+                let mut buf = vec![];
+                line(&mut buf, &r::location(c));
+                out.write_all(&buf).await.map_err(|e| internal(&e))?;
+            }
+        }
+        "Schedule" => {
+            let now = s.app.now();
+            for (d, c) in dir_entries.iter() {
+                let mut buf = vec![];
+                for m in &d.modes {
+                    line(&mut buf, &r::schedule(d, c, *m, now));
+                }
+                out.write_all(&buf).await.map_err(|e| internal(&e))?;
+            }
+        }
+        _ => {
+            let mut chunks = std::pin::pin!(slot_stream(s.clone(), dir_entries, web_origin(base)));
+            while let Some(chunk) = chunks.next().await {
+                out.write_all(&chunk.map_err(|e| internal(&e))?).await.map_err(|e| internal(&e))?;
+            }
+        }
+    }
+    out.flush().await.map_err(|e| internal(&e))?;
+    out.into_inner().sync_all().await.map_err(|e| internal(&e))?;
+    tokio::fs::rename(&tmp, &path).await.map_err(|e| internal(&e))?;
+    Ok(Artefact { path, etag: v.etag.clone(), last_change: v.last_change, made: std::time::Instant::now() })
 }
 
 /// The web app's origin, for booking deep links (`http://host`).

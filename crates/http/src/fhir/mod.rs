@@ -2,7 +2,7 @@
 //! as the JSON API, read and written as FHIR resources (no second source of
 //! truth). Errors are `OperationOutcome`s, searches `Bundle`s.
 
-mod bulk;
+pub(crate) mod bulk;
 mod metadata;
 mod operations;
 mod resources;

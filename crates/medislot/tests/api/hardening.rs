@@ -472,3 +472,51 @@ async fn the_webhook_log_says_what_happened_without_mapping_the_network() {
     };
     assert_eq!(error, "connection failed", "coarse outcomes only");
 }
+
+#[tokio::test]
+async fn expensive_public_reads_are_limited_per_client_and_bulk_files_are_published_artefacts() {
+    let srv = TestServer::start_with(&["--public-reads-per-second", "5"]);
+    let http = client();
+    let w = world(&srv, &http, "bulk").await;
+    // Anonymous searches beyond the client's budget: 429 with Retry-After, in each caller's format.
+    let mut codes = vec![];
+    for _ in 0..30 {
+        codes.push(http.get(srv.api("/doctors?specialty=cardiology")).send().await.unwrap().status().as_u16());
+    }
+    assert!(codes.contains(&200) && codes.contains(&429), "{codes:?}");
+    let r = http.get(format!("{}/fhir/Practitioner", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().get("retry-after").is_some());
+    assert_eq!(r.json::<serde_json::Value>().await.unwrap()["resourceType"], "OperationOutcome");
+    // A signed-in caller is not counted against the anonymous budget.
+    let p = register(&srv, &http, "p-bulk@example.org", "patient").await;
+    for _ in 0..15 {
+        assert_eq!(p.get("/doctors?specialty=cardiology").await.0, 200);
+    }
+
+    // The full Slot file is generated once and served from disk to every reader.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await; // the anonymous budget refills
+    let url = format!("{}/fhir/$bulk-publish/Slot.ndjson", srv.url);
+    let first = http.get(&url).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["cache-control"], "public, max-age=60");
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
+    let body = first.text().await.unwrap();
+    assert!(body.lines().count() > 10 && body.contains(&w.doctor_id));
+    let on_disk = srv.data_dir.join("bulk/Slot.ndjson");
+    let made = std::fs::metadata(&on_disk).expect("published on disk").modified().unwrap();
+    // A change within the minute does not make every reader regenerate it.
+    let slots = free_slots(&p, &w.doctor_id).await;
+    assert_eq!(p.post("/appointments", json!({"slot_id": slots[2]["slot_id"]})).await.0, 201);
+    for _ in 0..5 {
+        let again = http.get(&url).send().await.unwrap();
+        assert_eq!(again.headers()["etag"].to_str().unwrap(), etag);
+        assert_eq!(again.text().await.unwrap(), body, "the same artefact");
+    }
+    assert_eq!(std::fs::metadata(&on_disk).unwrap().modified().unwrap(), made, "not regenerated within the minute");
+    let r = http.get(&url).header("if-none-match", &etag).send().await.unwrap();
+    assert_eq!(r.status(), 304);
+    // What changed is available at once through _since, computed per request.
+    let since = http.get(format!("{url}?_since=2000-01-01")).send().await.unwrap().text().await.unwrap();
+    assert!(since.contains("\"busy\""), "the booked slot is busy in the _since answer");
+}

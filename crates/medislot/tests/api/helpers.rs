@@ -130,6 +130,11 @@ impl TestServer {
             .args(database_url.iter().flat_map(|u| ["--database-url", u.as_str()]))
             .args(if extra.contains(&"--logins-per-minute") { &[][..] } else { &["--logins-per-minute", "1000"][..] })
             .args(if extra.contains(&"--ops-token") { &[][..] } else { &["--ops-token", OPS_TOKEN][..] })
+            .args(if extra.contains(&"--public-reads-per-second") {
+                &[][..]
+            } else {
+                &["--public-reads-per-second", "100000"][..]
+            })
             .args(if extra.contains(&"--client-attempts-per-minute") {
                 &[][..]
             } else {

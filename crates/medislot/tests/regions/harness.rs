@@ -149,7 +149,8 @@ impl Region {
                 "--reminders",
                 "",
             ])
-            .args(["--notify-poll-ms", "100", "--ops-token", crate::helpers::OPS_TOKEN]);
+            .args(["--notify-poll-ms", "100", "--ops-token", crate::helpers::OPS_TOKEN])
+            .args(["--public-reads-per-second", "100000"]);
         for p in &self.peers {
             cmd.args(["--peer", p]);
         }
