@@ -426,6 +426,7 @@ mod tests {
             bio: String::new(),
             verification: VerificationState::Verified,
             verification_reason: None,
+            membership: medislot_domain::Membership::Active,
             schedule: Default::default(),
             version,
             created_at: now,

@@ -8,7 +8,7 @@ use medislot_domain::{
     error::Errors,
     people::{parse_name, parse_tags},
     schedule::ScheduleInput,
-    ClinicId, Coordinates, DoctorId, Interval, Invalid, Mode, Policy, Role, Schedule, TimeZoneName, UserId,
+    ClinicId, Coordinates, DoctorId, Interval, Invalid, Membership, Mode, Policy, Role, Schedule, TimeZoneName, UserId,
     VerificationState,
 };
 use medislot_store::{ClinicRecord, DoctorRecord, TimeOffRecord};
@@ -157,6 +157,15 @@ impl App {
         let bio = errs.take(parse_text("bio", &input.bio, 4000));
         errs.finish()?;
         let clinic = self.store.clinic(input.clinic_id).await?;
+        if actor.role() == Role::Doctor {
+            if let Some(mine) = self.store.doctor_of_user(actor.id()).await? {
+                return Err(if mine.membership == Membership::Invited {
+                    AppError::Conflict("a clinic has invited your account: accept or decline its invitation (POST /doctors/{id}/membership) first")
+                } else {
+                    AppError::Taken { field: "user_id" }
+                });
+            }
+        }
         let user_id = match actor.role() {
             Role::Doctor => {
                 if input.user_id.is_some_and(|u| u != actor.id()) {
@@ -193,6 +202,14 @@ impl App {
         if self.licence_holder(&licence_number, DoctorId::new()).await?.is_some() {
             return Err(AppError::Taken { field: "licence_number" });
         }
+        // Joining a clinic needs both sides: a doctor's own profile waits for the
+        // clinic to accept it; a profile a clinic makes for someone's account waits
+        // for that doctor; a profile a clinic keeps for itself is its own business.
+        let membership = match (actor.role(), user_id) {
+            (Role::Doctor, _) => Membership::Requested,
+            (_, Some(_)) => Membership::Invited,
+            (_, None) => Membership::Active,
+        };
         let now = self.now();
         let doctor = DoctorRecord {
             id: DoctorId::new(),
@@ -206,6 +223,7 @@ impl App {
             bio,
             verification: VerificationState::Pending,
             verification_reason: None,
+            membership,
             schedule: Schedule::default(),
             version: 1,
             created_at: now,
@@ -222,7 +240,8 @@ impl App {
             return Ok(doctor);
         }
         match actor {
-            Some(a) if self.manages_doctor(a, &doctor).await? => Ok(doctor),
+            // The doctor named by a clinic's invitation sees it, to answer it.
+            Some(a) if doctor.user_id == Some(a.id()) || self.manages_doctor(a, &doctor).await? => Ok(doctor),
             _ => Err(AppError::NotFound("doctor")),
         }
     }
@@ -335,6 +354,14 @@ impl App {
         if let Some(r) = &reason {
             parse_text("reason", r, 1000)?;
         }
+        if state == VerificationState::Verified && d.membership != Membership::Active {
+            let why = match d.membership {
+                Membership::Invited => "the doctor has not accepted the clinic's invitation yet",
+                Membership::Declined => "the clinic declined this doctor",
+                _ => "the clinic has not accepted this doctor yet",
+            };
+            return Err(Invalid::field("decision", why).into());
+        }
         if state == VerificationState::Verified {
             if let Some(other) = self.licence_holder(&d.licence_number, d.id).await? {
                 if other.verification == VerificationState::Verified {
@@ -351,6 +378,56 @@ impl App {
         }
         d.verification = state;
         d.verification_reason = reason;
+        self.save_doctor(d).await
+    }
+
+    /// The other side's answer to a request to join a clinic (the clinic's
+    /// admins decide) or to a clinic's invitation (the invited doctor decides).
+    pub async fn decide_membership(
+        &self,
+        actor: Option<&Actor>,
+        id: DoctorId,
+        decision: &str,
+    ) -> Result<DoctorRecord, AppError> {
+        let actor = require(actor)?;
+        let accept = match decision {
+            "accept" => true,
+            "decline" => false,
+            _ => return Err(Invalid::field("decision", "must be accept or decline").into()),
+        };
+        let mut d = self.store.doctor(id).await?.ok_or(AppError::NotFound("doctor"))?;
+        match d.membership {
+            Membership::Requested => {
+                if !actor.is_admin() && !self.administers(actor, d.clinic_id).await? {
+                    return Err(if self.manages_doctor(actor, &d).await? {
+                        AppError::Forbidden("the clinic decides on a request to join it")
+                    } else {
+                        AppError::NotFound("doctor")
+                    });
+                }
+                d.membership = if accept { Membership::Active } else { Membership::Declined };
+            }
+            Membership::Invited => {
+                if d.user_id != Some(actor.id()) {
+                    return Err(if self.manages_doctor(actor, &d).await? {
+                        AppError::Forbidden("the invited doctor decides on an invitation")
+                    } else {
+                        AppError::NotFound("doctor")
+                    });
+                }
+                if !accept {
+                    // The clinic keeps its profile, without the account it named.
+                    d.user_id = None;
+                }
+                d.membership = Membership::Active;
+            }
+            Membership::Active | Membership::Declined => {
+                if !self.manages_doctor(actor, &d).await? {
+                    return Err(AppError::NotFound("doctor"));
+                }
+                return Err(AppError::Conflict("there is no request or invitation waiting for an answer"));
+            }
+        }
         self.save_doctor(d).await
     }
 

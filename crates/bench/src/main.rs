@@ -11,8 +11,12 @@
 //! medislot-bench slots  --url … --rate 500 --seconds 20
 //! medislot-bench mixed  --url … --rate 500 --seconds 20
 //! medislot-bench baseline --database-url sqlite:data/medislot.db --seconds 10
+//! medislot-bench login-flood  --url … --threads 32 --seconds 10   (serve --trusted-proxy 127.0.0.1)
+//! medislot-bench bulk-flood   --url … --requests 60 --concurrency 20
+//! medislot-bench slow-clients --url … --clients 3000 --hold-seconds 30
 //! ```
 
+mod abuse;
 mod baseline;
 mod load;
 
@@ -68,6 +72,12 @@ enum Scenario {
     Mixed(Target),
     /// The booking transaction straight against the database (no HTTP), as fast as it goes.
     Baseline(baseline::Args),
+    /// A login flood (random e-mails, wrong passwords) and a real user's logins meanwhile.
+    LoginFlood(abuse::FloodArgs),
+    /// Concurrent downloads of the SMART Slot file and /healthz meanwhile.
+    BulkFlood(abuse::BulkArgs),
+    /// Connections that send half a request and stop: how many are still open later.
+    SlowClients(abuse::SlowArgs),
 }
 
 #[tokio::main]
@@ -80,6 +90,9 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Slots(t) => load::run(load::Kind::Slots, &t).await?,
         Scenario::Mixed(t) => load::run(load::Kind::Mixed, &t).await?,
         Scenario::Baseline(a) => baseline::run(&a).await?,
+        Scenario::LoginFlood(a) => abuse::login_flood(&a).await?,
+        Scenario::BulkFlood(a) => abuse::bulk_flood(&a).await?,
+        Scenario::SlowClients(a) => abuse::slow_clients(&a).await?,
     };
     println!("{}", serde_json::to_string(&report)?);
     Ok(())

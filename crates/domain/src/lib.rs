@@ -17,6 +17,6 @@ pub use appointment::{Action, AppointmentStatus, Interval, Mode};
 pub use clinic::{Coordinates, Policy, TimeZoneName};
 pub use error::{FieldError, Invalid};
 pub use ids::{AppointmentId, ClinicId, DoctorId, UserId};
-pub use people::{Email, Role, VerificationState};
+pub use people::{Email, Membership, Role, VerificationState};
 pub use schedule::{Schedule, Slot};
 pub use slot_id::SlotId;

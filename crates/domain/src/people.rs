@@ -70,6 +70,45 @@ impl VerificationState {
     }
 }
 
+/// Whether a doctor's profile belongs to its clinic with both sides' consent.
+/// A doctor who names a clinic *requests* to join it; a clinic that names a
+/// doctor's account *invites* it; each waits for the other side. Only an
+/// `active` profile can be verified (and so listed and booked).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Membership {
+    /// The doctor asked to join; the clinic has not accepted yet.
+    Requested,
+    /// The clinic invited the doctor's account; the doctor has not accepted yet.
+    Invited,
+    /// Both sides agree (or the clinic manages the profile itself).
+    #[default]
+    Active,
+    /// The clinic declined the doctor's request.
+    Declined,
+}
+
+impl Membership {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Requested => "requested",
+            Self::Invited => "invited",
+            Self::Active => "active",
+            Self::Declined => "declined",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "requested" => Self::Requested,
+            "invited" => Self::Invited,
+            "active" => Self::Active,
+            "declined" => Self::Declined,
+            _ => return None,
+        })
+    }
+}
+
 /// An e-mail address, trimmed and lower-cased; checked for shape, not deliverability.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(transparent)]

@@ -83,6 +83,9 @@ pub struct DoctorView {
     /// pending | verified | rejected | suspended
     pub verification: String,
     pub verification_reason: Option<String>,
+    /// requested (the doctor asked to join; the clinic decides) | invited (the
+    /// clinic invited the doctor's account; the doctor decides) | active | declined
+    pub membership: String,
     #[schema(value_type = Object)]
     pub schedule: Schedule,
     /// Also the ETag; send it back in If-Match to update safely.
@@ -103,6 +106,7 @@ impl From<&DoctorRecord> for DoctorView {
             bio: d.bio.clone(),
             verification: d.verification.as_str().into(),
             verification_reason: d.verification_reason.clone(),
+            membership: d.membership.as_str().into(),
             schedule: d.schedule.clone(),
             version: d.version,
             updated_at: d.updated_at.to_string(),

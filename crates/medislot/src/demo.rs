@@ -92,7 +92,9 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             licence_number: format!("LIC-{:05}", 10_000 + i),
             bio: format!("{} with {} years of practice.", SPECIALTIES[i % 10].replace('-', " "), 5 + i % 20),
         };
+        // The clinic invites the doctor's account; the doctor accepts.
         let doctor = app.create_doctor(Some(&clinic_admin), input).await.map_err(err)?;
+        app.decide_membership(Some(&account), doctor.id, "accept").await.map_err(err)?;
         let mut weekly = Vec::new();
         for (d, day) in weekdays.iter().enumerate() {
             weekly.push(RangeInput::weekly(day, "09:00", "12:00", "in_person", 30));

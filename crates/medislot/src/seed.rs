@@ -143,6 +143,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                 bio: String::new(),
                 verification: VerificationState::Verified,
                 verification_reason: None,
+                membership: medislot_domain::Membership::Active,
                 schedule: schedule(&mut rng, args.days, online)?,
                 version: 1,
                 created_at: now,

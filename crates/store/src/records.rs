@@ -2,8 +2,8 @@
 
 use jiff::Timestamp;
 use medislot_domain::{
-    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, Role, Schedule,
-    TimeZoneName, UserId, VerificationState,
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Membership, Mode, Policy, Role,
+    Schedule, TimeZoneName, UserId, VerificationState,
 };
 use uuid::Uuid;
 
@@ -43,6 +43,10 @@ pub struct DoctorRecord {
     pub bio: String,
     pub verification: VerificationState,
     pub verification_reason: Option<String>,
+    /// The clinic's and the doctor's consent to this profile belonging to the clinic
+    /// (absent in a peer's older snapshot: such profiles are active).
+    #[serde(default)]
+    pub membership: Membership,
     pub schedule: Schedule,
     pub version: i64,
     pub created_at: Timestamp,

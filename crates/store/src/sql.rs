@@ -7,7 +7,9 @@
 use crate::*;
 use futures::TryStreamExt;
 use jiff::Timestamp;
-use medislot_domain::{AppointmentStatus, Coordinates, Mode, Policy, Role, Schedule, TimeZoneName, VerificationState};
+use medislot_domain::{
+    AppointmentStatus, Coordinates, Membership, Mode, Policy, Role, Schedule, TimeZoneName, VerificationState,
+};
 use sqlx::{
     any::{AnyPoolOptions, AnyRow},
     Any, AnyPool, Row, Transaction,
@@ -25,7 +27,7 @@ const ACTIVE: &str = "('held', 'pending', 'booked', 'arrived')";
 
 const USER_COLS: &str = "u.id AS u_id, u.email AS u_email, u.password_hash AS u_password_hash, u.role AS u_role, u.name AS u_name, u.created_at AS u_created_at";
 const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_address, c.latitude AS c_latitude, c.longitude AS c_longitude, c.time_zone AS c_time_zone, c.region AS c_region, c.policy AS c_policy, c.created_at AS c_created_at";
-const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
+const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.membership AS d_membership, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
 const APPT_COLS: &str = "a.id AS a_id, a.doctor_id AS a_doctor_id, a.patient_id AS a_patient_id, a.start_at AS a_start_at, a.end_at AS a_end_at, a.mode AS a_mode, a.reason AS a_reason, a.status AS a_status, a.version AS a_version, a.origin_region AS a_origin_region, a.hold_expires_at AS a_hold_expires_at, a.cancel_reason AS a_cancel_reason, a.cancelled_by AS a_cancelled_by, a.created_at AS a_created_at, a.updated_at AS a_updated_at";
 
 /// A write transaction together with the process's SQLite write turn, which
@@ -274,8 +276,8 @@ impl SqlStore {
     async fn insert_doctor(&self, tx: &mut WriteTx, d: &DoctorRecord) -> Result<()> {
         let sql = self.d.sql(
             "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                                  verification, verification_reason, schedule, version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                  verification, verification_reason, membership, schedule, version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         let query = sqlx::query(&sql);
         bind_profile(query.bind(d.id.to_string()), d)
@@ -693,6 +695,10 @@ fn doctor_row(row: &AnyRow) -> Result<DoctorRecord> {
         verification: VerificationState::parse(&verification)
             .ok_or_else(|| StoreError::Internal(format!("bad verification {verification}")))?,
         verification_reason: get(row, "d_verification_reason")?,
+        membership: {
+            let m: String = get(row, "d_membership")?;
+            Membership::parse(&m).ok_or_else(|| StoreError::Internal(format!("bad membership {m}")))?
+        },
         schedule: json::<Schedule>(&get::<String>(row, "d_schedule")?)?,
         version: get(row, "d_version")?,
         created_at: text_ts(&get::<String>(row, "d_created_at")?)?,
@@ -753,6 +759,7 @@ fn bind_profile<'q>(query: Query<'q>, d: &'q DoctorRecord) -> Query<'q> {
         .bind(&d.bio)
         .bind(d.verification.as_str())
         .bind(&d.verification_reason)
+        .bind(d.membership.as_str())
         .bind(to_json(&d.schedule))
 }
 
@@ -1019,7 +1026,7 @@ impl Store for SqlStore {
         let mut tx = self.write_tx().await?;
         let sql = self.d.sql(
             "UPDATE doctors SET user_id = ?, clinic_id = ?, name = ?, specialties = ?, languages = ?, modes = ?,
-                    licence_number = ?, bio = ?, verification = ?, verification_reason = ?, schedule = ?,
+                    licence_number = ?, bio = ?, verification = ?, verification_reason = ?, membership = ?, schedule = ?,
                     version = ?, updated_at = ?
              WHERE id = ? AND version = ?",
         );

@@ -103,6 +103,7 @@ async fn fixture(store: DynStore, db: TestDb) -> Fixture {
         bio: String::new(),
         verification: VerificationState::Verified,
         verification_reason: None,
+        membership: medislot_domain::Membership::Active,
         schedule: Schedule::default(),
         version: 1,
         created_at: now,

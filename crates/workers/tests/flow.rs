@@ -72,7 +72,12 @@ async fn world() -> World {
     // Monday 2 March 2026, 08:00 UTC (09:00 in Paris, CET).
     let clock = Arc::new(Mutex::new("2026-03-02T08:00:00Z".parse::<Timestamp>().unwrap()));
     let c = clock.clone();
-    let config = AppConfig { availability_cache_ttl: std::time::Duration::ZERO, ..AppConfig::default() };
+    // Webhook receivers in these tests are on loopback.
+    let config = AppConfig {
+        availability_cache_ttl: std::time::Duration::ZERO,
+        webhooks_allow_private: true,
+        ..AppConfig::default()
+    };
     let app = App::with_clock(store, config, Arc::new(move || *c.lock().unwrap()));
     let user = |email: &str, name: &str, role: &str| {
         let app = app.clone();
@@ -117,6 +122,7 @@ async fn world() -> World {
         )
         .await
         .unwrap();
+    app.decide_membership(Some(&doctor_user), doctor.id, "accept").await.unwrap();
     let weekly = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
         .iter()
         .map(|d| RangeInput::weekly(d, "08:00", "18:00", "in_person", 30))
@@ -297,7 +303,12 @@ async fn failing_webhooks_back_off_and_end_in_the_dead_letter_state() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let input = medislot_app::WebhookInput { url: format!("http://127.0.0.1:{port}/hook"), events: vec![] };
     let hook = w.app.create_webhook(Some(&w.clinic_admin), w.clinic, input).await.unwrap();
-    let config = WorkerConfig { max_attempts: 3, backoff_base: SignedDuration::from_secs(10), ..Default::default() };
+    let config = WorkerConfig {
+        max_attempts: 3,
+        backoff_base: SignedDuration::from_secs(10),
+        allow_private_webhooks: true,
+        ..Default::default()
+    };
     let worker = w.workers(config);
     w.book(0, "2026-03-03T09:00:00Z").await;
     let log = || w.app.webhook_deliveries(Some(&w.clinic_admin), w.clinic, hook.id, 10);

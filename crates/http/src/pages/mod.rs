@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/doctor/agenda", get(staff::agenda))
         .route("/agenda/{id}", post(staff::agenda_action))
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))
+        .route("/membership/{id}", get(back_to("/")).post(staff::decide_membership))
         .route("/admin/verification", get(staff::verification_queue))
         .route("/admin/verification/{id}", get(back_to("/admin/verification")).post(staff::decide))
         .route("/ops", get(staff::operations))

@@ -17,7 +17,7 @@ use medislot_app::{AppError, AppointmentFilter, ClinicInput, DoctorInput, Mark, 
 use medislot_domain::{
     people::COMMON_SPECIALTIES,
     schedule::{RangeInput, ScheduleInput},
-    AppointmentStatus, DoctorId, Role, VerificationState,
+    AppointmentStatus, DoctorId, Membership, Role, VerificationState,
 };
 use medislot_store::{ClinicRecord, DoctorRecord};
 use std::collections::HashMap;
@@ -102,19 +102,60 @@ pub async fn doctor_home(State(s): State<AppState>, headers: HeaderMap) -> Respo
             Err(e) => w.problem(&e),
         },
         Ok(Some(d)) if d.verification == VerificationState::Verified => Redirect::to("/doctor/agenda").into_response(),
+        Ok(Some(d)) if d.membership == Membership::Invited => {
+            let clinic = s.app.clinics().await.unwrap_or_default().into_iter().find(|c| c.id == d.clinic_id);
+            let body = html! {
+                h1 { "An invitation" }
+                p.notice role="status" {
+                    (clinic.map_or_else(|| "A clinic".to_string(), |c| c.name)) " invited you to join it with the profile “" (d.name) "”."
+                }
+                form method="post" action={ "/membership/" (d.id) } {
+                    (w.csrf_field())
+                    button name="decision" value="accept" { "Accept the invitation" } " "
+                    button.secondary name="decision" value="decline" { "Decline" }
+                }
+            };
+            w.ok("An invitation", body)
+        }
         Ok(Some(d)) => {
             let body = html! {
                 h1 { (d.name) }
+                @if d.membership == Membership::Requested {
+                    p.notice role="status" { "Waiting for verification. Your clinic accepts you first, then a platform admin checks your licence number (" (d.licence_number) "); you can prepare your schedule meanwhile." }
+                } @else if d.membership == Membership::Declined {
+                    p.notice role="status" { "The clinic declined your request to join it." }
+                } @else {
                 @match d.verification {
                     VerificationState::Rejected | VerificationState::Suspended => {
                         p.notice role="status" { "Your profile was " (d.verification.as_str()) ": " (d.verification_reason.clone().unwrap_or_default()) }
                     }
                     _ => { p.notice role="status" { "Waiting for verification. A platform admin checks your licence number (" (d.licence_number) "); you can prepare your schedule meanwhile." } }
                 }
+                }
                 p { a href="/doctor/schedule" { "Prepare your schedule" } }
             };
             w.ok("Waiting for verification", body)
         }
+        Err(e) => w.problem(&e),
+    }
+}
+
+/// A clinic admin answers a doctor's request to join, or a doctor a clinic's invitation.
+pub async fn decide_membership(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    if !w.csrf_ok() {
+        return w.problem(&AppError::Forbidden("your form expired; reload the page and try again"));
+    }
+    let Ok(doctor) = id.parse::<DoctorId>() else { return w.problem(&AppError::NotFound("doctor")) };
+    match s.app.decide_membership(w.me.as_ref(), doctor, &form.text("decision")).await {
+        Ok(_) if w.me.as_ref().is_some_and(|m| m.role() == Role::Doctor) => Redirect::to("/doctor").into_response(),
+        Ok(_) => Redirect::to("/clinic").into_response(),
         Err(e) => w.problem(&e),
     }
 }
@@ -627,8 +668,19 @@ async fn clinics_page(
                     @for d in doctors {
                         li {
                             strong { (d.name) } " — " (d.specialties.join(", ")) " · " (d.verification.as_str()) " · "
-                            a href={ "/doctor/agenda?doctor=" (d.id) } { "agenda" } " · "
-                            a href={ "/doctor/schedule?doctor=" (d.id) } { "schedule" }
+                            @if d.membership == Membership::Requested {
+                                "asks to join this clinic (licence " (d.licence_number) ") "
+                                form.inline method="post" action={ "/membership/" (d.id) } {
+                                    (w.csrf_field())
+                                    button.secondary name="decision" value="accept" { "Accept" } " "
+                                    button.danger name="decision" value="decline" { "Decline" }
+                                }
+                            } @else if d.membership == Membership::Invited {
+                                "invited, waiting for the doctor's answer"
+                            } @else {
+                                a href={ "/doctor/agenda?doctor=" (d.id) } { "agenda" } " · "
+                                a href={ "/doctor/schedule?doctor=" (d.id) } { "schedule" }
+                            }
                         }
                     }
                 }

@@ -22,6 +22,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(search, create_doctor))
         .routes(routes!(get_doctor, patch_doctor))
         .routes(routes!(verify))
+        .routes(routes!(membership))
         .routes(routes!(put_schedule))
         .routes(routes!(time_off))
         .routes(routes!(slots))
@@ -113,6 +114,29 @@ async fn verify(
     ApiJson(b): ApiJson<Verification>,
 ) -> ApiResult<Response> {
     let d = s.app.verify_doctor(caller.get(), id, b).await?;
+    Ok(doctor_response(StatusCode::OK, &d))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    /// accept | decline
+    decision: String,
+}
+
+/// The other side answers: a clinic admin accepts or declines a doctor's request
+/// to join the clinic; an invited doctor accepts or declines the clinic's invitation.
+#[utoipa::path(post, path = "/doctors/{id}/membership", params(("id" = String, Path)), request_body = MembershipBody, security(("bearer" = [])),
+    responses((status = 200, body = DoctorView), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
+async fn membership(
+    State(s): State<AppState>,
+    caller: Caller,
+    IdPath(id): IdPath<DoctorId>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let actor = caller.get().ok_or(medislot_app::AppError::Unauthenticated)?;
+    let b: MembershipBody = crate::extract::parse_json(&body)?;
+    let d = s.app.decide_membership(Some(actor), id, &b.decision).await?;
     Ok(doctor_response(StatusCode::OK, &d))
 }
 

@@ -177,6 +177,11 @@ async fn only_verified_doctors_are_searchable_and_bookable_and_search_sorts_by_s
     )
     .encode();
     assert_eq!(p.post("/appointments", json!({"slot_id": slot})).await.0, 422);
+    // The clinic has not accepted the doctor yet: no verification before that.
+    let (s, e) = w.admin.post(&format!("/doctors/{d2}/verification"), json!({"decision": "verified"})).await;
+    assert_eq!((s.as_u16(), e["errors"][0]["field"].as_str()), (422, Some("decision")), "{e}");
+    let (s, e) = w.clinic_admin.post(&format!("/doctors/{d2}/membership"), json!({"decision": "accept"})).await;
+    assert_eq!((s.as_u16(), e["membership"].as_str()), (200, Some("active")), "{e}");
     // Rejection needs a reason; verification makes the doctor searchable.
     let (s, b) = w.admin.post(&format!("/doctors/{d2}/verification"), json!({"decision": "rejected"})).await;
     assert_eq!((s.as_u16(), b["errors"][0]["field"].as_str()), (422, Some("reason")));

@@ -520,3 +520,60 @@ async fn expensive_public_reads_are_limited_per_client_and_bulk_files_are_publis
     let since = http.get(format!("{url}?_since=2000-01-01")).send().await.unwrap().text().await.unwrap();
     assert!(since.contains("\"busy\""), "the booked slot is busy in the _since answer");
 }
+
+#[tokio::test]
+async fn joining_a_clinic_needs_the_other_sides_consent() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "consent").await;
+    let other_clinic_admin = register(&srv, &http, "ca-other@example.org", "clinic_admin").await;
+    let body = |user: Option<&str>| {
+        let mut b = json!({"clinic_id": w.clinic_id, "name": "Dr Joiner", "specialties": ["cardiology"], "modes": ["in_person"],
+            "licence_number": format!("LIC-{}", uuid::Uuid::new_v4().simple())});
+        if let Some(u) = user {
+            b["user_id"] = json!(u);
+        }
+        b
+    };
+    // A doctor who names a clinic asks to join it: the clinic decides, nobody else.
+    let joiner = register(&srv, &http, "dr-joiner@example.org", "doctor").await;
+    let (s, d) = joiner.post("/doctors", body(None)).await;
+    assert_eq!((s, d["membership"].as_str()), (StatusCode::CREATED, Some("requested")), "{d}");
+    let id = d["id"].as_str().unwrap().to_string();
+    async fn decide(u: &User, id: &str, decision: &str) -> (StatusCode, serde_json::Value) {
+        u.post(&format!("/doctors/{id}/membership"), json!({"decision": decision})).await
+    }
+    assert_eq!(decide(&joiner, &id, "accept").await.0, StatusCode::FORBIDDEN, "not their own request");
+    assert_eq!(decide(&other_clinic_admin, &id, "accept").await.0, StatusCode::NOT_FOUND, "another clinic's admin");
+    let (s, e) = w.admin.post(&format!("/doctors/{id}/verification"), json!({"decision": "verified"})).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{e}");
+    let (s, d) = decide(&w.clinic_admin, &id, "accept").await;
+    assert_eq!((s, d["membership"].as_str()), (StatusCode::OK, Some("active")), "{d}");
+    assert_eq!(decide(&w.clinic_admin, &id, "accept").await.0, StatusCode::CONFLICT, "answered once");
+
+    // A clinic that names a doctor's account invites it: the account is not claimed
+    // until the doctor accepts, and the doctor can decline and make their own profile.
+    let invited = register(&srv, &http, "dr-invited@example.org", "doctor").await;
+    let (s, d) = w.clinic_admin.post("/doctors", body(Some(&invited.id))).await;
+    assert_eq!((s, d["membership"].as_str()), (StatusCode::CREATED, Some("invited")), "{d}");
+    let invitation = d["id"].as_str().unwrap().to_string();
+    let (s, e) = invited.post("/doctors", body(None)).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+    assert!(e["detail"].as_str().unwrap().contains("invited"), "{e}");
+    let (s, seen) = invited.get(&format!("/doctors/{invitation}")).await;
+    assert_eq!((s, seen["membership"].as_str()), (StatusCode::OK, Some("invited")));
+    assert_eq!(
+        invited.put(&format!("/doctors/{invitation}/schedule"), json!({"weekly": []})).await.0,
+        StatusCode::FORBIDDEN,
+        "not theirs to manage before accepting"
+    );
+    assert_eq!(
+        w.clinic_admin.post(&format!("/doctors/{invitation}/membership"), json!({"decision": "accept"})).await.0,
+        StatusCode::FORBIDDEN,
+        "the clinic cannot accept its own invitation"
+    );
+    let (s, d) = invited.post(&format!("/doctors/{invitation}/membership"), json!({"decision": "decline"})).await;
+    assert_eq!(s, StatusCode::OK, "{d}");
+    let (s, own) = invited.post("/doctors", body(None)).await;
+    assert_eq!((s, own["membership"].as_str()), (StatusCode::CREATED, Some("requested")), "{own}");
+}

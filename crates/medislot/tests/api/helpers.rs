@@ -346,6 +346,9 @@ pub async fn add_doctor(doctor: &User, admin: &User, clinic_id: &str, specialty:
         )
         .await;
     assert_eq!(s, 200, "{v}");
+    // The clinic accepts the doctor's request to join it (a platform admin may answer for it).
+    let (s, v) = admin.post(&format!("/doctors/{id}/membership"), json!({"decision": "accept"})).await;
+    assert_eq!(s, 200, "{v}");
     let (s, v) = admin.post(&format!("/doctors/{id}/verification"), json!({"decision": "verified"})).await;
     assert_eq!(s, 200, "{v}");
     id

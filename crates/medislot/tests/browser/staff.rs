@@ -40,6 +40,13 @@ async fn a_new_doctor_waits_for_verification_then_appears_in_search() {
     screenshot(&doctor, "doctor-waiting").await;
     assert!(!search_neurology(&patient, &srv).await.contains("Nora Newcomer"), "not searchable before verification");
 
+    // The clinic accepts her request to join it.
+    let clinic = driver.browser().await;
+    clinic.goto(&format!("{}/clinic", srv.url)).await.unwrap();
+    sign_in(&clinic, "clinic@demo.medislot.test", DEMO_PASSWORD).await;
+    assert!(text(&clinic).await.contains("asks to join this clinic"));
+    follow(&clinic, Locator::XPath("//li[contains(., 'Dr Nora Newcomer')]//button[@value='accept']")).await;
+
     // A platform admin approves.
     admin.goto(&format!("{}/admin/verification", srv.url)).await.unwrap();
     sign_in(&admin, "admin@demo.medislot.test", DEMO_PASSWORD).await;
@@ -54,9 +61,7 @@ async fn a_new_doctor_waits_for_verification_then_appears_in_search() {
     assert!(search_neurology(&patient, &srv).await.contains("Dr Nora Newcomer"), "searchable once verified");
 
     // The clinic admin sees her among the clinic's doctors.
-    let clinic = driver.browser().await;
     clinic.goto(&format!("{}/clinic", srv.url)).await.unwrap();
-    sign_in(&clinic, "clinic@demo.medislot.test", DEMO_PASSWORD).await;
     let clinics = text(&clinic).await;
     assert!(
         clinics.contains("Your clinics") && clinics.contains("Dr Nora Newcomer · verified")

@@ -331,6 +331,9 @@ pub async fn clinic_with_doctor(r: &Region, http: &reqwest::Client, admin: &User
         )
         .await;
     assert_eq!(s, 200, "{v}");
+    // The clinic accepts the doctor's request to join it (a platform admin may answer for it).
+    let (s, v) = admin.post(&format!("/doctors/{id}/membership"), json!({"decision": "accept"})).await;
+    assert_eq!(s, 200, "{v}");
     let (s, v) = admin.post(&format!("/doctors/{id}/verification"), json!({"decision": "verified"})).await;
     assert_eq!(s, 200, "{v}");
     (clinic_id, id)

@@ -78,12 +78,13 @@ impl SqlStore {
             let d = DoctorRecord { user_id: None, ..d.clone() };
             let sql = self.d.sql(
                 "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                                      verification, verification_reason, schedule, version, created_at, updated_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                      verification, verification_reason, membership, schedule, version, created_at, updated_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (id) DO UPDATE SET clinic_id = excluded.clinic_id, name = excluded.name,
                      specialties = excluded.specialties, languages = excluded.languages, modes = excluded.modes,
                      licence_number = excluded.licence_number, bio = excluded.bio, verification = excluded.verification,
-                     verification_reason = excluded.verification_reason, schedule = excluded.schedule,
+                     verification_reason = excluded.verification_reason, membership = excluded.membership,
+                     schedule = excluded.schedule,
                      version = excluded.version, updated_at = excluded.updated_at",
             );
             bind_profile(sqlx::query(&sql).bind(d.id.to_string()), &d)
