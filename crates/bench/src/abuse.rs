@@ -25,7 +25,7 @@ pub struct FloodArgs {
     #[arg(long, default_value_t = 32)]
     pub threads: usize,
     /// Length of each phase (without, then with the attack), in seconds.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 15.0)]
     pub seconds: f64,
 }
 
@@ -75,7 +75,8 @@ async fn victim_logins(http: &reqwest::Client, url: &str, email: &str, secs: f64
             .await?;
         anyhow::ensure!(r.status().is_success(), "the victim's own login failed: {}", r.status());
         h.record(t0.elapsed().as_micros() as u64)?;
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        // A person signs in now and then: within any sane per-client budget.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
     }
     Ok(h)
 }

@@ -184,6 +184,18 @@ impl Region {
         self.spawn();
     }
 
+    /// `GET /api/v1/regions` as an operator (the ops token).
+    pub async fn regions(&self, http: &reqwest::Client) -> Value {
+        http.get(self.api("/regions"))
+            .bearer_auth(crate::helpers::OPS_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
     pub fn api(&self, path: &str) -> String {
         format!("{}/api/v1{path}", self.url)
     }
@@ -353,15 +365,7 @@ pub async fn converged(mesh: &Mesh, http: &reqwest::Client, n: usize, within: Du
                 .json()
                 .await
                 .unwrap();
-            let links: Value = http
-                .get(r.api("/regions"))
-                .bearer_auth(crate::helpers::OPS_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let links = r.regions(http).await;
             let up = links["peers"].as_array().unwrap().iter().all(|p| p["state"] == "up");
             ok &= v["total"].as_u64() == Some(n as u64) && up;
         }

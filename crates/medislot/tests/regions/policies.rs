@@ -9,8 +9,7 @@ use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
 async fn link_state(r: &Region, http: &reqwest::Client, peer: &str) -> String {
-    let v: Value =
-        http.get(r.api("/regions")).bearer_auth(crate::helpers::OPS_TOKEN).send().await.unwrap().json().await.unwrap();
+    let v = r.regions(http).await;
     let p = v["peers"].as_array().unwrap().iter().find(|p| p["region"] == peer).cloned().unwrap();
     p["state"].as_str().unwrap().to_string()
 }
@@ -127,15 +126,7 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     let pid = pending["id"].as_str().unwrap();
     assert_eq!(patient.get(&format!("/appointments/{pid}")).await.1["status"], "pending");
     assert_eq!(patient.get("/regions").await.0, StatusCode::UNAUTHORIZED, "patients do not read operations data");
-    let regions: Value = reqwest::Client::new()
-        .get(us.api("/regions"))
-        .bearer_auth(crate::helpers::OPS_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let regions = us.regions(&reqwest::Client::new()).await;
     assert_eq!(regions["forwarding_pending"], 1, "{regions}");
     // A second pending request for a slot that eu gives away locally meanwhile: conflict later.
     let (s, doomed, _) = book(&other, &avail_slots[14], "k-5").await;
