@@ -83,15 +83,21 @@ pub fn client_address(peer: IpAddr, headers: &HeaderMap, trusted: &[Cidr]) -> Ip
 /// The client address of a request, as [`client_address`] decides.
 pub struct ClientAddr(pub IpAddr);
 
+impl ClientAddr {
+    /// From a request's connection (set by the listener) and headers.
+    fn of(extensions: &axum::http::Extensions, headers: &HeaderMap, s: &AppState) -> Self {
+        let peer = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
+        ClientAddr(client_address(peer, headers, &s.throttle.trusted))
+    }
+}
+
 impl FromRequestParts<AppState> for ClientAddr {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
-        Ok(ClientAddr(client_address(peer, &parts.headers, &s.throttle.trusted)))
+        Ok(ClientAddr::of(&parts.extensions, &parts.headers, s))
     }
 }
 
@@ -140,11 +146,7 @@ pub async fn limit_public_reads(
     use axum::response::IntoResponse;
     let anonymous = !req.headers().contains_key(axum::http::header::AUTHORIZATION);
     if anonymous && is_expensive_public_read(req.method(), req.uri().path()) {
-        let peer = req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |ConnectInfo(a)| a.ip());
-        let client = client_address(peer, req.headers(), &s.throttle.trusted);
+        let ClientAddr(client) = ClientAddr::of(req.extensions(), req.headers(), &s);
         if let Err(e) = s.public_reads.check(client) {
             return e.into_response();
         }
