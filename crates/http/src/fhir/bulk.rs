@@ -149,29 +149,39 @@ pub async fn file(
         return published(&s, &base, kind, &headers).await;
     }
     let dir = Arc::new(entries(&s, since).await?);
-    let body = match kind {
+    let body = Body::from_stream(content(&s, kind, dir, web_origin(&base)));
+    let resp = ([(header::CONTENT_TYPE, NDJSON)], body).into_response();
+    Ok(with_validators(resp, &v))
+}
+
+/// One file's lines for these directory entries, in chunks: the Location and
+/// Schedule files at once (they are small), the Slot file doctor by doctor.
+fn content(
+    s: &AppState,
+    kind: &str,
+    dir: Arc<Vec<(DoctorRecord, ClinicRecord)>>,
+    origin: String,
+) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
+    use futures::StreamExt;
+    let mut out = vec![];
+    match kind {
         "Location" => {
-            let mut out = vec![];
             let mut seen = HashSet::new();
             for (_, c) in dir.iter().filter(|(_, c)| seen.insert(c.id)) {
                 line(&mut out, &r::location(c));
             }
-            Body::from(out)
         }
         "Schedule" => {
             let now = s.app.now();
-            let mut out = vec![];
             for (d, c) in dir.iter() {
                 for m in &d.modes {
                     line(&mut out, &r::schedule(d, c, *m, now));
                 }
             }
-            Body::from(out)
         }
-        _ => Body::from_stream(slot_stream(s.clone(), dir, web_origin(&base))),
-    };
-    let resp = ([(header::CONTENT_TYPE, NDJSON)], body).into_response();
-    Ok(with_validators(resp, &v))
+        _ => return slot_stream(s.clone(), dir, origin).boxed(),
+    }
+    futures::stream::once(async move { Ok(Bytes::from(out)) }).boxed()
 }
 
 /// How often a published file may be regenerated at most.
@@ -247,32 +257,9 @@ async fn generate(s: &AppState, base: &Base, kind: &str, v: &Version) -> FhirRes
     let path = dir.join(format!("{kind}.ndjson"));
     let tmp = dir.join(format!("{kind}.ndjson.{}.tmp", uuid::Uuid::new_v4().simple()));
     let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(&tmp).await.map_err(|e| internal(&e))?);
-    let dir_entries = Arc::new(entries(s, None).await?);
-    match kind {
-        "Location" => {
-            let mut seen = HashSet::new();
-            for (_, c) in dir_entries.iter().filter(|(_, c)| seen.insert(c.id)) {
-                let mut buf = vec![];
-                line(&mut buf, &r::location(c));
-                out.write_all(&buf).await.map_err(|e| internal(&e))?;
-            }
-        }
-        "Schedule" => {
-            let now = s.app.now();
-            for (d, c) in dir_entries.iter() {
-                let mut buf = vec![];
-                for m in &d.modes {
-                    line(&mut buf, &r::schedule(d, c, *m, now));
-                }
-                out.write_all(&buf).await.map_err(|e| internal(&e))?;
-            }
-        }
-        _ => {
-            let mut chunks = std::pin::pin!(slot_stream(s.clone(), dir_entries, web_origin(base)));
-            while let Some(chunk) = chunks.next().await {
-                out.write_all(&chunk.map_err(|e| internal(&e))?).await.map_err(|e| internal(&e))?;
-            }
-        }
+    let mut chunks = content(s, kind, Arc::new(entries(s, None).await?), web_origin(base));
+    while let Some(chunk) = chunks.next().await {
+        out.write_all(&chunk.map_err(|e| internal(&e))?).await.map_err(|e| internal(&e))?;
     }
     out.flush().await.map_err(|e| internal(&e))?;
     out.into_inner().sync_all().await.map_err(|e| internal(&e))?;
