@@ -39,6 +39,9 @@ pub struct BulkArgs {
     /// Downloads at once.
     #[arg(long, default_value_t = 20)]
     pub concurrency: usize,
+    /// How long to wait for the node's first publication of the file.
+    #[arg(long, default_value_t = 1800)]
+    pub publish_timeout_secs: u64,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -146,8 +149,31 @@ async fn healthz(http: &reqwest::Client, url: &str, secs: f64, stop: &AtomicBool
     Ok(h)
 }
 
+/// The Slot file's status, without reading its body.
+async fn slot_file_status(http: &reqwest::Client, url: &str) -> Option<u16> {
+    Some(http.get(format!("{url}/fhir/$bulk-publish/Slot.ndjson")).send().await.ok()?.status().as_u16())
+}
+
 pub async fn bulk_flood(a: &BulkArgs) -> anyhow::Result<Value> {
     let http = reqwest::Client::new();
+    // A node that publishes in the background answers 503 until its first
+    // publication is complete: wait for it, probing /healthz meanwhile.
+    let stop = Arc::new(AtomicBool::new(false));
+    let (http2, url2, stop2) = (http.clone(), a.url.clone(), stop.clone());
+    let probe = tokio::spawn(async move { healthz(&http2, &url2, 3600.0, &stop2).await });
+    let waited = Instant::now();
+    let mut first_answers = std::collections::BTreeMap::<u16, u64>::new();
+    loop {
+        let status = slot_file_status(&http, &a.url).await.unwrap_or(0);
+        *first_answers.entry(status).or_default() += 1;
+        if status == 200 || waited.elapsed() > Duration::from_secs(a.publish_timeout_secs) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let publishing = waited.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let during_publication = summary(&probe.await??);
     let quiet = healthz(&http, &a.url, 5.0, &AtomicBool::new(false)).await?;
     let bytes = Arc::new(AtomicU64::new(0));
     let statuses = Arc::new(std::sync::Mutex::new(std::collections::BTreeMap::<u16, u64>::new()));
@@ -159,10 +185,13 @@ pub async fn bulk_flood(a: &BulkArgs) -> anyhow::Result<Value> {
             (http.clone(), a.url.clone(), bytes.clone(), statuses.clone(), next.clone(), a.requests as u64);
         downloads.push(tokio::spawn(async move {
             while next.fetch_add(1, Ordering::Relaxed) < total {
-                let Ok(r) = http.get(format!("{url}/fhir/$bulk-publish/Slot.ndjson")).send().await else { continue };
+                let Ok(mut r) = http.get(format!("{url}/fhir/$bulk-publish/Slot.ndjson")).send().await else {
+                    continue;
+                };
                 *statuses.lock().unwrap().entry(r.status().as_u16()).or_default() += 1;
-                if let Ok(b) = r.bytes().await {
-                    bytes.fetch_add(b.len() as u64, Ordering::Relaxed);
+                // Counted as it arrives: a file can be larger than this machine's memory.
+                while let Ok(Some(chunk)) = r.chunk().await {
+                    bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
                 }
             }
         }));
@@ -183,6 +212,9 @@ pub async fn bulk_flood(a: &BulkArgs) -> anyhow::Result<Value> {
         "seconds": took.as_secs_f64(),
         "bytes_sent": bytes.load(Ordering::Relaxed),
         "statuses": *statuses.lock().unwrap(),
+        "seconds_until_published": publishing.as_secs_f64(),
+        "answers_while_publishing": first_answers,
+        "healthz_while_publishing": during_publication,
         "healthz_without_downloads": summary(&quiet),
         "healthz_during_downloads": during,
     }))

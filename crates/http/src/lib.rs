@@ -67,6 +67,10 @@ pub struct HttpOptions {
     pub bulk_dir: std::path::PathBuf,
     /// Anonymous expensive reads allowed per client per second (twice that in a burst).
     pub public_reads_per_second: u32,
+    /// The shortest time between two publications of a SMART bulk file.
+    pub bulk_republish: std::time::Duration,
+    /// The address people reach the web pages at, for the booking links in the bulk files.
+    pub public_url: String,
 }
 
 /// Marks requests that came through the operators' own address (`--internal-listen`).
@@ -87,6 +91,8 @@ impl Default for HttpOptions {
             https: false,
             bulk_dir: std::env::temp_dir().join("medislot-bulk"),
             public_reads_per_second: 20,
+            bulk_republish: std::time::Duration::from_secs(60),
+            public_url: "http://127.0.0.1:8080".into(),
         }
     }
 }
@@ -112,8 +118,17 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
+pub use fhir::bulk::Publisher;
+
+/// One node's HTTP application and the background work it needs.
+pub struct Node {
+    pub router: Router,
+    /// Keeps the SMART bulk files published: run it for as long as the node serves.
+    pub publisher: Publisher,
+}
+
 /// The whole HTTP application for one node.
-pub fn router(app: App, options: HttpOptions) -> Router {
+pub fn node(app: App, options: HttpOptions) -> Node {
     let state = AppState {
         app,
         throttle: Arc::new(throttle::Throttle::new(
@@ -132,7 +147,7 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         cookies: extract::CookiePolicy { secure: options.https },
         bulk_dir: options.bulk_dir.clone().into(),
         public_reads: Arc::new(throttle::PublicReads::new(options.public_reads_per_second)),
-        published: Arc::default(),
+        published: Arc::new(fhir::bulk::Published::new(&options.public_url)),
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(routes::accounts::router())
@@ -145,7 +160,8 @@ pub fn router(app: App, options: HttpOptions) -> Router {
     // Paths are documented relative to the /api/v1 prefix the router is nested under.
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
     let doc = Arc::new(doc);
-    Router::new()
+    let publisher = Publisher::new(state.clone(), options.bulk_republish);
+    let router = Router::new()
         .nest(
             "/api/v1",
             api.route(
@@ -182,7 +198,8 @@ pub fn router(app: App, options: HttpOptions) -> Router {
         // Every request gets an id (or keeps the caller's), echoed in the answer and in every log line.
         .layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
         .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(tower_http::request_id::MakeRequestUuid))
-        .with_state(state)
+        .with_state(state);
+    Node { router, publisher }
 }
 
 /// Headers every answer carries: no sniffing, no framing, a strict

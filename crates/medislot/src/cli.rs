@@ -164,6 +164,10 @@ pub struct ServeArgs {
     /// page) allowed per client address per second; twice that in a burst.
     #[arg(long, env = "MEDISLOT_PUBLIC_READS_PER_SECOND", default_value_t = 20)]
     pub public_reads_per_second: u32,
+    /// The shortest time between two publications of a SMART bulk file, in seconds:
+    /// a file is republished when its data changed and it is at least this old.
+    #[arg(long, env = "MEDISLOT_BULK_REPUBLISH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub bulk_republish_secs: u64,
     /// A proxy (address or CIDR range) whose X-Forwarded-For names the client; repeat
     /// the flag (env: comma-separated). Without one, X-Forwarded-For is ignored.
     #[arg(long = "trusted-proxy", env = "MEDISLOT_TRUSTED_PROXIES", value_delimiter = ',')]

@@ -38,7 +38,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             }
         });
     }
-    let router = medislot_http::router(
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let node = medislot_http::node(
         app.clone(),
         HttpOptions {
             logins_per_minute: args.logins_per_minute,
@@ -52,11 +55,10 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             https: args.notify.public_url.as_deref().is_some_and(|u| u.starts_with("https://")),
             bulk_dir: args.db.data_dir.join("bulk"),
             public_reads_per_second: args.public_reads_per_second,
+            bulk_republish: std::time::Duration::from_secs(args.bulk_republish_secs),
+            public_url: args.notify.public_url.clone().unwrap_or_else(|| format!("http://{addr}")),
         },
     );
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
     let limits = crate::listener::Limits {
         header_read: std::time::Duration::from_millis(args.header_read_timeout_ms),
         idle: std::time::Duration::from_millis(args.idle_timeout_ms),
@@ -90,6 +92,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
         }))
     });
+    let router = node.router;
+    let publisher = {
+        let mut stopped = stopped.clone();
+        tokio::spawn(node.publisher.run(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }))
+    };
     // Tests and scripts read this line to find the port.
     println!("medislot listening on http://{addr}");
     tracing::info!(%addr, region = %args.region, "listening");
@@ -131,6 +140,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(r) = region_loops {
         let _ = r.await;
     }
+    let _ = publisher.await;
     tracing::info!("stopped");
     Ok(())
 }

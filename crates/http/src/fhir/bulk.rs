@@ -1,9 +1,10 @@
 //! SMART Scheduling Links: `GET /fhir/$bulk-publish` (the manifest) and its
 //! Location, Schedule and Slot NDJSON files, with `_since` and conditional
-//! requests. The full files are published artefacts: generated on disk at
-//! most once a minute, and only when the directory or busy times changed, then
-//! served from the file to every reader (with `ETag` and `Cache-Control`), so
-//! that readers cannot make the node recompute the whole directory per request.
+//! requests. The full files are published artefacts: a background task
+//! ([`Publisher`]) writes them to disk when the directory or busy times
+//! changed, at most once a minute by default, and every reader is served the
+//! last published file (with `ETag` and `Cache-Control`): readers never wait
+//! for a generation and cannot make the node recompute the whole directory.
 //! `_since` answers are small and computed per request.
 
 use super::{invalid, resources as r, Base, FhirError, FhirResult, Params};
@@ -127,7 +128,6 @@ fn line(out: &mut Vec<u8>, v: &Value) {
 
 pub async fn file(
     State(s): State<AppState>,
-    base: Base,
     Path(name): Path<String>,
     p: Params,
     headers: HeaderMap,
@@ -146,10 +146,10 @@ pub async fn file(
         return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
     }
     if since.is_none() {
-        return published(&s, &base, kind, &headers).await;
+        return published(&s, kind, &headers).await;
     }
     let dir = Arc::new(entries(&s, since).await?);
-    let body = Body::from_stream(content(&s, kind, dir, web_origin(&base)));
+    let body = Body::from_stream(content(&s, kind, dir));
     let resp = ([(header::CONTENT_TYPE, NDJSON)], body).into_response();
     Ok(with_validators(resp, &v))
 }
@@ -160,7 +160,6 @@ fn content(
     s: &AppState,
     kind: &str,
     dir: Arc<Vec<(DoctorRecord, ClinicRecord)>>,
-    origin: String,
 ) -> futures::stream::BoxStream<'static, Result<Bytes, std::io::Error>> {
     use futures::StreamExt;
     let mut out = vec![];
@@ -179,13 +178,15 @@ fn content(
                 }
             }
         }
-        _ => return slot_stream(s.clone(), dir, origin).boxed(),
+        _ => return slot_stream(s.clone(), dir).boxed(),
     }
     futures::stream::once(async move { Ok(Bytes::from(out)) }).boxed()
 }
 
-/// How often a published file may be regenerated at most.
-const REGENERATE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+/// How often the publisher looks whether the data changed (at most).
+const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long a reader waits for a node's first publication before a 503.
+const FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// One published file: where it is, what data it reflects, when it was made.
 #[derive(Clone)]
@@ -196,33 +197,48 @@ struct Artefact {
     made: std::time::Instant,
 }
 
-/// The published files of this node, one slot per kind; the lock is held while
-/// a file is generated, so concurrent readers wait for one generation.
-#[derive(Default)]
+/// The published files of this node, one per kind: readers take the current
+/// one, the [`Publisher`] replaces it when a new one is complete.
 pub struct Published {
-    files: [tokio::sync::Mutex<Option<Artefact>>; 3],
+    files: [tokio::sync::watch::Sender<Option<Artefact>>; 3],
+    /// The web pages' origin, for the booking deep links (never a request's
+    /// `Host`: a reader must not choose the links every other reader gets).
+    origin: String,
 }
 
-async fn published(s: &AppState, base: &Base, kind: &str, headers: &HeaderMap) -> FhirResult<Response> {
-    let index = FILES.iter().position(|f| *f == kind).unwrap_or(0);
-    let v = version(s, kind, None).await?;
-    let artefact = {
-        let mut slot = s.published.files[index].lock().await;
-        let fresh = slot.as_ref().filter(|a| a.etag == v.etag || a.made.elapsed() < REGENERATE_AFTER);
-        match fresh {
-            Some(a) => a.clone(),
-            None => {
-                let a = generate(s, base, kind, &v).await?;
-                *slot = Some(a.clone());
-                a
-            }
+impl Published {
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            files: std::array::from_fn(|_| tokio::sync::watch::Sender::new(None)),
+            origin: public_url.trim_end_matches('/').to_string(),
         }
+    }
+}
+
+async fn published(s: &AppState, kind: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let index = FILES.iter().position(|f| *f == kind).unwrap_or(0);
+    let mut current = s.published.files[index].subscribe();
+    // Only a node that has not published yet makes its readers wait, briefly.
+    let artefact = match tokio::time::timeout(FIRST_WAIT, current.wait_for(Option::is_some)).await {
+        Ok(Ok(a)) => a.clone(),
+        _ => None,
+    };
+    let Some(artefact) = artefact else {
+        let mut e = crate::problem::ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "being-published",
+            "Being published",
+            format!("{kind}.ndjson is being published for the first time on this node; retry shortly"),
+        );
+        e.retry_after = Some(10);
+        return Err(FhirError(e));
     };
     let served = Version { last_change: artefact.last_change, etag: artefact.etag.clone() };
     let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
     if not_modified(headers, &served) {
         return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
     }
+    // A file replaced meanwhile stays readable through this handle until it is closed.
     let file = tokio::fs::File::open(&artefact.path).await.map_err(|e| internal(&e))?;
     let stream = futures::stream::try_unfold(file, |mut f| async move {
         use tokio::io::AsyncReadExt;
@@ -243,33 +259,106 @@ fn internal(e: &dyn std::fmt::Display) -> FhirError {
         StatusCode::INTERNAL_SERVER_ERROR,
         "internal",
         "Internal error",
-        "the file could not be published; it has been logged",
+        "the file could not be read; it has been logged",
     ))
 }
 
-/// Writes one file to a temporary name, then renames it into place: a reader
-/// opens either the previous file or the new one, never half a file.
-async fn generate(s: &AppState, base: &Base, kind: &str, v: &Version) -> FhirResult<Artefact> {
-    use futures::StreamExt;
-    use tokio::io::AsyncWriteExt;
-    let dir: &std::path::Path = &s.bulk_dir;
-    tokio::fs::create_dir_all(dir).await.map_err(|e| internal(&e))?;
-    let path = dir.join(format!("{kind}.ndjson"));
-    let tmp = dir.join(format!("{kind}.ndjson.{}.tmp", uuid::Uuid::new_v4().simple()));
-    let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(&tmp).await.map_err(|e| internal(&e))?);
-    let mut chunks = content(s, kind, Arc::new(entries(s, None).await?), web_origin(base));
-    while let Some(chunk) = chunks.next().await {
-        out.write_all(&chunk.map_err(|e| internal(&e))?).await.map_err(|e| internal(&e))?;
-    }
-    out.flush().await.map_err(|e| internal(&e))?;
-    out.into_inner().sync_all().await.map_err(|e| internal(&e))?;
-    tokio::fs::rename(&tmp, &path).await.map_err(|e| internal(&e))?;
-    Ok(Artefact { path, etag: v.etag.clone(), last_change: v.last_change, made: std::time::Instant::now() })
+/// The background task that keeps this node's bulk files current: it
+/// publishes them at start, then again whenever the data they reflect changed
+/// and the previous publication is old enough (a minute by default).
+pub struct Publisher {
+    state: AppState,
+    /// The shortest time between two publications of one file.
+    republish: std::time::Duration,
 }
 
-/// The web app's origin, for booking deep links (`http://host`).
-fn web_origin(base: &Base) -> String {
-    base.0.strip_suffix("/fhir").unwrap_or(&base.0).to_string()
+impl Publisher {
+    pub(crate) fn new(state: AppState, republish: std::time::Duration) -> Self {
+        Self { state, republish }
+    }
+
+    /// Publishes until `stop` completes (a generation under way is abandoned).
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        let _ = self.remove_leftovers().await;
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                () = self.publish_changed() => {}
+            }
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(CHECK_EVERY.min(self.republish)) => {}
+            }
+        }
+    }
+
+    /// Temporary files of a generation a previous process did not finish.
+    async fn remove_leftovers(&self) -> std::io::Result<()> {
+        let mut entries = tokio::fs::read_dir(&*self.state.bulk_dir).await?;
+        while let Some(e) = entries.next_entry().await? {
+            if e.file_name().to_string_lossy().ends_with(".tmp") {
+                tokio::fs::remove_file(e.path()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn publish_changed(&self) {
+        for (index, kind) in FILES.iter().enumerate() {
+            let slot = &self.state.published.files[index];
+            let due = match version(&self.state, kind, None).await {
+                Ok(v) => slot
+                    .borrow()
+                    .as_ref()
+                    .is_none_or(|a| a.etag != v.etag && a.made.elapsed() >= self.republish)
+                    .then_some(v),
+                Err(e) => {
+                    tracing::warn!(error = %e.0.detail, kind, "bulk file: reading what changed failed; retrying");
+                    None
+                }
+            };
+            let Some(v) = due else { continue };
+            let started = std::time::Instant::now();
+            match self.generate(kind, &v).await {
+                Ok(a) => {
+                    tracing::info!(kind, seconds = started.elapsed().as_secs_f64(), "bulk file published");
+                    slot.send_replace(Some(a));
+                }
+                // Readers keep the previous file; the next check tries again.
+                Err(e) => tracing::warn!(error = %e, kind, "bulk file: publishing failed; retrying"),
+            }
+        }
+    }
+
+    /// Writes one file to a temporary name, then renames it into place: a
+    /// reader opens either the previous file or the new one, never half a file.
+    async fn generate(&self, kind: &str, v: &Version) -> std::io::Result<Artefact> {
+        use futures::StreamExt;
+        use tokio::io::AsyncWriteExt;
+        let s = &self.state;
+        let dir: &std::path::Path = &s.bulk_dir;
+        tokio::fs::create_dir_all(dir).await?;
+        let path = dir.join(format!("{kind}.ndjson"));
+        let tmp = dir.join(format!("{kind}.ndjson.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let written = async {
+            let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(&tmp).await?);
+            let entries = entries(s, None).await.map_err(|e| std::io::Error::other(e.0.detail))?;
+            let mut chunks = content(s, kind, Arc::new(entries));
+            while let Some(chunk) = chunks.next().await {
+                out.write_all(&chunk?).await?;
+            }
+            out.flush().await?;
+            out.into_inner().sync_all().await?;
+            tokio::fs::rename(&tmp, &path).await
+        }
+        .await;
+        if written.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        written?;
+        Ok(Artefact { path, etag: v.etag.clone(), last_change: v.last_change, made: std::time::Instant::now() })
+    }
 }
 
 /// Slots, one doctor per chunk: free ones with a deep link to the booking
@@ -278,11 +367,11 @@ fn web_origin(base: &Base) -> String {
 fn slot_stream(
     s: AppState,
     dir: Arc<Vec<(DoctorRecord, ClinicRecord)>>,
-    origin: String,
 ) -> impl futures::Stream<Item = Result<Bytes, std::io::Error>> {
     futures::stream::try_unfold(0usize, move |i| {
-        let (s, dir, origin) = (s.clone(), dir.clone(), origin.clone());
+        let (s, dir) = (s.clone(), dir.clone());
         async move {
+            let origin = &s.published.origin;
             let Some((d, c)) = dir.get(i) else { return Ok(None) };
             let now = s.app.now();
             let window = Interval { start: now, end: now + SignedDuration::from_hours(24 * SLOT_DAYS) };

@@ -172,3 +172,71 @@ async fn bad_fhir_requests_get_an_operation_outcome_naming_the_field() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// The full Slot file as a reader gets it: every line a whole resource.
+async fn slot_file(http: &reqwest::Client, srv: &TestServer, host: Option<&str>) -> (String, Vec<Value>) {
+    let mut req = http.get(format!("{}/fhir/$bulk-publish/Slot.ndjson", srv.url));
+    if let Some(h) = host {
+        req = req.header("host", h);
+    }
+    let r = req.send().await.unwrap();
+    assert_eq!(r.status(), 200, "a published file is always there to read");
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let body = r.text().await.unwrap();
+    assert!(body.is_empty() || body.ends_with('\n'), "never half a file");
+    (etag, body.lines().map(|l| serde_json::from_str(l).expect("one resource per line")).collect())
+}
+
+fn status_of<'a>(slots: &'a [Value], id: &str) -> Option<&'a str> {
+    slots.iter().find(|s| s["id"] == id).and_then(|s| s["status"].as_str())
+}
+
+#[tokio::test]
+async fn the_published_slot_file_follows_bookings_in_the_background_with_the_nodes_own_links() {
+    let srv = TestServer::start_with(&["--bulk-republish-secs", "1"]);
+    let http = client();
+    let w = world(&srv, &http, "publish").await;
+    let p = register(&srv, &http, "p-publish@example.org", "patient").await;
+    let slot = free_slots(&p, &w.doctor_id).await[1].clone();
+    // A FHIR Slot's id is the doctor and the start instant's seconds.
+    let start: jiff::Timestamp = slot["start"].as_str().unwrap().parse().unwrap();
+    let id = format!("{}.{}", w.doctor_id, start.as_second());
+    // The node published at start, before this doctor existed: the doctor's
+    // slots appear in a later publication.
+    let t0 = std::time::Instant::now();
+    let (before, slots) = loop {
+        // A reader who names another host does not choose the links every reader gets.
+        let (etag, slots) = slot_file(&http, &srv, Some("attacker.example")).await;
+        if status_of(&slots, &id).is_some() {
+            break (etag, slots);
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "the new doctor is published");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(status_of(&slots, &id), Some("free"), "{id}");
+    for s in slots.iter().filter(|s| s["status"] == "free") {
+        let link = s["extension"][0]["valueUrl"].as_str().unwrap();
+        assert!(link.starts_with(&format!("{}/book/slot_", srv.url)), "{link}");
+    }
+
+    assert_eq!(p.post("/appointments", json!({"slot_id": slot["slot_id"]})).await.0, 201);
+    // Readers keep getting the published file while the next one is written, and
+    // the booking shows in a publication soon after (here at most a second apart).
+    let t0 = std::time::Instant::now();
+    loop {
+        let (etag, slots) = slot_file(&http, &srv, None).await;
+        if etag != before {
+            assert_eq!(status_of(&slots, &id), Some("busy"), "the booked slot is busy in the new file");
+            break;
+        }
+        assert_eq!(status_of(&slots, &id), Some("free"), "the previous file, whole");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(30), "republished after the booking");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let mut on_disk: Vec<String> = std::fs::read_dir(srv.data_dir.join("bulk"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, ["Location.ndjson", "Schedule.ndjson", "Slot.ndjson"], "no temporary files left");
+}

@@ -475,7 +475,8 @@ async fn the_webhook_log_says_what_happened_without_mapping_the_network() {
 
 #[tokio::test]
 async fn expensive_public_reads_are_limited_per_client_and_bulk_files_are_published_artefacts() {
-    let srv = TestServer::start_with(&["--public-reads-per-second", "5"]);
+    // Demo data: the node's first publication, at start, already has doctors in it.
+    let srv = TestServer::start_with(&["--demo", "--public-reads-per-second", "5"]);
     let http = client();
     let w = world(&srv, &http, "bulk").await;
     // Anonymous searches beyond the client's budget: 429 with Retry-After, in each caller's format.
@@ -502,10 +503,10 @@ async fn expensive_public_reads_are_limited_per_client_and_bulk_files_are_publis
     assert_eq!(first.headers()["cache-control"], "public, max-age=60");
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
     let body = first.text().await.unwrap();
-    assert!(body.lines().count() > 10 && body.contains(&w.doctor_id));
+    assert!(body.lines().count() > 10, "{body}");
     let on_disk = srv.data_dir.join("bulk/Slot.ndjson");
     let made = std::fs::metadata(&on_disk).expect("published on disk").modified().unwrap();
-    // A change within the minute does not make every reader regenerate it.
+    // A change within the minute is not published yet (it is, at most a minute later).
     let slots = free_slots(&p, &w.doctor_id).await;
     assert_eq!(p.post("/appointments", json!({"slot_id": slots[2]["slot_id"]})).await.0, 201);
     for _ in 0..5 {
