@@ -9,6 +9,63 @@ use medislot_domain::{AppointmentId, AppointmentStatus, Mode, UserId};
 use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
 use std::collections::HashMap;
 
+/// The product that made the calendar, as RFC 5545 wants it named.
+const PRODID: &str = concat!("-//medislot//medislot ", env!("CARGO_PKG_VERSION"), "//EN");
+
+/// A value of a text property the library does not escape itself (`NAME` and
+/// the `X-` properties), written as RFC 5545 §3.3.11 escapes TEXT.
+fn escaped_text(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in plain(value).chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            ';' => out.push_str("\\;"),
+            ',' => out.push_str("\\,"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text as a content line may carry it: line breaks as `\n` (a lone CR or
+/// CRLF becomes one), other control characters dropped.
+fn plain(value: &str) -> String {
+    value.replace("\r\n", "\n").replace('\r', "\n").chars().filter(|c| *c == '\n' || !c.is_control()).collect()
+}
+
+/// A parameter value (a person's or a clinic's name in `CN`) as RFC 6868
+/// escapes it: `^` as `^^`, `"` as `^'`, a line break as `^n`; quoted when it
+/// holds `,`. (The library quotes values holding `:` or `;` itself.)
+fn param(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in plain(value).chars() {
+        match c {
+            '^' => out.push_str("^^"),
+            '"' => out.push_str("^'"),
+            '\n' => out.push_str("^n"),
+            c => out.push(c),
+        }
+    }
+    if out.contains(',') && !out.contains([':', ';']) {
+        format!("\"{out}\"")
+    } else {
+        out
+    }
+}
+
+/// An empty calendar named `name`, with this product's identifier.
+fn calendar(name: &str, method: &str) -> Calendar {
+    let mut cal = Calendar::empty();
+    cal.append_property(("VERSION", "2.0"))
+        .append_property(("PRODID", PRODID))
+        .append_property(("CALSCALE", "GREGORIAN"))
+        .append_property(("METHOD", method))
+        .append_property(("NAME", escaped_text(name).as_str()))
+        .append_property(("X-WR-CALNAME", escaped_text(name).as_str()));
+    cal
+}
+
 fn utc(t: Timestamp) -> DateTime<Utc> {
     DateTime::from_timestamp(t.as_second(), 0).unwrap_or_default()
 }
@@ -30,7 +87,7 @@ fn event_of(
         .timestamp(utc(now))
         .starts(utc(span.0))
         .ends(utc(span.1))
-        .location(&place(mode, c));
+        .location(&plain(&place(mode, c)));
     event
 }
 
@@ -39,17 +96,17 @@ pub fn appointment_ics(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord
     let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
     let mut event = event_of(a.id, a.version, (a.start, a.end), a.mode, c, now);
     event
-        .summary(&format!("Appointment with {}", d.name))
-        .description(&format!(
+        .summary(&plain(&format!("Appointment with {}", d.name)))
+        .description(&plain(&format!(
             "{} — {}.{} Times are {} local time in the clinic.",
             d.name,
             d.specialties.join(", "),
             if a.mode == Mode::Online { " Online (video) consultation." } else { "" },
             c.time_zone.as_str()
-        ))
+        )))
         .status(if cancelled { EventStatus::Cancelled } else { EventStatus::Confirmed });
-    let mut cal = Calendar::new();
-    cal.name("medislot").append_property(("METHOD", "PUBLISH")).push(event.done());
+    let mut cal = calendar("medislot", "PUBLISH");
+    cal.push(event.done());
     cal.done().to_string()
 }
 
@@ -87,13 +144,13 @@ pub struct Invitation<'a> {
 pub fn invitation_ics(i: &Invitation<'_>, now: Timestamp) -> String {
     let mut event = event_of(i.appointment, i.sequence, (i.start, i.end), i.mode, i.clinic, now);
     event
-        .summary(&format!("Appointment with {}", i.doctor.name))
-        .description(&format!(
+        .summary(&plain(&format!("Appointment with {}", i.doctor.name)))
+        .description(&plain(&format!(
             "{} ({}). Times are {} local time in the clinic.",
             i.doctor.name,
             i.doctor.specialties.join(", "),
             i.clinic.time_zone.as_str()
-        ))
+        )))
         .status(if i.cancelled {
             EventStatus::Cancelled
         } else if i.tentative {
@@ -103,17 +160,17 @@ pub fn invitation_ics(i: &Invitation<'_>, now: Timestamp) -> String {
         });
     event.append_property(
         icalendar::Property::new("ORGANIZER", format!("mailto:{}", i.organizer))
-            .add_parameter("CN", &i.clinic.name)
+            .add_parameter("CN", &param(&i.clinic.name))
             .done(),
     );
     event.append_property(
         icalendar::Property::new("ATTENDEE", format!("mailto:{}", i.attendee))
-            .add_parameter("CN", i.attendee_name)
+            .add_parameter("CN", &param(i.attendee_name))
             .add_parameter("ROLE", "REQ-PARTICIPANT")
             .done(),
     );
-    let mut cal = Calendar::new();
-    cal.name("medislot").append_property(("METHOD", if i.cancelled { "CANCEL" } else { "REQUEST" })).push(event.done());
+    let mut cal = calendar("medislot", if i.cancelled { "CANCEL" } else { "REQUEST" });
+    cal.push(event.done());
     cal.done().to_string()
 }
 
@@ -127,21 +184,19 @@ pub fn doctor_feed(
     patients: &HashMap<UserId, String>,
     now: Timestamp,
 ) -> String {
-    let mut cal = Calendar::new();
-    cal.name(&format!("{} — medislot agenda", d.name))
-        .append_property(("METHOD", "PUBLISH"))
-        .append_property(("X-WR-TIMEZONE", c.time_zone.as_str()));
+    let mut cal = calendar(&format!("{} — medislot agenda", d.name), "PUBLISH");
+    cal.append_property(("X-WR-TIMEZONE", c.time_zone.as_str()));
     for a in appointments {
         let patient = patients.get(&a.patient_id).map_or("a patient", String::as_str);
         let status = a.status.as_str();
         let mut event = event_of(a.id, a.version, (a.start, a.end), a.mode, c, now);
         event
-            .summary(&format!("{patient} [{status}]"))
-            .description(&format!(
+            .summary(&plain(&format!("{patient} [{status}]")))
+            .description(&plain(&format!(
                 "Reason: {}. Status: {status}.{}",
                 if a.reason.is_empty() { "—" } else { &a.reason },
                 a.cancel_reason.as_deref().map(|r| format!(" Cancelled: {r}.")).unwrap_or_default()
-            ))
+            )))
             .add_property("X-MEDISLOT-STATUS", status)
             .status(match a.status {
                 AppointmentStatus::Cancelled | AppointmentStatus::Conflict => EventStatus::Cancelled,

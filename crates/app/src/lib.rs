@@ -126,8 +126,8 @@ impl App {
     }
 
     /// The metrics exposition, with the store's and the cache's figures sampled now.
-    pub fn render_metrics(&self) -> String {
-        self.metrics.render(self.store.stats(), self.cache.oldest_age(), self.directory.age())
+    pub fn render_metrics(&self, format: metrics::Exposition) -> String {
+        format.write(self.metrics.render(self.store.stats(), self.cache.oldest_age(), self.directory.age()))
     }
 
     pub fn store(&self) -> &DynStore {

@@ -221,3 +221,116 @@ impl Metrics {
         out
     }
 }
+
+/// The exposition formats a scraper may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    /// OpenMetrics 1.0 (`application/openmetrics-text`), what Prometheus asks for first.
+    OpenMetrics,
+    /// The Prometheus text format 0.0.4 (`text/plain`), what older scrapers,
+    /// `promtool check metrics` and people with curl read.
+    PrometheusText,
+}
+
+impl Exposition {
+    /// The format an `Accept` header prefers: OpenMetrics only when it is asked
+    /// for at least as strongly as plain text (`*/*` and no header mean text).
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        let (mut openmetrics, mut text) = (0.0f32, 0.0f32);
+        for range in accept.unwrap_or("*/*").split(',') {
+            let mut parts = range.split(';').map(str::trim);
+            let media = parts.next().unwrap_or("").to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("q"))
+                .and_then(|(_, v)| v.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "application/openmetrics-text" => openmetrics = openmetrics.max(q),
+                "text/plain" | "text/*" | "*/*" => text = text.max(q),
+                _ => {}
+            }
+        }
+        if openmetrics > 0.0 && openmetrics >= text {
+            Self::OpenMetrics
+        } else {
+            Self::PrometheusText
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Self::PrometheusText => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+
+    /// The exposition text in this format, from the OpenMetrics the registry writes.
+    pub fn write(self, openmetrics: String) -> String {
+        match self {
+            Self::OpenMetrics => openmetrics,
+            Self::PrometheusText => prometheus_text(&openmetrics),
+        }
+    }
+}
+
+/// OpenMetrics as the Prometheus text format 0.0.4 writes it: a counter's
+/// family is named by its `_total` samples, and there are no `# UNIT` or
+/// `# EOF` lines. (Histograms, gauges and samples are written alike.)
+fn prometheus_text(openmetrics: &str) -> String {
+    let mut out = String::with_capacity(openmetrics.len());
+    let mut help: Option<(&str, &str)> = None;
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest.split_once(' ').unwrap_or((rest, "")));
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let family = if kind == "counter" { format!("{name}_total") } else { name.to_string() };
+            if let Some((_, text)) = help.take().filter(|(n, _)| *n == name) {
+                out.push_str(&format!("# HELP {family} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {family} {kind}\n"));
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrapers_get_the_format_they_ask_for() {
+        use Exposition::*;
+        let prometheus = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Exposition::negotiate(Some(prometheus)), OpenMetrics);
+        assert_eq!(Exposition::negotiate(Some("text/plain;version=0.0.4")), PrometheusText);
+        assert_eq!(Exposition::negotiate(Some("text/plain;q=0.9, application/openmetrics-text;q=0.5")), PrometheusText);
+        assert_eq!(Exposition::negotiate(Some("application/openmetrics-text;q=0")), PrometheusText);
+        assert_eq!(Exposition::negotiate(Some("*/*")), PrometheusText);
+        assert_eq!(Exposition::negotiate(None), PrometheusText);
+        assert_eq!(Exposition::negotiate(Some("Application/OpenMetrics-Text")), OpenMetrics);
+    }
+
+    #[test]
+    fn the_text_format_names_counters_by_their_samples_and_has_no_eof() {
+        let m = Metrics::default();
+        m.booking("booked", "eu");
+        let open = m.render(medislot_store::StoreStats::default(), std::time::Duration::ZERO, None);
+        assert!(open.contains("# TYPE medislot_bookings counter") && open.ends_with("# EOF\n"));
+        let text = Exposition::PrometheusText.write(open);
+        assert!(text.contains("# HELP medislot_bookings_total Booking and hold attempts"), "{text}");
+        assert!(text.contains("# TYPE medislot_bookings_total counter"), "{text}");
+        assert!(text.contains("medislot_bookings_total{outcome=\"booked\",region=\"eu\"} 1"), "{text}");
+        assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
+        assert!(text.contains("# TYPE medislot_http_request_duration_seconds histogram"), "{text}");
+    }
+}

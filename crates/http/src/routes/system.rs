@@ -24,9 +24,19 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<serde_json::Value>, Ap
     }
 }
 
-/// Prometheus metrics, OpenMetrics text format.
+/// Prometheus metrics: OpenMetrics when the scraper asks for it (as Prometheus
+/// does), otherwise the Prometheus text format 0.0.4.
 /// Operators only: the internal address, the ops token or a platform admin.
-async fn metrics(State(s): State<AppState>, _: crate::extract::Operator) -> impl axum::response::IntoResponse {
-    let body = s.app.render_metrics();
-    ([(axum::http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body)
+async fn metrics(
+    State(s): State<AppState>,
+    _: crate::extract::Operator,
+    headers: axum::http::HeaderMap,
+) -> impl axum::response::IntoResponse {
+    use medislot_app::metrics::Exposition;
+    let accept = headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Exposition::negotiate(accept);
+    (
+        [(axum::http::header::CONTENT_TYPE, format.content_type()), (axum::http::header::VARY, "Accept")],
+        s.app.render_metrics(format),
+    )
 }

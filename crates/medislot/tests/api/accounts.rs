@@ -121,6 +121,67 @@ async fn sigterm_stops_the_server_gracefully() {
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
 }
 
+/// What Prometheus sends when it scrapes.
+const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let bin = std::env::var("MEDISLOT_TEST_PROMTOOL").expect(
+        "MEDISLOT_TEST_PROMTOOL is not set: run scripts/test, which installs Debian's prometheus package for promtool",
+    );
+    let mut child = std::process::Command::new(bin)
+        .args(args)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../../ops/prometheus"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test]
+async fn metrics_answer_in_the_format_asked_for_and_promtool_finds_nothing_to_lint() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "promtool").await;
+    let p = register(&srv, &http, "p-promtool@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    assert_eq!(p.post("/holds", json!({"slot_id": slots[0]["slot_id"]})).await.0, 201);
+    assert_eq!(p.post("/appointments", json!({"slot_id": slots[1]["slot_id"]})).await.0, 201);
+    let get = |accept: Option<&'static str>| {
+        let mut r = http.get(format!("{}/metrics", srv.url)).bearer_auth(OPS_TOKEN);
+        if let Some(a) = accept {
+            r = r.header("accept", a);
+        }
+        async move {
+            let r = r.send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            assert_eq!(r.headers()["vary"], "Accept");
+            (r.headers()["content-type"].to_str().unwrap().to_string(), r.text().await.unwrap())
+        }
+    };
+    let (ct, open) = get(Some(PROMETHEUS_ACCEPT)).await;
+    assert!(ct.starts_with("application/openmetrics-text; version=1.0.0"), "{ct}");
+    assert!(open.ends_with("# EOF\n"));
+    for accept in [Some("text/plain;version=0.0.4"), Some("*/*"), None] {
+        let (ct, text) = get(accept).await;
+        assert!(ct.starts_with("text/plain; version=0.0.4"), "{accept:?}: {ct}");
+        assert!(!text.contains("# EOF"), "{accept:?}");
+        assert!(text.contains(r#"medislot_bookings_total{outcome="held",region="local"} 1"#), "{text}");
+        let (ok, lint) = promtool(&["check", "metrics"], Some(&text));
+        assert!(ok && lint.trim().is_empty(), "promtool check metrics ({accept:?}):\n{lint}");
+    }
+    // The example rules load, and their unit tests (alerts_test.yml) pass.
+    let (ok, out) = promtool(&["check", "rules", "alerts.yml"], None);
+    assert!(ok, "{out}");
+    let (ok, out) = promtool(&["test", "rules", "alerts_test.yml"], None);
+    assert!(ok, "{out}");
+}
+
 #[tokio::test]
 async fn metrics_count_requests_and_bookings_without_ids_and_requests_carry_ids() {
     let srv = TestServer::start_with(&["--internal-listen", "127.0.0.1:0"]);
@@ -144,7 +205,13 @@ async fn metrics_count_requests_and_bookings_without_ids_and_requests_carry_ids(
     let slot = free_slots(&p, &w.doctor_id).await[0]["slot_id"].clone();
     assert_eq!(p.post("/appointments", json!({"slot_id": slot})).await.0, 201);
     assert_eq!(q.post("/appointments", json!({"slot_id": slot})).await.0, 409);
-    let r = http.get(format!("{}/metrics", srv.url)).bearer_auth(OPS_TOKEN).send().await.unwrap();
+    let r = http
+        .get(format!("{}/metrics", srv.url))
+        .bearer_auth(OPS_TOKEN)
+        .header("accept", PROMETHEUS_ACCEPT)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
     let id = r.headers().get("x-request-id").expect("every answer carries a request id").to_str().unwrap().to_string();

@@ -6,6 +6,7 @@ mod accounts;
 mod booking;
 mod fhir;
 mod hardening;
+mod invitations;
 mod notifications;
 mod promises;
 mod seed;

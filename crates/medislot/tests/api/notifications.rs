@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-fn python() -> String {
+pub(crate) fn python() -> String {
     std::env::var("MEDISLOT_TEST_PYTHON").expect(
         "MEDISLOT_TEST_PYTHON is not set: run scripts/test, which creates the Python environment (aiosmtpd, icalendar)",
     )
@@ -87,7 +87,7 @@ impl Drop for SmtpSink {
     }
 }
 
-fn fast_workers(smtp: &str) -> Vec<String> {
+pub(crate) fn fast_workers(smtp: &str) -> Vec<String> {
     // Appointments two days ahead are marked arrived in these tests: a week's arrival window.
     let window = ["--arrival-window-minutes", "10080"];
     ["--smtp-url", smtp, "--notify-poll-ms", "50", "--notify-backoff-ms", "200", "--reminders", ""]
@@ -97,7 +97,7 @@ fn fast_workers(smtp: &str) -> Vec<String> {
         .collect()
 }
 
-fn str_args(v: &[String]) -> Vec<&str> {
+pub(crate) fn str_args(v: &[String]) -> Vec<&str> {
     v.iter().map(String::as_str).collect()
 }
 
@@ -108,12 +108,12 @@ fn paris(t: &str) -> String {
 }
 
 /// A slot at least two days ahead (clear of the appointment-day edge cases).
-fn later_slots(slots: &[Value]) -> Vec<Value> {
+pub(crate) fn later_slots(slots: &[Value]) -> Vec<Value> {
     let after = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(48);
     slots.iter().filter(|s| s["start"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap() > after).cloned().collect()
 }
 
-async fn book(p: &User, slot: &Value) -> Value {
+pub(crate) async fn book(p: &User, slot: &Value) -> Value {
     let (s, a) = p.post("/appointments", json!({"slot_id": slot["slot_id"], "reason": "check-up"})).await;
     assert_eq!(s, 201, "{a}");
     a
@@ -129,7 +129,7 @@ async fn reschedule(u: &User, a: &Value, slot: &Value) -> Value {
     v
 }
 
-async fn cancel(u: &User, id: &str, reason: &str) -> Value {
+pub(crate) async fn cancel(u: &User, id: &str, reason: &str) -> Value {
     let (s, v) = u.change(&format!("/appointments/{id}/cancel"), json!({"reason": reason})).await;
     assert_eq!(s, 200, "{v}");
     v
