@@ -343,6 +343,34 @@ impl App {
     /// The appointments that occupy a verified doctor's time in `window`
     /// (live holds, pending, booked, arrived), in start order. Callers that
     /// show them publicly show times and status only.
+    /// The appointment whose slot starts at `start` for this doctor: one that
+    /// occupies it now, else one that took place in it (fulfilled, no-show),
+    /// else one that was cancelled from it.
+    pub async fn occupant(
+        &self,
+        doctor: &DoctorRecord,
+        start: jiff::Timestamp,
+    ) -> Result<Option<medislot_store::AppointmentRecord>, AppError> {
+        use medislot_domain::AppointmentStatus::{Fulfilled, Noshow};
+        let at = Interval { start, end: start + jiff::SignedDuration::from_secs(1) };
+        if let Some(a) = self.occupied(doctor, at).await?.into_iter().find(|a| a.start == start) {
+            return Ok(Some(a));
+        }
+        let q = medislot_store::AppointmentQuery {
+            scope: medislot_store::Scope::Doctor(doctor.id),
+            doctor: None,
+            status: None,
+            from: Some(at.start),
+            to: Some(at.end),
+            limit: 100,
+            offset: 0,
+        };
+        let (rows, _) = self.store.list_appointments(&q).await?;
+        let mut at_start: Vec<_> = rows.into_iter().filter(|a| a.start == start).collect();
+        at_start.sort_by_key(|a| !matches!(a.status, Fulfilled | Noshow));
+        Ok(at_start.into_iter().next())
+    }
+
     pub async fn occupied(
         &self,
         doctor: &DoctorRecord,

@@ -120,9 +120,10 @@ async fn entries(s: &AppState, since: Option<Timestamp>) -> FhirResult<Vec<(Doct
     Ok(dir)
 }
 
-fn line(out: &mut Vec<u8>, v: &Value) {
+fn line(out: &mut Vec<u8>, mut v: Value) {
+    super::prune(&mut v);
     // serde_json writes no newlines inside a value: one resource per line.
-    let _ = serde_json::to_writer(&mut *out, v);
+    let _ = serde_json::to_writer(&mut *out, &v);
     out.push(b'\n');
 }
 
@@ -167,14 +168,14 @@ fn content(
         "Location" => {
             let mut seen = HashSet::new();
             for (_, c) in dir.iter().filter(|(_, c)| seen.insert(c.id)) {
-                line(&mut out, &r::location(c));
+                line(&mut out, r::location(c));
             }
         }
         "Schedule" => {
             let now = s.app.now();
             for (d, c) in dir.iter() {
                 for m in &d.modes {
-                    line(&mut out, &r::schedule(d, c, *m, now));
+                    line(&mut out, r::schedule(d, c, *m, now));
                 }
             }
         }
@@ -380,12 +381,12 @@ fn slot_stream(
             for slot in s.app.free_slots_of(d, c, window).await.map_err(fail)? {
                 let mut v = r::free_slot(&slot);
                 v["extension"] = json!([{"url": DEEP_LINK, "valueUrl": format!("{origin}/book/{}", slot.slot_id)}]);
-                line(&mut out, &v);
+                line(&mut out, v);
             }
             for a in s.app.occupied(d, window).await.map_err(fail)?.iter().filter(|a| d.modes.contains(&a.mode)) {
                 let mut v = r::busy_slot(a);
                 v["status"] = json!("busy");
-                line(&mut out, &v);
+                line(&mut out, v);
             }
             Ok(Some((Bytes::from(out), i + 1)))
         }

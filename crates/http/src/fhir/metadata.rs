@@ -1,6 +1,8 @@
 //! `GET /fhir/metadata`: the CapabilityStatement, listing exactly what this facade supports.
 
-use super::{Base, Fhir};
+use super::{Base, Fhir, FhirError, FhirResult};
+use crate::problem::ApiError;
+use axum::{extract::Path, http::StatusCode};
 use serde_json::{json, Value};
 
 fn param(name: &str, kind: &str, doc: &str) -> Value {
@@ -35,7 +37,7 @@ pub async fn capability_statement(base: Base) -> Fhir {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
-            "documentation": "Searches page with _count (at most 500) and _offset; unsupported parameters are refused with 400.",
+            "documentation": "Searches page with _count (at most 500; 0 for the total alone) and _offset; unsupported parameters are refused with 400.",
             "security": {
                 "description": "Directory and Slot reads are public. Appointment reads, searches and the $hold/$book operations need `Authorization: Bearer <token>` from POST /api/v1/auth/login; a patient sees only their own appointments.",
             },
@@ -68,4 +70,65 @@ pub async fn capability_statement(base: Base) -> Fhir {
             ],
         }],
     }))
+}
+
+/// One parameter of an operation: `use` in or out, its cardinality and FHIR type.
+fn op_param(name: &str, use_: &str, min: u32, kind: &str, doc: &str) -> Value {
+    json!({"name": name, "use": use_, "min": min, "max": "1", "type": kind, "documentation": doc})
+}
+
+/// `GET /fhir/OperationDefinition/Appointment-{find,hold,book}`: the
+/// definitions the CapabilityStatement points to.
+pub async fn operation_definition(base: Base, Path(id): Path<String>) -> FhirResult {
+    let out = || op_param("return", "out", 1, "Bundle", "the Appointments, in a Bundle");
+    let appt =
+        || op_param("appt-resource", "in", 1, "Appointment", "an Appointment naming the slot (`slot[0].reference`)");
+    let (code, affects_state, description, parameters) = match id.as_str() {
+        "Appointment-find" => (
+            "find",
+            false,
+            "Proposed Appointments over free slots (GET or POST with Parameters)",
+            vec![
+                op_param("start", "in", 0, "dateTime", "earliest start (default: now)"),
+                op_param("end", "in", 0, "dateTime", "latest start (default: 7 days after start)"),
+                op_param("specialty", "in", 0, "string", "specialty code, e.g. cardiology"),
+                op_param("practitioner", "in", 0, "string", "Practitioner/{id}"),
+                op_param("location", "in", 0, "string", "Location/{id}"),
+                op_param("service-type", "in", 0, "string", "in-person or online"),
+                out(),
+            ],
+        ),
+        "Appointment-hold" => ("hold", true, "Holds the Appointment's slot for the caller for a few minutes", vec![appt(), out()]),
+        "Appointment-book" => (
+            "book",
+            true,
+            "Books the Appointment's slot (Idempotency-Key honoured), or cancels an Appointment sent with status cancelled",
+            vec![appt(), out()],
+        ),
+        _ => {
+            return Err(FhirError(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "no such OperationDefinition: Appointment-find, Appointment-hold or Appointment-book",
+            )))
+        }
+    };
+    Ok(Fhir::ok(json!({
+        "resourceType": "OperationDefinition",
+        "id": id,
+        "url": format!("{}/OperationDefinition/{id}", base.0),
+        "name": format!("Appointment{}{}", code[..1].to_uppercase(), &code[1..]),
+        "status": "active",
+        "kind": "operation",
+        "publisher": "medislot",
+        "description": description,
+        "affectsState": affects_state,
+        "code": code,
+        "resource": ["Appointment"],
+        "system": false,
+        "type": true,
+        "instance": false,
+        "parameter": parameters,
+    })))
 }

@@ -24,6 +24,7 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metadata", get(metadata::capability_statement))
+        .route("/OperationDefinition/{id}", get(metadata::operation_definition))
         .route("/$bulk-publish", get(bulk::manifest))
         .route("/$bulk-publish/{file}", get(bulk::file))
         .route("/Practitioner", get(search::practitioners))
@@ -55,7 +56,8 @@ pub fn router() -> Router<AppState> {
 pub struct Fhir {
     pub status: StatusCode,
     pub body: Value,
-    pub version: Option<i64>,
+    /// `meta.versionId`, sent as the weak ETag.
+    pub version: Option<String>,
 }
 
 impl Fhir {
@@ -64,8 +66,34 @@ impl Fhir {
     }
 }
 
+/// FHIR JSON has no empty arrays, objects or strings ("an element either has
+/// a value or is absent"): removes them, and whatever becomes empty in turn.
+pub fn prune(v: &mut Value) {
+    fn empty(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Array(a) => a.is_empty(),
+            Value::Object(o) => o.is_empty(),
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        }
+    }
+    match v {
+        Value::Array(items) => {
+            items.iter_mut().for_each(prune);
+            items.retain(|i| !empty(i));
+        }
+        Value::Object(fields) => {
+            fields.values_mut().for_each(prune);
+            fields.retain(|_, f| !empty(f));
+        }
+        _ => {}
+    }
+}
+
 impl IntoResponse for Fhir {
-    fn into_response(self) -> Response {
+    fn into_response(mut self) -> Response {
+        prune(&mut self.body);
         let bytes = serde_json::to_vec(&self.body).unwrap_or_default();
         let mut resp = (self.status, bytes).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
@@ -190,15 +218,15 @@ impl Params {
         Ok(())
     }
 
-    /// `_count` (default 50, at most 500) and `_offset`.
+    /// `_count` (default 50, at most 500; 0 asks for the total alone) and `_offset`.
     pub fn paging(&self) -> FhirResult<(usize, usize)> {
         let count = match self.one("_count") {
             None => 50,
             Some(c) => c
                 .parse::<usize>()
                 .ok()
-                .filter(|c| (1..=500).contains(c))
-                .ok_or_else(|| invalid("_count", "must be a number from 1 to 500"))?,
+                .filter(|c| *c <= 500)
+                .ok_or_else(|| invalid("_count", "must be a number from 0 to 500"))?,
         };
         let offset = match self.one("_offset") {
             None => 0,
@@ -231,7 +259,7 @@ pub fn bundle(base: &Base, path: &str, params: &Params, all: Vec<Value>, count: 
         format!("{}/{path}?{}", base.0, q.finish())
     };
     let mut links = vec![json!({"relation": "self", "url": link(offset)})];
-    if offset + count < total {
+    if count > 0 && offset + count < total {
         links.push(json!({"relation": "next", "url": link(offset + count)}));
     }
     json!({"resourceType": "Bundle", "type": "searchset", "total": total, "link": links, "entry": page})

@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 const SPECIALTY_SYSTEM: &str = "https://medislot.dev/fhir/specialty";
 const LICENCE_SYSTEM: &str = "https://medislot.dev/fhir/licence-number";
 const MODE_SYSTEM: &str = "https://medislot.dev/fhir/mode";
+const PATIENT_SYSTEM: &str = "https://medislot.dev/fhir/patient";
 const TIMEZONE_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/timezone";
 
 fn mode_code(m: Mode) -> &'static str {
@@ -145,12 +146,23 @@ pub fn location(c: &ClinicRecord) -> Value {
     })
 }
 
+/// The UTC day `now` falls in, as its first instant.
+fn day_of(now: Timestamp) -> Timestamp {
+    Timestamp::from_second(now.as_second().div_euclid(86_400) * 86_400).unwrap_or(now)
+}
+
+/// A Schedule's version: the doctor's, and the day (its planning horizon moves daily).
+pub fn schedule_version(d: &DoctorRecord, now: Timestamp) -> String {
+    format!("{}.{}", d.version, now.as_second().div_euclid(86_400))
+}
+
 pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) -> Value {
-    let horizon = d.schedule.bookable_window(now);
+    let today = day_of(now);
+    let horizon_end = today + jiff::SignedDuration::from_hours(24 * d.schedule.horizon_days);
     json!({
         "resourceType": "Schedule",
         "id": schedule_id(d.id, mode),
-        "meta": {"versionId": d.version.to_string(), "lastUpdated": instant(d.updated_at)},
+        "meta": {"versionId": schedule_version(d, now), "lastUpdated": instant(d.updated_at.max(today))},
         "active": true,
         "serviceType": [service_type(mode)],
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
@@ -158,7 +170,7 @@ pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) 
             {"reference": format!("Practitioner/{}", d.id), "display": d.name},
             {"reference": format!("Location/{}", c.id), "display": c.name},
         ],
-        "planningHorizon": {"start": instant(horizon.start), "end": instant(horizon.end)},
+        "planningHorizon": {"start": instant(today), "end": instant(horizon_end)},
         "comment": format!("{} with {} at {} ({} time)", mode_display(mode), d.name, c.name, c.time_zone.as_str()),
     })
 }
@@ -206,7 +218,9 @@ pub fn appointment_status(s: AppointmentStatus) -> &'static str {
     }
 }
 
-pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) -> Value {
+/// The patient is named by identifier and display (a logical reference: this
+/// facade serves no Patient resource, so a literal one would not resolve).
+pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, patient_name: Option<&str>) -> Value {
     let tentative = matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Pending);
     let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
     let by_patient = a.cancelled_by == Some(a.patient_id);
@@ -228,7 +242,7 @@ pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) ->
         "slot": [{"reference": format!("Slot/{}", slot_fhir_id(a.doctor_id, a.start))}],
         "created": instant(a.created_at),
         "participant": [
-            {"actor": {"reference": format!("Patient/{}", a.patient_id)}, "required": "required", "status": status_of(true)},
+            {"actor": {"type": "Patient", "identifier": {"system": PATIENT_SYSTEM, "value": a.patient_id.to_string()}, "display": patient_name.unwrap_or("")}, "required": "required", "status": status_of(true)},
             {"actor": {"reference": format!("Practitioner/{}", d.id), "display": d.name}, "required": "required", "status": status_of(false)},
             {"actor": {"reference": format!("Location/{}", c.id), "display": c.name}, "required": "required", "status": if tentative { "tentative" } else { "accepted" }},
         ],

@@ -10,7 +10,7 @@ use axum::{
 };
 use jiff::{SignedDuration, Timestamp};
 use medislot_app::{Actor, AppointmentFilter};
-use medislot_domain::{AppointmentId, ClinicId, DoctorId, Interval, Mode};
+use medislot_domain::{AppointmentId, ClinicId, DoctorId, Interval, Mode, UserId};
 use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
 use serde_json::Value;
 use std::collections::HashMap;
@@ -69,7 +69,7 @@ pub async fn practitioners(State(s): State<AppState>, base: Base, p: Params) -> 
 
 pub async fn practitioner(State(s): State<AppState>, Path(id): Path<String>) -> FhirResult {
     let d = s.app.doctor(None, id_of::<DoctorId>("Practitioner", &id)?).await.map_err(|_| not_found("Practitioner"))?;
-    Ok(Fhir { version: Some(d.version), ..Fhir::ok(r::practitioner(&d)) })
+    Ok(Fhir { version: Some(d.version.to_string()), ..Fhir::ok(r::practitioner(&d)) })
 }
 
 pub async fn practitioner_roles(State(s): State<AppState>, base: Base, p: Params) -> FhirResult {
@@ -96,7 +96,7 @@ pub async fn practitioner_roles(State(s): State<AppState>, base: Base, p: Params
 pub async fn practitioner_role(State(s): State<AppState>, Path(id): Path<String>) -> FhirResult {
     let d = s.app.doctor(None, id_of("PractitionerRole", &id)?).await.map_err(|_| not_found("PractitionerRole"))?;
     let c = s.app.clinic(d.clinic_id).await?;
-    Ok(Fhir { version: Some(d.version), ..Fhir::ok(r::practitioner_role(&d, &c)) })
+    Ok(Fhir { version: Some(d.version.to_string()), ..Fhir::ok(r::practitioner_role(&d, &c)) })
 }
 
 pub async fn locations(State(s): State<AppState>, base: Base, p: Params) -> FhirResult {
@@ -163,11 +163,13 @@ async fn schedule_parts(s: &AppState, id: &str) -> FhirResult<(DoctorRecord, Cli
 
 pub async fn schedule(State(s): State<AppState>, Path(id): Path<String>) -> FhirResult {
     let (d, c, mode) = schedule_parts(&s, &id).await?;
-    Ok(Fhir { version: Some(d.version), ..Fhir::ok(r::schedule(&d, &c, mode, s.app.now())) })
+    let now = s.app.now();
+    Ok(Fhir { version: Some(r::schedule_version(&d, now)), ..Fhir::ok(r::schedule(&d, &c, mode, now)) })
 }
 
 /// A date search parameter with FHIR prefixes (`ge`, `gt`, `le`, `lt`, `eq`;
-/// none means `eq`) narrowing a `[from, to)` window. A bare date is that whole day (UTC).
+/// none means `eq`) narrowing a `[from, to)` window. A date is the whole
+/// period it names (UTC): a day (`2026-12-01`), a month (`2026-12`) or a year.
 pub fn narrow(window: &mut (Option<Timestamp>, Option<Timestamp>), param: &str, raw: &str) -> FhirResult<()> {
     let (prefix, value) = match raw.get(..2) {
         Some(p @ ("ge" | "gt" | "le" | "lt" | "eq")) => (p, &raw[2..]),
@@ -179,9 +181,11 @@ pub fn narrow(window: &mut (Option<Timestamp>, Option<Timestamp>), param: &str, 
         let t = medislot_domain::instant::parse(param, value).map_err(|e| invalid(param, e.0[0].message.clone()))?;
         (t, t + SignedDuration::from_secs(1))
     } else {
-        let date: jiff::civil::Date = value.parse().map_err(|_| bad())?;
-        let start = in_range(date.to_zoned(jiff::tz::TimeZone::UTC).map_err(|_| bad())?.timestamp())?;
-        (start, start + SignedDuration::from_hours(24))
+        let (first, period) = partial_date(value).ok_or_else(bad)?;
+        let zoned =
+            |d: jiff::civil::Date| d.to_zoned(jiff::tz::TimeZone::UTC).map(|z| z.timestamp()).map_err(|_| bad());
+        let next = first.checked_add(period).map_err(|_| bad())?;
+        (in_range(zoned(first)?)?, in_range(zoned(next)?)?)
     };
     let (lo, hi) = match prefix {
         "ge" => (Some(start), None),
@@ -197,6 +201,23 @@ pub fn narrow(window: &mut (Option<Timestamp>, Option<Timestamp>), param: &str, 
         window.1 = Some(window.1.map_or(hi, |w| w.min(hi)));
     }
     Ok(())
+}
+
+/// A FHIR date of any precision: its first day and the length of the period.
+fn partial_date(value: &str) -> Option<(jiff::civil::Date, jiff::Span)> {
+    let parts: Vec<&str> = value.split('-').collect();
+    let number = |s: &str, len: usize| {
+        (s.len() == len && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse::<i16>().ok()).flatten()
+    };
+    match parts[..] {
+        [y] => Some((jiff::civil::Date::new(number(y, 4)?, 1, 1).ok()?, jiff::Span::new().years(1))),
+        [y, m] => Some((
+            jiff::civil::Date::new(number(y, 4)?, i8::try_from(number(m, 2)?).ok()?, 1).ok()?,
+            jiff::Span::new().months(1),
+        )),
+        [_, _, _] => Some((value.parse().ok()?, jiff::Span::new().days(1))),
+        _ => None,
+    }
 }
 
 /// Slots of one Schedule: free ones computed from the schedule, busy and
@@ -251,33 +272,50 @@ pub async fn slot(State(s): State<AppState>, Path(id): Path<String>) -> FhirResu
     if let Some(v) = free.slots.iter().find(|v| v.start == sid.start) {
         return Ok(Fhir::ok(r::free_slot(v)));
     }
-    let occupied = s.app.occupied(&d, at).await?;
-    match occupied.iter().find(|a| a.start == sid.start) {
-        Some(a) => Ok(Fhir::ok(r::busy_slot(a))),
+    // Busy now, used by an appointment that took place, or one an appointment
+    // was cancelled from that is not free now (past, or off the schedule).
+    match s.app.occupant(&d, sid.start).await? {
+        Some(a) => {
+            let mut v = r::busy_slot(&a);
+            if v["status"] == "free" {
+                v["status"] = "busy-unavailable".into();
+            }
+            Ok(Fhir::ok(v))
+        }
         None => Err(not_found("Slot")),
     }
 }
 
-/// Doctors and clinics of these appointments, for their references.
-async fn parties(
-    s: &AppState,
-    items: &[AppointmentRecord],
-) -> FhirResult<HashMap<DoctorId, (DoctorRecord, ClinicRecord)>> {
-    let out = s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await?;
-    if items.iter().any(|a| !out.contains_key(&a.doctor_id)) {
-        return Err(not_found("Practitioner"));
-    }
-    Ok(out)
+/// Who these appointments' references name: doctors with their clinics, and patients' names.
+pub struct Parties {
+    doctors: HashMap<DoctorId, (DoctorRecord, ClinicRecord)>,
+    patients: HashMap<UserId, String>,
 }
 
-pub fn appointment_resource(a: &AppointmentRecord, parties: &HashMap<DoctorId, (DoctorRecord, ClinicRecord)>) -> Value {
-    let (d, c) = &parties[&a.doctor_id];
-    r::appointment(a, d, c)
+async fn parties(s: &AppState, items: &[AppointmentRecord]) -> FhirResult<Parties> {
+    let doctors = s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await?;
+    if items.iter().any(|a| !doctors.contains_key(&a.doctor_id)) {
+        return Err(not_found("Practitioner"));
+    }
+    let mut patients = HashMap::new();
+    for a in items {
+        if let std::collections::hash_map::Entry::Vacant(e) = patients.entry(a.patient_id) {
+            if let Some(u) = s.app.store().user_by_id(a.patient_id).await.map_err(medislot_app::AppError::from)? {
+                e.insert(u.name);
+            }
+        }
+    }
+    Ok(Parties { doctors, patients })
+}
+
+pub fn appointment_resource(a: &AppointmentRecord, parties: &Parties) -> Value {
+    let (d, c) = &parties.doctors[&a.doctor_id];
+    r::appointment(a, d, c, parties.patients.get(&a.patient_id).map(String::as_str))
 }
 
 pub async fn appointment_response(s: &AppState, status: StatusCode, a: &AppointmentRecord) -> FhirResult {
     let p = parties(s, std::slice::from_ref(a)).await?;
-    Ok(Fhir { status, body: appointment_resource(a, &p), version: Some(a.version) })
+    Ok(Fhir { status, body: appointment_resource(a, &p), version: Some(a.version.to_string()) })
 }
 
 fn caller(c: Result<Caller, ApiError>) -> FhirResult<Option<Actor>> {

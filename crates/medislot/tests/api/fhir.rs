@@ -109,7 +109,8 @@ async fn bad_fhir_requests_get_an_operation_outcome_naming_the_field() {
     for (query, field) in [
         (format!("Slot?schedule=Schedule/{}.in-person&start=soon", w.doctor_id), "start"),
         (format!("Slot?schedule=Schedule/{}.in-person&status=taken", w.doctor_id), "status"),
-        (format!("Slot?schedule=Schedule/{}.in-person&_count=0", w.doctor_id), "_count"),
+        (format!("Slot?schedule=Schedule/{}.in-person&_count=501", w.doctor_id), "_count"),
+        (format!("Slot?schedule=Schedule/{}.in-person&start=2026-13", w.doctor_id), "start"),
         ("Practitioner?colour=blue".to_string(), "colour"),
         ("Appointment/$find?start=2026-12-01&end=2026-11-01".to_string(), "end"),
     ] {
@@ -239,4 +240,37 @@ async fn the_published_slot_file_follows_bookings_in_the_background_with_the_nod
         .collect();
     on_disk.sort();
     assert_eq!(on_disk, ["Location.ndjson", "Schedule.ndjson", "Slot.ndjson"], "no temporary files left");
+}
+
+#[tokio::test]
+async fn a_schedule_stays_the_same_version_within_a_day_and_unknown_definitions_are_404() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "stable").await;
+    let url = format!("{}/fhir/Schedule/{}.in-person", srv.url, w.doctor_id);
+    let read = || async {
+        let r = http.get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        (etag, r.json::<Value>().await.unwrap())
+    };
+    let day = || jiff::Timestamp::now().as_second() / 86_400;
+    let (first, second) = loop {
+        let before = day();
+        let first = read().await;
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        let second = read().await;
+        if day() == before {
+            break (first, second);
+        }
+    };
+    assert_eq!(first.0, second.0, "the same ETag a second later");
+    assert_eq!(first.1, second.1, "the same resource, planning horizon included");
+    assert_eq!(first.0, format!("W/\"{}\"", first.1["meta"]["versionId"].as_str().unwrap()));
+    let horizon = &first.1["planningHorizon"];
+    assert!(horizon["start"].as_str().unwrap().ends_with("T00:00:00Z"), "{horizon}");
+
+    let r = http.get(format!("{}/fhir/OperationDefinition/Appointment-nope", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap()["resourceType"], "OperationOutcome");
 }

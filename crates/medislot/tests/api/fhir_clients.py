@@ -66,9 +66,24 @@ def check_codes(resource):
         assert i["severity"] in ISSUE_SEVERITY and i["code"] in ISSUE_TYPE, i
 
 
+def no_empty(value, path):
+    """FHIR JSON has no empty arrays, objects or strings: absent, not empty."""
+    if isinstance(value, dict):
+        assert value, f"empty object at {path}"
+        for k, v in value.items():
+            no_empty(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        assert value, f"empty array at {path}"
+        for i, v in enumerate(value):
+            no_empty(v, f"{path}[{i}]")
+    else:
+        assert value != "" and value is not None, f"empty value at {path}"
+
+
 def validate(resource):
     """Validates one resource (and a Bundle's entries) with fhir.resources."""
     kind = resource["resourceType"]
+    no_empty(resource, kind)
     construct_fhir_element(kind, resource)  # raises on anything invalid
     check_codes(resource)
     counts[kind] += 1
@@ -107,6 +122,17 @@ capability = get("metadata")
 assert capability["fhirVersion"] == "4.0.1"
 supported = {r["type"] for r in capability["rest"][0]["resource"]}
 assert supported == {"Practitioner", "PractitionerRole", "Location", "Schedule", "Slot", "Appointment"}, supported
+# Every operation the CapabilityStatement names is defined where it says.
+for r in capability["rest"][0]["resource"]:
+    for op in r.get("operation", []):
+        definition = get(op["definition"])
+        assert definition["resourceType"] == "OperationDefinition" and definition["code"] == op["name"], definition
+# _count=0 asks for the total alone; a date may be partial (a month, a year).
+total_only = get("Practitioner", _count=0)
+assert total_only["total"] > 0 and "entry" not in total_only, total_only
+month = datetime.date.today().strftime("%Y-%m")
+for date in [month, f"ge{month}"]:
+    get("Slot", schedule=f"Schedule/{search_all('Schedule')[0]['id']}", start=date)
 
 for kind in ["Practitioner", "PractitionerRole", "Location"]:
     for res in search_all(kind):
@@ -124,10 +150,17 @@ for sched in schedules:
 assert slot_statuses["free"] > 0 and slot_statuses["busy"] > 0, slot_statuses
 mine = search_all("Appointment", TOKEN)
 assert mine, "the demo patient has appointments"
+this_year = search_all("Appointment", TOKEN, date=str(datetime.date.today().year))
+assert {a["id"] for a in this_year} <= {a["id"] for a in mine}, "a year is a date too"
 for appt in mine:
     get(f"Appointment/{appt['id']}", TOKEN)
-    patient = [p["actor"]["reference"] for p in appt["participant"] if p["actor"]["reference"].startswith("Patient/")]
-    assert len(set(patient)) == 1, "one patient per appointment"
+    patients = [p["actor"] for p in appt["participant"] if p["actor"].get("type") == "Patient"]
+    assert len(patients) == 1 and patients[0]["identifier"]["value"] and patients[0]["display"], patients
+    for p in appt["participant"]:
+        if "reference" in p["actor"]:
+            get(p["actor"]["reference"])  # every literal reference resolves
+    for sl in appt["slot"]:
+        get(sl["reference"])  # past slots too (fulfilled, no-show, cancelled)
 # Patient scoping: the other patient sees none of these.
 others = {a["id"] for a in search_all("Appointment", OTHER)}
 assert not others & {a["id"] for a in mine}, "a patient sees only their own appointments"

@@ -4,7 +4,7 @@
 //! library (tests/api/ics_strict.py).
 
 use crate::helpers::*;
-use crate::notifications::{book, fast_workers, later_slots, python, str_args, SmtpSink};
+use crate::notifications::{book, fast_workers, later_slots, str_args, SmtpSink};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -14,7 +14,10 @@ const NAMES: [&str; 5] =
 
 /// What the strict parser read from these files (it fails the test on any error).
 fn strict(files: &[std::path::PathBuf]) -> Vec<Value> {
-    let out = std::process::Command::new(python())
+    let python = std::env::var("MEDISLOT_TEST_ICAL_PYTHON").expect(
+        "MEDISLOT_TEST_ICAL_PYTHON is not set: run scripts/test, which creates the strict parser's environment (ical)",
+    );
+    let out = std::process::Command::new(python)
         .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/ics_strict.py"))
         .args(files)
         .output()

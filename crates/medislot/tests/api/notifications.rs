@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-pub(crate) fn python() -> String {
+fn python() -> String {
     std::env::var("MEDISLOT_TEST_PYTHON").expect(
         "MEDISLOT_TEST_PYTHON is not set: run scripts/test, which creates the Python environment (aiosmtpd, icalendar)",
     )
