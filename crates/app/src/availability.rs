@@ -340,9 +340,6 @@ impl App {
         Ok(self.store.search_doctors(&DoctorQuery::default()).await?)
     }
 
-    /// The appointments that occupy a verified doctor's time in `window`
-    /// (live holds, pending, booked, arrived), in start order. Callers that
-    /// show them publicly show times and status only.
     /// The appointment whose slot starts at `start` for this doctor: one that
     /// occupies it now, else one that took place in it (fulfilled, no-show),
     /// else one that was cancelled from it.
@@ -371,6 +368,9 @@ impl App {
         Ok(at_start.into_iter().next())
     }
 
+    /// The appointments that occupy a verified doctor's time in `window`
+    /// (live holds, pending, booked, arrived), in start order. Callers that
+    /// show them publicly show times and status only.
     pub async fn occupied(
         &self,
         doctor: &DoctorRecord,

@@ -32,6 +32,8 @@ const FILES: [&str; 3] = ["Location", "Schedule", "Slot"];
 struct Version {
     last_change: Timestamp,
     etag: String,
+    /// The data's last change, to the second (the precision the store keeps).
+    changed: Timestamp,
 }
 
 async fn version(s: &AppState, what: &str, since: Option<Timestamp>) -> FhirResult<Version> {
@@ -40,7 +42,11 @@ async fn version(s: &AppState, what: &str, since: Option<Timestamp>) -> FhirResu
     let changed = s.app.last_change().await?.unwrap_or(Timestamp::UNIX_EPOCH);
     let last_change = changed.max(hour);
     let since = since.map_or(0, |t| t.as_second());
-    Ok(Version { last_change, etag: format!("W/\"{}-{}-{what}-{since}\"", changed.as_second(), hour.as_second()) })
+    Ok(Version {
+        last_change,
+        etag: format!("W/\"{}-{}-{what}-{since}\"", changed.as_second(), hour.as_second()),
+        changed,
+    })
 }
 
 fn http_date(t: Timestamp) -> String {
@@ -151,7 +157,7 @@ pub async fn file(
     }
     let dir = Arc::new(entries(&s, since).await?);
     let body = Body::from_stream(content(&s, kind, dir));
-    let resp = ([(header::CONTENT_TYPE, NDJSON)], body).into_response();
+    let resp = ([(header::CONTENT_TYPE, NDJSON), (header::CACHE_CONTROL, "public, max-age=60")], body).into_response();
     Ok(with_validators(resp, &v))
 }
 
@@ -196,6 +202,8 @@ struct Artefact {
     etag: String,
     last_change: Timestamp,
     made: std::time::Instant,
+    /// When its generation began: a change in that second may not be in it.
+    began: Timestamp,
 }
 
 /// The published files of this node, one per kind: readers take the current
@@ -234,7 +242,8 @@ async fn published(s: &AppState, kind: &str, headers: &HeaderMap) -> FhirResult<
         e.retry_after = Some(10);
         return Err(FhirError(e));
     };
-    let served = Version { last_change: artefact.last_change, etag: artefact.etag.clone() };
+    let served =
+        Version { last_change: artefact.last_change, etag: artefact.etag.clone(), changed: artefact.last_change };
     let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
     if not_modified(headers, &served) {
         return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
@@ -312,7 +321,12 @@ impl Publisher {
                 Ok(v) => slot
                     .borrow()
                     .as_ref()
-                    .is_none_or(|a| a.etag != v.etag && a.made.elapsed() >= self.republish)
+                    .is_none_or(|a| {
+                        // Changes are known to the second: one in the second the last
+                        // generation began may have come after it read the data.
+                        let maybe_missed = v.changed.as_second() >= a.began.as_second();
+                        (a.etag != v.etag || maybe_missed) && a.made.elapsed() >= self.republish
+                    })
                     .then_some(v),
                 Err(e) => {
                     tracing::warn!(error = %e.0.detail, kind, "bulk file: reading what changed failed; retrying");
@@ -338,6 +352,7 @@ impl Publisher {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
         let s = &self.state;
+        let began = s.app.now();
         let dir: &std::path::Path = &s.bulk_dir;
         tokio::fs::create_dir_all(dir).await?;
         let path = dir.join(format!("{kind}.ndjson"));
@@ -358,7 +373,7 @@ impl Publisher {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         written?;
-        Ok(Artefact { path, etag: v.etag.clone(), last_change: v.last_change, made: std::time::Instant::now() })
+        Ok(Artefact { path, etag: v.etag.clone(), last_change: v.last_change, made: std::time::Instant::now(), began })
     }
 }
 

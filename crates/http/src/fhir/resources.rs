@@ -166,9 +166,10 @@ pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) 
         "active": true,
         "serviceType": [service_type(mode)],
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
+        // The Location first: SMART Scheduling Links' slot finders read the first actor as the place.
         "actor": [
-            {"reference": format!("Practitioner/{}", d.id), "display": d.name},
             {"reference": format!("Location/{}", c.id), "display": c.name},
+            {"reference": format!("Practitioner/{}", d.id), "display": d.name},
         ],
         "planningHorizon": {"start": instant(today), "end": instant(horizon_end)},
         "comment": format!("{} with {} at {} ({} time)", mode_display(mode), d.name, c.name, c.time_zone.as_str()),

@@ -518,7 +518,9 @@ async fn expensive_public_reads_are_limited_per_client_and_bulk_files_are_publis
     let r = http.get(&url).header("if-none-match", &etag).send().await.unwrap();
     assert_eq!(r.status(), 304);
     // What changed is available at once through _since, computed per request.
-    let since = http.get(format!("{url}?_since=2000-01-01")).send().await.unwrap().text().await.unwrap();
+    let since = http.get(format!("{url}?_since=2000-01-01")).send().await.unwrap();
+    assert_eq!(since.headers()["cache-control"], "public, max-age=60", "every bulk answer may be cached");
+    let since = since.text().await.unwrap();
     assert!(since.contains("\"busy\""), "the booked slot is busy in the _since answer");
 }
 
