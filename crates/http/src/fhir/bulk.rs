@@ -199,7 +199,11 @@ const FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 struct Artefact {
     path: std::path::PathBuf,
+    /// The ETag readers get: the data's version and when this file was made
+    /// (two files made from data changed within one second differ).
     etag: String,
+    /// The data's version it was made from.
+    data: String,
     last_change: Timestamp,
     made: std::time::Instant,
     /// When its generation began: a change in that second may not be in it.
@@ -325,7 +329,7 @@ impl Publisher {
                         // Changes are known to the second: one in the second the last
                         // generation began may have come after it read the data.
                         let maybe_missed = v.changed.as_second() >= a.began.as_second();
-                        (a.etag != v.etag || maybe_missed) && a.made.elapsed() >= self.republish
+                        (a.data != v.etag || maybe_missed) && a.made.elapsed() >= self.republish
                     })
                     .then_some(v),
                 Err(e) => {
@@ -373,7 +377,15 @@ impl Publisher {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         written?;
-        Ok(Artefact { path, etag: v.etag.clone(), last_change: v.last_change, made: std::time::Instant::now(), began })
+        let etag = format!("{}-{}\"", v.etag.trim_end_matches('"'), began.as_millisecond());
+        Ok(Artefact {
+            path,
+            etag,
+            data: v.etag.clone(),
+            last_change: v.last_change,
+            made: std::time::Instant::now(),
+            began,
+        })
     }
 }
 
