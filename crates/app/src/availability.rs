@@ -349,23 +349,26 @@ impl App {
         start: jiff::Timestamp,
     ) -> Result<Option<medislot_store::AppointmentRecord>, AppError> {
         use medislot_domain::AppointmentStatus::{Fulfilled, Noshow};
-        let at = Interval { start, end: start + jiff::SignedDuration::from_secs(1) };
-        if let Some(a) = self.occupied(doctor, at).await?.into_iter().find(|a| a.start == start) {
-            return Ok(Some(a));
+        if doctor.verification != VerificationState::Verified {
+            return Ok(None);
         }
+        let now = self.now();
         let q = medislot_store::AppointmentQuery {
             scope: medislot_store::Scope::Doctor(doctor.id),
             doctor: None,
             status: None,
-            from: Some(at.start),
-            to: Some(at.end),
+            from: Some(start),
+            to: Some(start + jiff::SignedDuration::from_secs(1)),
             limit: 100,
             offset: 0,
         };
         let (rows, _) = self.store.list_appointments(&q).await?;
-        let mut at_start: Vec<_> = rows.into_iter().filter(|a| a.start == start).collect();
-        at_start.sort_by_key(|a| !matches!(a.status, Fulfilled | Noshow));
-        Ok(at_start.into_iter().next())
+        let rank = |a: &medislot_store::AppointmentRecord| match a.status {
+            _ if occupies(a, now) => 0,
+            Fulfilled | Noshow => 1,
+            _ => 2,
+        };
+        Ok(rows.into_iter().filter(|a| a.start == start).min_by_key(rank))
     }
 
     /// The appointments that occupy a verified doctor's time in `window`
@@ -390,7 +393,7 @@ impl App {
             offset: 0,
         };
         let (rows, _) = self.store.list_appointments(&q).await?;
-        Ok(rows.into_iter().filter(|a| a.status.is_active() && a.hold_expires_at.is_none_or(|e| e > now)).collect())
+        Ok(rows.into_iter().filter(|a| occupies(a, now)).collect())
     }
 }
 
@@ -553,6 +556,11 @@ impl App {
         };
         Ok(dir.matching(q))
     }
+}
+
+/// An appointment that holds its slot at `now`: active, and not a hold that ran out.
+fn occupies(a: &medislot_store::AppointmentRecord, now: jiff::Timestamp) -> bool {
+    a.status.is_active() && a.hold_expires_at.is_none_or(|e| e > now)
 }
 
 #[cfg(test)]

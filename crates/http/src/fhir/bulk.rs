@@ -32,21 +32,31 @@ const FILES: [&str; 3] = ["Location", "Schedule", "Slot"];
 struct Version {
     last_change: Timestamp,
     etag: String,
-    /// The data's last change, to the second (the precision the store keeps).
-    changed: Timestamp,
 }
 
-async fn version(s: &AppState, what: &str, since: Option<Timestamp>) -> FhirResult<Version> {
-    let now = s.app.now();
-    let hour = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(3600)).unwrap_or(now);
-    let changed = s.app.last_change().await?.unwrap_or(Timestamp::UNIX_EPOCH);
-    let last_change = changed.max(hour);
-    let since = since.map_or(0, |t| t.as_second());
-    Ok(Version {
-        last_change,
-        etag: format!("W/\"{}-{}-{what}-{since}\"", changed.as_second(), hour.as_second()),
-        changed,
-    })
+/// The state of the data every answer is made from, read once.
+struct DataState {
+    /// The data's last change, to the second (the precision the store keeps).
+    changed: Timestamp,
+    hour: Timestamp,
+}
+
+impl DataState {
+    async fn now(s: &AppState) -> FhirResult<Self> {
+        let now = s.app.now();
+        let hour = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(3600)).unwrap_or(now);
+        let changed = s.app.last_change().await?.unwrap_or(Timestamp::UNIX_EPOCH);
+        Ok(Self { changed, hour })
+    }
+
+    /// The version of one answer (the manifest or a file, with its `_since`).
+    fn version(&self, what: &str, since: Option<Timestamp>) -> Version {
+        let since = since.map_or(0, |t| t.as_second());
+        Version {
+            last_change: self.changed.max(self.hour),
+            etag: format!("W/\"{}-{}-{what}-{since}\"", self.changed.as_second(), self.hour.as_second()),
+        }
+    }
 }
 
 fn http_date(t: Timestamp) -> String {
@@ -99,7 +109,7 @@ fn since_query(since: Option<Timestamp>) -> String {
 
 pub async fn manifest(State(s): State<AppState>, base: Base, p: Params, headers: HeaderMap) -> FhirResult<Response> {
     let since = since(&p)?;
-    let v = version(&s, "manifest", since).await?;
+    let v = DataState::now(&s).await?.version("manifest", since);
     if not_modified(&headers, &v) {
         return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
     }
@@ -148,12 +158,13 @@ pub async fn file(
         ))
     })?;
     let since = since(&p)?;
-    let v = version(&s, kind, since).await?;
+    if since.is_none() {
+        // The published file carries its own validators: no need to read the data's.
+        return published(&s, kind, &headers).await;
+    }
+    let v = DataState::now(&s).await?.version(kind, since);
     if not_modified(&headers, &v) {
         return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
-    }
-    if since.is_none() {
-        return published(&s, kind, &headers).await;
     }
     let dir = Arc::new(entries(&s, since).await?);
     let body = Body::from_stream(content(&s, kind, dir));
@@ -246,8 +257,7 @@ async fn published(s: &AppState, kind: &str, headers: &HeaderMap) -> FhirResult<
         e.retry_after = Some(10);
         return Err(FhirError(e));
     };
-    let served =
-        Version { last_change: artefact.last_change, etag: artefact.etag.clone(), changed: artefact.last_change };
+    let served = Version { last_change: artefact.last_change, etag: artefact.etag.clone() };
     let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
     if not_modified(headers, &served) {
         return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
@@ -319,25 +329,22 @@ impl Publisher {
     }
 
     async fn publish_changed(&self) {
+        let data = match DataState::now(&self.state).await {
+            Ok(d) => d,
+            Err(e) => return tracing::warn!(error = %e.0.detail, "bulk files: reading what changed failed; retrying"),
+        };
         for (index, kind) in FILES.iter().enumerate() {
             let slot = &self.state.published.files[index];
-            let due = match version(&self.state, kind, None).await {
-                Ok(v) => slot
-                    .borrow()
-                    .as_ref()
-                    .is_none_or(|a| {
-                        // Changes are known to the second: one in the second the last
-                        // generation began may have come after it read the data.
-                        let maybe_missed = v.changed.as_second() >= a.began.as_second();
-                        (a.data != v.etag || maybe_missed) && a.made.elapsed() >= self.republish
-                    })
-                    .then_some(v),
-                Err(e) => {
-                    tracing::warn!(error = %e.0.detail, kind, "bulk file: reading what changed failed; retrying");
-                    None
-                }
-            };
-            let Some(v) = due else { continue };
+            let v = data.version(kind, None);
+            let due = slot.borrow().as_ref().is_none_or(|a| {
+                // Changes are known to the second: one in the second the last
+                // generation began may have come after it read the data.
+                let maybe_missed = data.changed.as_second() >= a.began.as_second();
+                (a.data != v.etag || maybe_missed) && a.made.elapsed() >= self.republish
+            });
+            if !due {
+                continue;
+            }
             let started = std::time::Instant::now();
             match self.generate(kind, &v).await {
                 Ok(a) => {
