@@ -11,12 +11,26 @@ use medislot_store::UserRecord;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Registration {
+    #[schema(schema_with = medislot_domain::schemas::email)]
     pub email: String,
+    #[schema(schema_with = medislot_domain::schemas::password)]
     pub password: String,
+    #[schema(schema_with = medislot_domain::schemas::name)]
     pub name: String,
+    /// patient | doctor | clinic_admin
+    #[schema(schema_with = sign_up_role)]
     pub role: String,
+}
+
+/// The roles one signs up for (platform admins are made by operators).
+fn sign_up_role() -> utoipa::openapi::Object {
+    medislot_domain::schemas::one_of(
+        &[Role::Patient.as_str(), Role::Doctor.as_str(), Role::ClinicAdmin.as_str()],
+        false,
+    )
 }
 
 #[derive(Debug, Clone)]

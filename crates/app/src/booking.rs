@@ -16,12 +16,16 @@ use medislot_store::{
 };
 use sha2::{Digest, Sha256};
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BookRequest {
+    #[schema(schema_with = medislot_domain::schemas::slot_id)]
     pub slot_id: String,
+    /// in_person | online; defaults to the slot's mode.
+    #[schema(schema_with = medislot_domain::schemas::mode_or_null)]
     pub mode: Option<String>,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub reason: String,
 }
 

@@ -14,57 +14,96 @@ use medislot_domain::{
 use medislot_store::{ClinicRecord, DoctorRecord, TimeOffRecord};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClinicInput {
+    #[schema(schema_with = medislot_domain::schemas::name)]
     pub name: String,
+    #[schema(schema_with = medislot_domain::schemas::address)]
     pub address: String,
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub longitude: f64,
+    /// IANA name, e.g. Europe/Paris.
+    #[schema(min_length = 1, max_length = 64)]
     pub time_zone: String,
+    /// Home region; defaults to this node's region.
+    #[schema(pattern = r"^[a-z0-9-]{1,32}$")]
     pub region: Option<String>,
+    /// strict (default) | available
+    #[schema(schema_with = policy_or_null)]
     pub policy: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+fn decision() -> utoipa::openapi::Object {
+    medislot_domain::schemas::one_of(&["verified", "rejected", "suspended"], false)
+}
+
+fn policy_or_null() -> utoipa::openapi::Object {
+    medislot_domain::schemas::one_of(&[Policy::Strict.as_str(), Policy::Available.as_str()], true)
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorInput {
+    #[schema(value_type = uuid::Uuid)]
     pub clinic_id: ClinicId,
-    /// The doctor's account; defaults to the caller when the caller is a doctor.
+    /// The doctor's account (clinic admins attaching a doctor); defaults to the caller when the caller is a doctor.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub user_id: Option<UserId>,
+    #[schema(schema_with = medislot_domain::schemas::name)]
     pub name: String,
+    #[schema(schema_with = medislot_domain::schemas::specialties)]
     pub specialties: Vec<String>,
     #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::languages)]
     pub languages: Vec<String>,
+    /// in_person | online
+    #[schema(schema_with = medislot_domain::schemas::modes)]
     pub modes: Vec<String>,
+    #[schema(schema_with = medislot_domain::schemas::licence)]
     pub licence_number: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub bio: String,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DoctorPatch {
+    #[schema(schema_with = medislot_domain::schemas::name_or_null)]
     pub name: Option<String>,
+    #[schema(schema_with = medislot_domain::schemas::tags_or_null)]
     pub specialties: Option<Vec<String>>,
+    #[schema(schema_with = medislot_domain::schemas::tags_or_null)]
     pub languages: Option<Vec<String>>,
+    #[schema(schema_with = medislot_domain::schemas::modes_or_null)]
     pub modes: Option<Vec<String>>,
+    #[schema(schema_with = medislot_domain::schemas::licence_or_null)]
     pub licence_number: Option<String>,
+    #[schema(max_length = 4000)]
     pub bio: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Verification {
-    /// `verified`, `rejected` or `suspended`.
+    /// verified | rejected | suspended
+    #[schema(schema_with = decision)]
     pub decision: String,
+    /// Required when rejecting or suspending.
+    #[schema(max_length = 1000)]
     pub reason: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TimeOffInput {
+    #[schema(schema_with = medislot_domain::schemas::instant)]
     pub start: medislot_domain::instant::Instant,
+    /// After `start`.
+    #[schema(schema_with = medislot_domain::schemas::instant)]
     pub end: medislot_domain::instant::Instant,
     #[serde(default)]
     pub reason: String,

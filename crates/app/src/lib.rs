@@ -19,7 +19,9 @@ pub use availability::{SearchHit, SearchPage, SearchParams, SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification};
 pub use error::AppError;
-pub use notifications::{new_secret, WaitlistInput, WebhookInput, WEBHOOK_EVENTS};
+pub use notifications::{
+    new_secret, WaitlistInput, WebhookInput, DELIVERIES_LIMIT, NOTIFICATIONS_LIMIT, WEBHOOK_EVENTS,
+};
 pub use regions::{
     ChangeAnswer, ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, PeerView, RegionLink, RegionsView,
     RemoteChange,

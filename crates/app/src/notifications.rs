@@ -25,23 +25,34 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "appointment.noshow",
 ];
 
-#[derive(Debug, Clone, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookInput {
+    /// http:// or https:// endpoint that receives signed JSON POSTs.
+    #[schema(pattern = r"^\s*[Hh][Tt][Tt][Pp][Ss]?://", max_length = 2000)]
     pub url: String,
     /// Event types; empty or absent: all of them.
     #[serde(default)]
+    #[schema(schema_with = webhook_events)]
     pub events: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, serde::Deserialize)]
+fn webhook_events() -> utoipa::openapi::RefOr<utoipa::openapi::Schema> {
+    let event = medislot_domain::schemas::one_of(WEBHOOK_EVENTS, false);
+    utoipa::openapi::schema::ArrayBuilder::new().items(event).into()
+}
+
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WaitlistInput {
-    /// Only slots starting at or after this instant (RFC 3339).
+    /// Only slots starting at or after this instant.
+    #[schema(schema_with = medislot_domain::schemas::instant_or_null)]
     pub from: Option<String>,
-    /// Only slots starting before this instant (RFC 3339).
+    /// Only slots starting before this instant.
+    #[schema(schema_with = medislot_domain::schemas::instant_or_null)]
     pub to: Option<String>,
     /// in_person | online; absent: either.
+    #[schema(schema_with = medislot_domain::schemas::mode_or_null)]
     pub mode: Option<String>,
 }
 
@@ -118,12 +129,28 @@ pub fn new_secret() -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// How many notifications one read may ask for.
+pub const NOTIFICATIONS_LIMIT: std::ops::RangeInclusive<u32> = 1..=200;
+/// How many webhook deliveries one read may ask for.
+pub const DELIVERIES_LIMIT: std::ops::RangeInclusive<u32> = 1..=500;
+
+/// `value` if it lies in `range`; otherwise the field is refused with the range
+/// (never silently clamped: the caller would not get what they asked for).
+fn within(field: &str, value: u32, range: std::ops::RangeInclusive<u32>) -> Result<u32, Invalid> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid::field(field, format!("must be a whole number from {} to {}", range.start(), range.end())))
+    }
+}
+
 /// In-app notifications.
 impl App {
     /// The caller's notifications, newest first.
     pub async fn notifications(&self, actor: Option<&Actor>, limit: u32) -> Result<Vec<NotificationRecord>, AppError> {
         let actor = require(actor)?;
-        Ok(self.store.notifications(actor.id(), limit.clamp(1, 200)).await?)
+        let limit = within("limit", limit, NOTIFICATIONS_LIMIT)?;
+        Ok(self.store.notifications(actor.id(), limit).await?)
     }
 
     pub async fn mark_notification_read(&self, actor: Option<&Actor>, id: Uuid) -> Result<(), AppError> {
@@ -202,8 +229,9 @@ impl App {
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>, AppError> {
         self.require_clinic_admin(actor, clinic).await?;
+        let limit = within("limit", limit, DELIVERIES_LIMIT)?;
         self.webhook_of(clinic, id).await?;
-        Ok(self.store.deliveries(Some(&id.to_string()), limit.clamp(1, 500)).await?)
+        Ok(self.store.deliveries(Some(&id.to_string()), limit).await?)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// One invalid field: `field` is a JSON-pointer-like path (`weekly[2].end`).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct FieldError {
     pub field: String,
     pub message: String,

@@ -11,6 +11,7 @@ pub mod ids;
 pub mod instant;
 pub mod people;
 pub mod schedule;
+pub mod schemas;
 pub mod slot_id;
 
 pub use appointment::{Action, AppointmentStatus, Interval, Mode};

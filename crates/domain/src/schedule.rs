@@ -35,7 +35,7 @@ pub enum Weekday {
 }
 
 impl Weekday {
-    const NAMES: [(&'static str, Weekday); 7] = [
+    pub(crate) const NAMES: [(&'static str, Weekday); 7] = [
         ("monday", Weekday::Monday),
         ("tuesday", Weekday::Tuesday),
         ("wednesday", Weekday::Wednesday),
@@ -128,27 +128,47 @@ impl Default for Schedule {
 }
 
 /// The raw shape clients send; every field is checked by [`Schedule::parse`].
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleInput {
+    /// Weekly opening hours.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub weekly: Vec<RangeInput>,
+    /// Extra hours on given dates.
     #[serde(default)]
+    #[schema(max_items = 100)]
     pub extra: Vec<RangeInput>,
+    /// How far ahead patients may book (default 90).
+    #[schema(minimum = 1, maximum = 366)]
     pub horizon_days: Option<i64>,
+    /// How soon before its start a slot stops being bookable (default 120).
+    #[schema(minimum = 0, maximum = 10080)]
     pub min_notice_minutes: Option<i64>,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize, Default)]
+/// A range of opening hours: weekly (`weekday`) or on one `date`, from `start`
+/// to `end` (local `HH:MM`), cut into slots of `slot_minutes` with
+/// `buffer_minutes` between them.
+#[derive(Debug, Clone, Deserialize, Serialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RangeInput {
+    /// For weekly hours.
+    #[schema(schema_with = crate::schemas::weekday_or_null)]
     pub weekday: Option<String>,
+    /// For extra hours.
+    #[schema(schema_with = crate::schemas::date_or_null)]
     pub date: Option<String>,
+    #[schema(schema_with = crate::schemas::local_time)]
     pub start: String,
+    #[schema(schema_with = crate::schemas::local_time)]
     pub end: String,
+    #[schema(schema_with = crate::schemas::mode)]
     pub mode: String,
+    #[schema(minimum = 5, maximum = 480)]
     pub slot_minutes: i64,
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 240)]
     pub buffer_minutes: i64,
 }
 

@@ -160,6 +160,30 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
+/// A signed-in caller, for the routes that need one: an anonymous request is
+/// answered 401 before anything else it carries (path, query, headers, body)
+/// is looked at, so a stranger learns nothing about what would be valid.
+/// Take it before every other extractor.
+pub struct SignedIn(pub Actor);
+
+impl SignedIn {
+    /// The caller, as the use cases take it.
+    pub fn get(&self) -> Option<&Actor> {
+        Some(&self.0)
+    }
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match Caller::from_request_parts(parts, state).await?.0 {
+            Some(actor) => Ok(SignedIn(actor)),
+            None => Err(AppError::Unauthenticated.into()),
+        }
+    }
+}
+
 /// Operators only (`/metrics`, `/api/v1/regions`): a request through the
 /// internal address, or one presenting the ops token, or a platform admin's.
 pub struct Operator;
@@ -219,6 +243,19 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
             axum::extract::Query::<HashMap<String, String>>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| ApiError::bad_request("query", e.body_text()))?;
+        // `?mode=` is refused rather than read as "any": the caller meant
+        // something, and the API says what each parameter takes.
+        let mut blank: Vec<&String> = map.iter().filter(|(_, v)| v.trim().is_empty()).map(|(k, _)| k).collect();
+        if !blank.is_empty() {
+            blank.sort();
+            let errors = blank
+                .into_iter()
+                .map(|k| {
+                    medislot_domain::FieldError::new(k.as_str(), "must not be empty: leave the parameter out instead")
+                })
+                .collect();
+            return Err(AppError::Invalid(medislot_domain::Invalid(errors)).into());
+        }
         Ok(QueryMap(map))
     }
 }

@@ -7,6 +7,7 @@
 mod errors;
 pub mod extract;
 mod fhir;
+mod openapi;
 mod pages;
 pub mod problem;
 mod routes;
@@ -97,27 +98,6 @@ impl Default for HttpOptions {
     }
 }
 
-#[derive(OpenApi)]
-#[openapi(
-    info(title = "medislot", description = "Doctor-patient appointment booking. Errors are RFC 9457 application/problem+json."),
-    components(schemas(problem::Problem)),
-    modifiers(&BearerAuth)
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
-        );
-    }
-}
-
 pub use fhir::bulk::Publisher;
 
 /// One node's HTTP application and the background work it needs.
@@ -149,7 +129,7 @@ pub fn node(app: App, options: HttpOptions) -> Node {
         public_reads: Arc::new(throttle::PublicReads::new(options.public_reads_per_second)),
         published: Arc::new(fhir::bulk::Published::new(&options.public_url)),
     };
-    let (api, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (api, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::accounts::router())
         .merge(routes::clinics::router())
         .merge(routes::doctors::router())
@@ -159,6 +139,7 @@ pub fn node(app: App, options: HttpOptions) -> Node {
         .split_for_parts();
     // Paths are documented relative to the /api/v1 prefix the router is nested under.
     doc.servers = Some(vec![utoipa::openapi::Server::new("/api/v1")]);
+    openapi::complete(&mut doc);
     let doc = Arc::new(doc);
     let publisher = Publisher::new(state.clone(), options.bulk_republish);
     let router = Router::new()

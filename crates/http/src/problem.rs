@@ -21,7 +21,6 @@ pub struct Problem {
     pub detail: String,
     /// For validation problems: each wrong field and what is wrong with it.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
     pub errors: Vec<FieldError>,
     /// For `slot-taken`: free slots to offer instead.
     #[serde(skip_serializing_if = "Option::is_none")]

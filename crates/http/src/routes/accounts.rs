@@ -21,20 +21,10 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(register)).routes(routes!(login)).routes(routes!(logout))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct RegisterBody {
-    email: String,
-    /// At least 10 characters.
-    password: String,
-    name: String,
-    /// patient | doctor | clinic_admin
-    role: String,
-}
-
 /// Create an account (patient, doctor or clinic admin).
-#[utoipa::path(post, path = "/auth/register", request_body = RegisterBody,
-    responses((status = 201, body = UserView), (status = 409, description = "e-mail taken"), (status = 422, description = "invalid field")))]
+#[utoipa::path(post, path = "/auth/register", request_body = Registration,
+    responses((status = 201, body = UserView), (status = 409, description = "e-mail taken"), (status = 422, description = "invalid field"),
+               (status = 429, description = "too many sign-ups from this client")))]
 async fn register(
     State(s): State<AppState>,
     ClientAddr(client): ClientAddr,
@@ -46,7 +36,9 @@ async fn register(
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct LoginBody {
+    #[schema(schema_with = medislot_domain::schemas::email)]
     email: String,
     password: String,
 }

@@ -2,7 +2,7 @@
 //! reschedule and cancel (If-Match), and the agenda actions.
 
 use crate::{
-    extract::{parse_json, ApiJson, Caller, IdPath, IdempotencyKey, IfMatch, QueryMap, RequiredIfMatch},
+    extract::{parse_json, ApiJson, IdPath, IdempotencyKey, IfMatch, QueryMap, RequiredIfMatch, SignedIn},
     problem::ApiResult,
     views::{AppointmentView, AuditView, Page},
     AppState,
@@ -14,7 +14,7 @@ use axum::{
     Json,
 };
 use medislot_app::{AppError, AppointmentFilter, BookRequest, Mark};
-use medislot_domain::{AppointmentId, DoctorId};
+use medislot_domain::{AppointmentId, AppointmentStatus, DoctorId};
 use medislot_store::AppointmentRecord;
 use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -48,36 +48,31 @@ async fn respond(s: &AppState, status: StatusCode, a: &AppointmentRecord) -> Api
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 struct HoldBody {
+    #[schema(schema_with = medislot_domain::schemas::slot_id)]
     slot_id: String,
     /// in_person | online; defaults to the slot's mode.
+    #[schema(schema_with = medislot_domain::schemas::mode_or_null)]
     mode: Option<String>,
 }
 
 /// Hold a slot for a few minutes while the patient confirms; confirm with POST /appointments.
 #[utoipa::path(post, path = "/holds", request_body = HoldBody, security(("bearer" = [])),
     responses((status = 201, body = AppointmentView), (status = 409, description = "slot taken, with alternatives"), (status = 422)))]
-async fn hold(State(s): State<AppState>, caller: Caller, ApiJson(b): ApiJson<HoldBody>) -> ApiResult<Response> {
+async fn hold(State(s): State<AppState>, caller: SignedIn, ApiJson(b): ApiJson<HoldBody>) -> ApiResult<Response> {
     let a = s.app.hold(caller.get(), &b.slot_id, b.mode.as_deref()).await?;
     respond(&s, StatusCode::CREATED, &a).await
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct BookBody {
-    slot_id: String,
-    mode: Option<String>,
-    reason: Option<String>,
-}
-
 /// Book a slot. Send an `Idempotency-Key` header: a retry returns the first answer and never books twice.
-#[utoipa::path(post, path = "/appointments", request_body = BookBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/appointments", request_body = BookRequest, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header)),
     responses((status = 201, body = AppointmentView), (status = 409, description = "slot taken, with up to 5 alternatives"),
                (status = 422, description = "invalid field, or Idempotency-Key reused with another body")))]
 async fn book(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdempotencyKey(key): IdempotencyKey,
     ApiJson(b): ApiJson<BookRequest>,
 ) -> ApiResult<Response> {
@@ -92,10 +87,10 @@ async fn book(
 
 /// The caller's appointments: a patient's own, a doctor's agenda, a clinic's (clinic admins), all (admins).
 #[utoipa::path(get, path = "/appointments", security(("bearer" = [])),
-    params(("status" = Option<String>, Query), ("doctor_id" = Option<String>, Query), ("from" = Option<String>, Query), ("to" = Option<String>, Query),
-           ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
+    params(("status" = Option<AppointmentStatus>, Query), ("doctor_id" = Option<uuid::Uuid>, Query), ("from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"),
+           ("page" = Option<u32>, Query, minimum = 1, maximum = 100000), ("per_page" = Option<u32>, Query, minimum = 1, maximum = 200)),
     responses((status = 200, body = Page<AppointmentView>), (status = 401), (status = 422)))]
-async fn list(State(s): State<AppState>, caller: Caller, q: QueryMap) -> ApiResult<Json<Page<AppointmentView>>> {
+async fn list(State(s): State<AppState>, caller: SignedIn, q: QueryMap) -> ApiResult<Json<Page<AppointmentView>>> {
     let (page, per_page) = q.page()?;
     let f = AppointmentFilter {
         status: q.text("status"),
@@ -117,11 +112,11 @@ async fn list(State(s): State<AppState>, caller: Caller, q: QueryMap) -> ApiResu
 }
 
 /// One appointment, with its version as ETag.
-#[utoipa::path(get, path = "/appointments/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/appointments/{id}", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 404)))]
 async fn get_appointment(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
 ) -> ApiResult<Response> {
     let a = s.app.appointment(caller.get(), id).await?;
@@ -129,11 +124,11 @@ async fn get_appointment(
 }
 
 /// The appointment's audit trail: who changed what, when, from which state to which.
-#[utoipa::path(get, path = "/appointments/{id}/audit", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/appointments/{id}/audit", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = Vec<AuditView>), (status = 404)))]
 async fn audit(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
 ) -> ApiResult<Json<Vec<AuditView>>> {
     let rows = s.app.audit(caller.get(), id).await?;
@@ -143,16 +138,17 @@ async fn audit(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct RescheduleBody {
+    #[schema(schema_with = medislot_domain::schemas::slot_id)]
     slot_id: String,
 }
 
 /// Move to another slot of the same doctor, atomically. `If-Match` with the ETag: 412 when stale.
-#[utoipa::path(post, path = "/appointments/{id}/reschedule", params(("id" = String, Path), ("If-Match" = String, Header, description = "the ETag last read, or *")),
+#[utoipa::path(post, path = "/appointments/{id}/reschedule", params(("id" = uuid::Uuid, Path), ("If-Match" = String, Header, description = "the ETag last read, or *", pattern = r#"^(\*|(W/)?"?[+-]?[0-9]{1,18}"?)$"#)),
     request_body = RescheduleBody, security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 401), (status = 404), (status = 409), (status = 412), (status = 422), (status = 428)))]
 async fn reschedule(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
     if_match: RequiredIfMatch,
     body: axum::body::Bytes,
@@ -167,39 +163,44 @@ async fn reschedule(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CancelBody {
+    #[schema(max_length = 1000)]
     reason: Option<String>,
 }
 
 /// Cancel (patients before the start; doctors and clinics any active appointment, with a reason).
-#[utoipa::path(post, path = "/appointments/{id}/cancel", params(("id" = String, Path), ("If-Match" = String, Header, description = "the ETag last read, or *")),
+#[utoipa::path(post, path = "/appointments/{id}/cancel", params(("id" = uuid::Uuid, Path), ("If-Match" = String, Header, description = "the ETag last read, or *", pattern = r#"^(\*|(W/)?"?[+-]?[0-9]{1,18}"?)$"#)),
     request_body = Option<CancelBody>, security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 401), (status = 404), (status = 409), (status = 412), (status = 428)))]
 async fn cancel(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
     if_match: RequiredIfMatch,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
     let caller_ok = caller.get().ok_or(AppError::Unauthenticated)?;
     let v = if_match.version()?;
-    // The body is optional: an empty POST cancels without a reason.
-    let reason = if body.iter().all(u8::is_ascii_whitespace) { None } else { parse_json::<CancelBody>(&body)?.reason };
+    // The body is optional: an empty POST (or a JSON `null`) cancels without a reason.
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        parse_json::<Option<CancelBody>>(&body)?.and_then(|b| b.reason)
+    };
     let a = s.app.cancel(Some(caller_ok), id, reason, v).await?;
     respond(&s, StatusCode::OK, &a).await
 }
 
-async fn mark(s: AppState, caller: Caller, id: AppointmentId, m: Mark, v: Option<i64>) -> ApiResult<Response> {
+async fn mark(s: AppState, caller: SignedIn, id: AppointmentId, m: Mark, v: Option<i64>) -> ApiResult<Response> {
     let a = s.app.mark(caller.get(), id, m, v).await?;
     respond(&s, StatusCode::OK, &a).await
 }
 
 /// The patient has arrived (doctor, clinic).
-#[utoipa::path(post, path = "/appointments/{id}/arrived", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(post, path = "/appointments/{id}/arrived", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 403), (status = 404), (status = 409), (status = 412)))]
 async fn arrived(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
     IfMatch(v): IfMatch,
 ) -> ApiResult<Response> {
@@ -207,11 +208,11 @@ async fn arrived(
 }
 
 /// The appointment took place (doctor, clinic).
-#[utoipa::path(post, path = "/appointments/{id}/fulfilled", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(post, path = "/appointments/{id}/fulfilled", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 403), (status = 404), (status = 409), (status = 412)))]
 async fn fulfilled(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
     IfMatch(v): IfMatch,
 ) -> ApiResult<Response> {
@@ -219,11 +220,11 @@ async fn fulfilled(
 }
 
 /// The patient did not come (doctor, clinic).
-#[utoipa::path(post, path = "/appointments/{id}/noshow", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(post, path = "/appointments/{id}/noshow", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = AppointmentView), (status = 403), (status = 404), (status = 409), (status = 412)))]
 async fn noshow(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<AppointmentId>,
     IfMatch(v): IfMatch,
 ) -> ApiResult<Response> {

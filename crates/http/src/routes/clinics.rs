@@ -1,7 +1,7 @@
 //! Clinics: created by clinic admins, readable by everyone.
 
 use crate::{
-    extract::{ApiJson, Caller, IdPath},
+    extract::{ApiJson, IdPath, SignedIn},
     problem::ApiResult,
     views::ClinicView,
     AppState,
@@ -9,34 +9,18 @@ use crate::{
 use axum::{extract::State, http::StatusCode, Json};
 use medislot_app::ClinicInput;
 use medislot_domain::ClinicId;
-use serde::Deserialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(create_clinic)).routes(routes!(get_clinic))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct ClinicBody {
-    name: String,
-    address: String,
-    latitude: f64,
-    longitude: f64,
-    /// IANA name, e.g. Europe/Paris.
-    time_zone: String,
-    /// Home region; defaults to this node's region.
-    region: Option<String>,
-    /// strict (default) | available
-    policy: Option<String>,
-}
-
 /// Create a clinic (clinic admins, platform admins); the creator administers it.
-#[utoipa::path(post, path = "/clinics", request_body = ClinicBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/clinics", request_body = ClinicInput, security(("bearer" = [])),
     responses((status = 201, body = ClinicView), (status = 403), (status = 422)))]
 async fn create_clinic(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     ApiJson(b): ApiJson<ClinicInput>,
 ) -> ApiResult<(StatusCode, Json<ClinicView>)> {
     let c = s.app.create_clinic(caller.get(), b).await?;
@@ -44,7 +28,7 @@ async fn create_clinic(
 }
 
 /// A clinic (public directory data).
-#[utoipa::path(get, path = "/clinics/{id}", params(("id" = String, Path)), responses((status = 200, body = ClinicView), (status = 404)))]
+#[utoipa::path(get, path = "/clinics/{id}", params(("id" = uuid::Uuid, Path)), responses((status = 200, body = ClinicView), (status = 404)))]
 async fn get_clinic(State(s): State<AppState>, IdPath(id): IdPath<ClinicId>) -> ApiResult<Json<ClinicView>> {
     Ok(Json((&s.app.clinic(id).await?).into()))
 }

@@ -1,7 +1,7 @@
 //! Doctors: profiles, verification, schedules, time off, free slots and search.
 
 use crate::{
-    extract::{ApiJson, Caller, IdPath, IfMatch, QueryMap},
+    extract::{ApiJson, Caller, IdPath, IfMatch, QueryMap, SignedIn},
     problem::{ApiError, ApiResult},
     views::{DoctorView, SearchHitView, SlotJson},
     AppState,
@@ -13,8 +13,8 @@ use axum::{
     Json,
 };
 use medislot_app::{DoctorInput, DoctorPatch, SearchParams, TimeOffInput, Verification};
-use medislot_domain::{schedule::ScheduleInput, DoctorId};
-use serde::{Deserialize, Serialize};
+use medislot_domain::{schedule::ScheduleInput, DoctorId, Mode};
+use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -36,27 +36,12 @@ fn doctor_response(status: StatusCode, d: &medislot_store::DoctorRecord) -> Resp
     resp
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct DoctorBody {
-    clinic_id: String,
-    /// The doctor's account (clinic admins attaching a doctor); defaults to the calling doctor.
-    user_id: Option<String>,
-    name: String,
-    specialties: Vec<String>,
-    languages: Vec<String>,
-    /// in_person | online
-    modes: Vec<String>,
-    licence_number: String,
-    bio: Option<String>,
-}
-
 /// Create a doctor profile (the doctor themselves, or an admin of the clinic). Starts `pending`.
-#[utoipa::path(post, path = "/doctors", request_body = DoctorBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/doctors", request_body = DoctorInput, security(("bearer" = [])),
     responses((status = 201, body = DoctorView), (status = 403), (status = 409), (status = 422)))]
 async fn create_doctor(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     ApiJson(b): ApiJson<DoctorInput>,
 ) -> ApiResult<Response> {
     let d = s.app.create_doctor(caller.get(), b).await?;
@@ -64,29 +49,18 @@ async fn create_doctor(
 }
 
 /// A doctor's profile and schedule (verified doctors are public).
-#[utoipa::path(get, path = "/doctors/{id}", params(("id" = String, Path)), responses((status = 200, body = DoctorView), (status = 404)))]
+#[utoipa::path(get, path = "/doctors/{id}", params(("id" = uuid::Uuid, Path)), responses((status = 200, body = DoctorView), (status = 404)))]
 async fn get_doctor(State(s): State<AppState>, caller: Caller, IdPath(id): IdPath<DoctorId>) -> ApiResult<Response> {
     let d = s.app.doctor(caller.get(), id).await?;
     Ok(doctor_response(StatusCode::OK, &d))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct DoctorPatchBody {
-    name: Option<String>,
-    specialties: Option<Vec<String>>,
-    languages: Option<Vec<String>>,
-    modes: Option<Vec<String>>,
-    licence_number: Option<String>,
-    bio: Option<String>,
-}
-
 /// Update a doctor's profile (the doctor, their clinic's admins, platform admins). Honours If-Match.
-#[utoipa::path(patch, path = "/doctors/{id}", params(("id" = String, Path)), request_body = DoctorPatchBody, security(("bearer" = [])),
-    responses((status = 200, body = DoctorView), (status = 403), (status = 404), (status = 412), (status = 422)))]
+#[utoipa::path(patch, path = "/doctors/{id}", params(("id" = uuid::Uuid, Path)), request_body = DoctorPatch, security(("bearer" = [])),
+    responses((status = 200, body = DoctorView), (status = 403), (status = 404), (status = 409, description = "the licence number belongs to another doctor"), (status = 412), (status = 422)))]
 async fn patch_doctor(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<DoctorId>,
     IfMatch(v): IfMatch,
     ApiJson(b): ApiJson<DoctorPatch>,
@@ -95,21 +69,12 @@ async fn patch_doctor(
     Ok(doctor_response(StatusCode::OK, &d))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct VerificationBody {
-    /// verified | rejected | suspended
-    decision: String,
-    /// Required when rejecting or suspending.
-    reason: Option<String>,
-}
-
 /// Platform admins approve or reject a doctor, with a reason.
-#[utoipa::path(post, path = "/doctors/{id}/verification", params(("id" = String, Path)), request_body = VerificationBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/doctors/{id}/verification", params(("id" = uuid::Uuid, Path)), request_body = Verification, security(("bearer" = [])),
     responses((status = 200, body = DoctorView), (status = 403), (status = 404), (status = 422)))]
 async fn verify(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<DoctorId>,
     ApiJson(b): ApiJson<Verification>,
 ) -> ApiResult<Response> {
@@ -121,16 +86,21 @@ async fn verify(
 #[serde(deny_unknown_fields)]
 struct MembershipBody {
     /// accept | decline
+    #[schema(schema_with = membership_decision)]
     decision: String,
+}
+
+fn membership_decision() -> utoipa::openapi::Object {
+    medislot_domain::schemas::one_of(&["accept", "decline"], false)
 }
 
 /// The other side answers: a clinic admin accepts or declines a doctor's request
 /// to join the clinic; an invited doctor accepts or declines the clinic's invitation.
-#[utoipa::path(post, path = "/doctors/{id}/membership", params(("id" = String, Path)), request_body = MembershipBody, security(("bearer" = [])),
+#[utoipa::path(post, path = "/doctors/{id}/membership", params(("id" = uuid::Uuid, Path)), request_body = MembershipBody, security(("bearer" = [])),
     responses((status = 200, body = DoctorView), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
 async fn membership(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<DoctorId>,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
@@ -142,11 +112,11 @@ async fn membership(
 
 /// Replace the weekly availability (clinic-local wall times), extra hours, horizon and notice.
 /// Existing appointments are never cancelled or overlapped by a new schedule.
-#[utoipa::path(put, path = "/doctors/{id}/schedule", params(("id" = String, Path)), request_body(content = Object, description = "{weekly: [{weekday, start: \"09:00\", end, mode, slot_minutes, buffer_minutes}], extra: [{date, start, end, mode, slot_minutes}], horizon_days, min_notice_minutes}"),
+#[utoipa::path(put, path = "/doctors/{id}/schedule", params(("id" = uuid::Uuid, Path)), request_body = ScheduleInput,
     security(("bearer" = [])), responses((status = 200, body = DoctorView), (status = 403), (status = 404), (status = 422)))]
 async fn put_schedule(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<DoctorId>,
     ApiJson(b): ApiJson<ScheduleInput>,
 ) -> ApiResult<Response> {
@@ -154,29 +124,35 @@ async fn put_schedule(
     Ok(doctor_response(StatusCode::OK, &d))
 }
 
-#[derive(Deserialize, Serialize, utoipa::ToSchema)]
-struct TimeOffBody {
+/// A block of time off, as stored.
+#[derive(Serialize, utoipa::ToSchema)]
+struct TimeOffView {
+    id: uuid::Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    doctor_id: DoctorId,
     start: String,
     end: String,
-    reason: Option<String>,
+    reason: String,
 }
 
 /// Block time (holidays, training): no slots are offered inside it.
-#[utoipa::path(post, path = "/doctors/{id}/time-off", params(("id" = String, Path)), request_body = TimeOffBody, security(("bearer" = [])),
-    responses((status = 201, body = TimeOffBody), (status = 403), (status = 404), (status = 422)))]
+#[utoipa::path(post, path = "/doctors/{id}/time-off", params(("id" = uuid::Uuid, Path)), request_body = TimeOffInput, security(("bearer" = [])),
+    responses((status = 201, body = TimeOffView), (status = 403), (status = 404), (status = 422)))]
 async fn time_off(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<DoctorId>,
     ApiJson(b): ApiJson<TimeOffInput>,
-) -> ApiResult<(StatusCode, Json<serde_json::Value>)> {
+) -> ApiResult<(StatusCode, Json<TimeOffView>)> {
     let t = s.app.add_time_off(caller.get(), id, b).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(
-            serde_json::json!({"id": t.id, "doctor_id": t.doctor_id, "start": t.interval.start.to_string(), "end": t.interval.end.to_string(), "reason": t.reason}),
-        ),
-    ))
+    let view = TimeOffView {
+        id: t.id,
+        doctor_id: t.doctor_id,
+        start: t.interval.start.to_string(),
+        end: t.interval.end.to_string(),
+        reason: t.reason,
+    };
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
@@ -196,7 +172,7 @@ struct SlotsView {
 
 /// Free slots with their ids, in `[from, to)` (default: the next 7 days; at most 92 days).
 #[utoipa::path(get, path = "/doctors/{id}/slots",
-    params(("id" = String, Path), ("from" = Option<String>, Query), ("to" = Option<String>, Query), ("mode" = Option<String>, Query)),
+    params(("id" = uuid::Uuid, Path), ("from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("mode" = Option<Mode>, Query)),
     responses((status = 200, body = SlotsView), (status = 404), (status = 422)))]
 async fn slots(
     State(s): State<AppState>,
@@ -232,9 +208,10 @@ struct SearchView {
 
 /// Search verified doctors; each hit carries its next free slot. Sorted by soonest slot, then distance.
 #[utoipa::path(get, path = "/doctors",
-    params(("specialty" = Option<String>, Query), ("near" = Option<String>, Query, description = "LAT,LON"), ("radius_km" = Option<f64>, Query),
-           ("mode" = Option<String>, Query), ("language" = Option<String>, Query), ("available_from" = Option<String>, Query),
-           ("available_to" = Option<String>, Query), ("page" = Option<u32>, Query), ("per_page" = Option<u32>, Query)),
+    params(("specialty" = Option<String>, Query, pattern = r"^[A-Za-z0-9][A-Za-z0-9 _-]{1,39}$"), ("near" = Option<String>, Query, description = "LAT,LON in degrees", pattern = r"^-?[0-9]{1,2}(\.[0-9]+)?,-?[0-9]{1,3}(\.[0-9]+)?$"),
+           ("radius_km" = Option<f64>, Query, description = "with near; default 25", exclusive_minimum = 0, maximum = 1000),
+           ("mode" = Option<Mode>, Query), ("language" = Option<String>, Query, pattern = r"^[A-Za-z0-9][A-Za-z0-9 _-]{1,39}$"),
+           ("available_from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("available_to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("page" = Option<u32>, Query, minimum = 1, maximum = 10000), ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100)),
     responses((status = 200, body = SearchView), (status = 422)))]
 async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<SearchView>> {
     let (page, per_page) = q.page()?;

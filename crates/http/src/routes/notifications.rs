@@ -3,7 +3,7 @@
 //! doctors' calendar feeds.
 
 use crate::{
-    extract::{ApiJson, Caller, IdPath, QueryMap},
+    extract::{ApiJson, IdPath, QueryMap, SignedIn},
     problem::{ApiError, ApiResult},
     views::{CalendarFeedView, DeliveryView, NotificationView, WaitlistView, WebhookView},
     AppState,
@@ -16,7 +16,6 @@ use axum::{
 };
 use medislot_app::{WaitlistInput, WebhookInput};
 use medislot_domain::{ClinicId, DoctorId};
-use serde::Deserialize;
 use std::str::FromStr;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
@@ -40,11 +39,11 @@ fn id<T: FromStr>(name: &str, raw: &str) -> Result<T, ApiError> {
 }
 
 /// The caller's notifications, newest first (`limit`, default 50).
-#[utoipa::path(get, path = "/notifications", params(("limit" = Option<u32>, Query)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/notifications", params(("limit" = Option<u32>, Query, minimum = 1, maximum = 200)), security(("bearer" = [])),
     responses((status = 200, body = [NotificationView]), (status = 401)))]
 async fn list_notifications(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     q: QueryMap,
 ) -> ApiResult<Json<Vec<NotificationView>>> {
     let limit = q.parse::<u32>("limit", "a whole number from 1 to 200")?.unwrap_or(50);
@@ -53,34 +52,25 @@ async fn list_notifications(
 }
 
 /// Mark one of the caller's notifications read.
-#[utoipa::path(post, path = "/notifications/{id}/read", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(post, path = "/notifications/{id}/read", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 404)))]
 async fn read_notification(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(id): IdPath<Uuid>,
 ) -> ApiResult<StatusCode> {
     s.app.mark_notification_read(caller.get(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct WebhookBody {
-    /// http:// or https:// endpoint that receives signed JSON POSTs.
-    url: String,
-    /// Event types (appointment.booked, .rescheduled, .cancelled, .arrived, .fulfilled, .noshow); empty: all.
-    events: Option<Vec<String>>,
-}
-
 /// Subscribe a URL to the clinic's appointment events (its admins). The answer
 /// carries the signing secret, shown only here: every POST is signed with
 /// `Medislot-Signature: t=<unix>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
-#[utoipa::path(post, path = "/clinics/{id}/webhooks", params(("id" = String, Path)), request_body = WebhookBody,
+#[utoipa::path(post, path = "/clinics/{id}/webhooks", params(("id" = uuid::Uuid, Path)), request_body = WebhookInput,
     security(("bearer" = [])), responses((status = 201, body = WebhookView), (status = 403), (status = 422)))]
 async fn create_webhook(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(clinic): IdPath<ClinicId>,
     ApiJson(b): ApiJson<WebhookInput>,
 ) -> ApiResult<(StatusCode, Json<WebhookView>)> {
@@ -89,11 +79,11 @@ async fn create_webhook(
 }
 
 /// The clinic's webhook subscriptions (its admins).
-#[utoipa::path(get, path = "/clinics/{id}/webhooks", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/clinics/{id}/webhooks", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = [WebhookView]), (status = 403)))]
 async fn list_webhooks(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(clinic): IdPath<ClinicId>,
 ) -> ApiResult<Json<Vec<WebhookView>>> {
     let list = s.app.webhooks(caller.get(), clinic).await?;
@@ -102,11 +92,11 @@ async fn list_webhooks(
 
 /// Switch a subscription off; its delivery log stays readable.
 #[utoipa::path(delete, path = "/clinics/{id}/webhooks/{webhook_id}",
-    params(("id" = String, Path), ("webhook_id" = String, Path)), security(("bearer" = [])),
+    params(("id" = uuid::Uuid, Path), ("webhook_id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 403), (status = 404)))]
 async fn delete_webhook(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     Path((clinic, hook)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
     s.app.delete_webhook(caller.get(), id("id", &clinic)?, id("webhook_id", &hook)?).await?;
@@ -116,11 +106,11 @@ async fn delete_webhook(
 /// The subscription's delivery log, newest first: every event with its
 /// attempts, the receiver's last status and when it is tried next.
 #[utoipa::path(get, path = "/clinics/{id}/webhooks/{webhook_id}/deliveries",
-    params(("id" = String, Path), ("webhook_id" = String, Path), ("limit" = Option<u32>, Query)),
+    params(("id" = uuid::Uuid, Path), ("webhook_id" = uuid::Uuid, Path), ("limit" = Option<u32>, Query, minimum = 1, maximum = 500)),
     security(("bearer" = [])), responses((status = 200, body = [DeliveryView]), (status = 403), (status = 404)))]
 async fn webhook_deliveries(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     Path((clinic, hook)): Path<(String, String)>,
     q: QueryMap,
 ) -> ApiResult<Json<Vec<DeliveryView>>> {
@@ -129,24 +119,13 @@ async fn webhook_deliveries(
     Ok(Json(log.iter().map(Into::into).collect()))
 }
 
-#[derive(Deserialize, utoipa::ToSchema)]
-#[allow(dead_code)]
-struct WaitlistBody {
-    /// Only slots starting at or after this instant (RFC 3339).
-    from: Option<String>,
-    /// Only slots starting before this instant.
-    to: Option<String>,
-    /// in_person | online; absent: either.
-    mode: Option<String>,
-}
-
 /// Wait for a slot with this doctor (patients). When one comes free it is held
 /// for the first waiting patient it suits, who is notified with a link to confirm.
-#[utoipa::path(post, path = "/doctors/{id}/waitlist", params(("id" = String, Path)), request_body = WaitlistBody,
+#[utoipa::path(post, path = "/doctors/{id}/waitlist", params(("id" = uuid::Uuid, Path)), request_body = WaitlistInput,
     security(("bearer" = [])), responses((status = 201, body = WaitlistView), (status = 409), (status = 422)))]
 async fn join_waitlist(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(doctor): IdPath<DoctorId>,
     ApiJson(b): ApiJson<WaitlistInput>,
 ) -> ApiResult<(StatusCode, Json<WaitlistView>)> {
@@ -155,11 +134,11 @@ async fn join_waitlist(
 }
 
 /// Who waits for this doctor, in order (the doctor and their clinic's admins).
-#[utoipa::path(get, path = "/doctors/{id}/waitlist", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(get, path = "/doctors/{id}/waitlist", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 200, body = [WaitlistView]), (status = 404)))]
 async fn doctor_waitlist(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(doctor): IdPath<DoctorId>,
 ) -> ApiResult<Json<Vec<WaitlistView>>> {
     let list = s.app.doctor_waitlist(caller.get(), doctor).await?;
@@ -168,26 +147,30 @@ async fn doctor_waitlist(
 
 /// The caller's waitlist entries.
 #[utoipa::path(get, path = "/waitlist", security(("bearer" = [])), responses((status = 200, body = [WaitlistView])))]
-async fn my_waitlist(State(s): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<WaitlistView>>> {
+async fn my_waitlist(State(s): State<AppState>, caller: SignedIn) -> ApiResult<Json<Vec<WaitlistView>>> {
     let list = s.app.my_waitlist(caller.get()).await?;
     Ok(Json(list.iter().map(Into::into).collect()))
 }
 
 /// Leave a waitlist.
-#[utoipa::path(delete, path = "/waitlist/{id}", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/waitlist/{id}", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 404)))]
-async fn leave_waitlist(State(s): State<AppState>, caller: Caller, IdPath(id): IdPath<Uuid>) -> ApiResult<StatusCode> {
+async fn leave_waitlist(
+    State(s): State<AppState>,
+    caller: SignedIn,
+    IdPath(id): IdPath<Uuid>,
+) -> ApiResult<StatusCode> {
     s.app.leave_waitlist(caller.get(), id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// A new secret for the doctor's calendar feed (the doctor, their clinic's
 /// admins); the previous one stops working.
-#[utoipa::path(post, path = "/doctors/{id}/calendar-token", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(post, path = "/doctors/{id}/calendar-token", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 201, body = CalendarFeedView), (status = 403)))]
 async fn new_calendar_token(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(doctor): IdPath<DoctorId>,
 ) -> ApiResult<(StatusCode, Json<CalendarFeedView>)> {
     let token = s.app.new_calendar_token(caller.get(), doctor).await?;
@@ -196,11 +179,11 @@ async fn new_calendar_token(
 }
 
 /// Revoke the calendar feed's secret.
-#[utoipa::path(delete, path = "/doctors/{id}/calendar-token", params(("id" = String, Path)), security(("bearer" = [])),
+#[utoipa::path(delete, path = "/doctors/{id}/calendar-token", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
     responses((status = 204), (status = 403)))]
 async fn revoke_calendar_token(
     State(s): State<AppState>,
-    caller: Caller,
+    caller: SignedIn,
     IdPath(doctor): IdPath<DoctorId>,
 ) -> ApiResult<StatusCode> {
     s.app.revoke_calendar_token(caller.get(), doctor).await?;
@@ -210,7 +193,7 @@ async fn revoke_calendar_token(
 /// The doctor's agenda as an iCalendar feed (RFC 5545, times in UTC), for
 /// whoever holds the feed's current token: 30 days back to the booking horizon,
 /// each event with its patient and status (arrived, fulfilled, no-show included).
-#[utoipa::path(get, path = "/doctors/{id}/calendar.ics", params(("id" = String, Path), ("token" = String, Query)),
+#[utoipa::path(get, path = "/doctors/{id}/calendar.ics", params(("id" = uuid::Uuid, Path), ("token" = String, Query, min_length = 1)),
     responses((status = 200, content_type = "text/calendar"), (status = 404)))]
 async fn calendar_feed(
     State(s): State<AppState>,

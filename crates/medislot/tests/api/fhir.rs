@@ -35,8 +35,10 @@ async fn independent_fhir_clients_validate_everything_and_book_through_the_facad
     let patient = demo_token(&srv, "patient@demo.medislot.test").await;
     let other = demo_token(&srv, "patient2@demo.medislot.test").await;
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fhir_clients.py");
+    let dump = tempfile::NamedTempFile::new().unwrap();
     let out = std::process::Command::new(python())
         .args([script, &format!("{}/fhir", srv.url), &patient, &other, "patient@demo.medislot.test", DEMO_PASSWORD])
+        .env("FHIR_DUMP", dump.path())
         .output()
         .expect("run the Python FHIR clients");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -46,6 +48,29 @@ async fn independent_fhir_clients_validate_everything_and_book_through_the_facad
     for kind in ["Practitioner", "PractitionerRole", "Location", "Schedule", "Slot", "Appointment", "OperationOutcome"]
     {
         assert!(summary["validated"][kind].as_u64().unwrap_or(0) > 0, "validated some {kind}: {summary}");
+    }
+
+    // Everything the clients read, again through HL7's own JSON Schema.
+    let conformance = std::env::var("MEDISLOT_TEST_CONFORMANCE_PYTHON").expect(
+        "MEDISLOT_TEST_CONFORMANCE_PYTHON is not set: run scripts/test, which creates the conformance environment (jsonschema-rs)",
+    );
+    let schema = std::env::var("MEDISLOT_TEST_FHIR_SCHEMA")
+        .expect("MEDISLOT_TEST_FHIR_SCHEMA is not set: run scripts/test, which fetches HL7's fhir.schema.json");
+    let check = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fhir_schema_check.py");
+    let out = std::process::Command::new(conformance)
+        .args([check, &dump.path().to_string_lossy(), &schema])
+        .output()
+        .expect("run the FHIR JSON Schema check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "fhir.schema.json refused resources:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let checked: Value = serde_json::from_str(stdout.trim()).unwrap();
+    eprintln!("fhir.schema.json: {checked}");
+    for kind in ["Bundle", "Location", "Schedule", "Slot", "Appointment", "CapabilityStatement", "OperationOutcome"] {
+        assert!(checked["checked"][kind].as_u64().unwrap_or(0) > 0, "fhir.schema.json checked some {kind}: {checked}");
     }
 }
 

@@ -18,6 +18,7 @@ Prints a JSON summary; exits non-zero on the first failure.
 import collections
 import datetime
 import json
+import os
 import re
 import sys
 import time
@@ -80,15 +81,21 @@ def no_empty(value, path):
         assert value != "" and value is not None, f"empty value at {path}"
 
 
-def validate(resource):
+# Every resource read is also written here, for fhir_schema_check.py (HL7's JSON Schema).
+DUMP = open(os.environ["FHIR_DUMP"], "w") if os.environ.get("FHIR_DUMP") else None
+
+
+def validate(resource, top=True):
     """Validates one resource (and a Bundle's entries) with fhir.resources."""
     kind = resource["resourceType"]
     no_empty(resource, kind)
     construct_fhir_element(kind, resource)  # raises on anything invalid
     check_codes(resource)
     counts[kind] += 1
+    if top and DUMP:
+        DUMP.write(json.dumps(resource) + "\n")
     for entry in resource.get("entry", []) if kind == "Bundle" else []:
-        validate(entry["resource"])
+        validate(entry["resource"], top=False)
 
 
 def get(path, token=None, expect=200, **params):
@@ -301,4 +308,6 @@ assert len(changed) < len(slots_pub), "_since returns only what changed"
 future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
 assert ndjson(f"{urls['Slot']}?_since={future}")[0] == []
 
+if DUMP:
+    DUMP.close()
 print(json.dumps({"validated": dict(sorted(counts.items())), "slots": dict(slot_statuses), "published": published, "fhirpy": "ok", "deep_link": "ok"}))

@@ -8,6 +8,7 @@ mod fhir;
 mod hardening;
 mod invitations;
 mod notifications;
+mod openapi_conformance;
 mod promises;
 mod seed;
 mod validation;
