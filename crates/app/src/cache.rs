@@ -408,6 +408,8 @@ mod tests {
             id: medislot_domain::ClinicId::new(),
             name: "Clinic".into(),
             address: "1 Main St".into(),
+            postal: Default::default(),
+            phone: None,
             position: medislot_domain::Coordinates { lat, lon: 2.35 },
             time_zone: medislot_domain::TimeZoneName::parse("time_zone", "Europe/Paris").unwrap(),
             region: "local".into(),

@@ -5,22 +5,42 @@ use crate::{
     App, AppError,
 };
 use medislot_domain::{
+    contact::{parse_phone, PostalInput},
     error::Errors,
     people::{parse_name, parse_tags},
     schedule::ScheduleInput,
-    ClinicId, Coordinates, DoctorId, Interval, Invalid, Membership, Mode, Policy, Role, Schedule, TimeZoneName, UserId,
-    VerificationState,
+    ClinicId, Coordinates, DoctorId, Interval, Invalid, Membership, Mode, Policy, PostalAddress, Role, Schedule,
+    TimeZoneName, UserId, VerificationState,
 };
 use medislot_store::{ClinicRecord, DoctorRecord, TimeOffRecord};
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClinicInput {
     #[schema(schema_with = medislot_domain::schemas::name)]
     pub name: String,
+    /// The street line(s).
     #[schema(schema_with = medislot_domain::schemas::address)]
     pub address: String,
+    #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::place_or_null)]
+    pub city: Option<String>,
+    /// State, province, county or region, where the country uses one.
+    #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::place_or_null)]
+    pub district: Option<String>,
+    #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::postal_code_or_null)]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2, e.g. FR.
+    #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::country_or_null)]
+    pub country: Option<String>,
+    /// An international number, e.g. +33 1 42 34 56 78 (kept as E.164).
+    #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::phone_or_null)]
+    pub phone: Option<String>,
     #[schema(minimum = -90.0, maximum = 90.0)]
     pub latitude: f64,
     #[schema(minimum = -180.0, maximum = 180.0)]
@@ -149,6 +169,18 @@ impl App {
         let mut errs = Errors::default();
         let name = errs.take(parse_name("name", &input.name, 200));
         let address = errs.take(parse_name("address", &input.address, 500));
+        let postal = errs
+            .take(PostalAddress::parse(PostalInput {
+                city: input.city.as_deref(),
+                district: input.district.as_deref(),
+                postal_code: input.postal_code.as_deref(),
+                country: input.country.as_deref(),
+            }))
+            .unwrap_or_default();
+        let phone = match input.phone.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+            Some(p) => errs.take(parse_phone("phone", p)),
+            None => None,
+        };
         let position = errs.take(Coordinates::new(input.latitude, input.longitude, ""));
         let time_zone = errs.take(TimeZoneName::parse("time_zone", &input.time_zone));
         let region = errs.take(parse_region("region", input.region.as_deref().unwrap_or(&self.config.region)));
@@ -170,6 +202,8 @@ impl App {
             id: ClinicId::new(),
             name,
             address,
+            postal,
+            phone,
             position,
             time_zone,
             region,

@@ -6,6 +6,7 @@
 pub mod address;
 pub mod appointment;
 pub mod clinic;
+pub mod contact;
 pub mod error;
 pub mod ids;
 pub mod instant;
@@ -16,6 +17,7 @@ pub mod slot_id;
 
 pub use appointment::{Action, AppointmentStatus, Interval, Mode};
 pub use clinic::{Coordinates, Policy, TimeZoneName};
+pub use contact::PostalAddress;
 pub use error::{FieldError, Invalid};
 pub use ids::{AppointmentId, ClinicId, DoctorId, UserId};
 pub use people::{Email, Membership, Role, VerificationState};

@@ -108,6 +108,26 @@ pub fn address() -> Object {
     name_of(500, false)
 }
 
+/// A city or district, or absent.
+pub fn place_or_null() -> Object {
+    text(true).max_length(Some(100)).build()
+}
+
+/// A postal code, or absent.
+pub fn postal_code_or_null() -> Object {
+    text(true).pattern(Some(r"^\s*[A-Za-z0-9 -]{2,16}\s*$|^\s*$")).build()
+}
+
+/// An ISO 3166-1 alpha-2 country code, or absent.
+pub fn country_or_null() -> Object {
+    text(true).pattern(Some(r"^\s*[A-Za-z]{2}\s*$|^\s*$")).build()
+}
+
+/// An international telephone number, or absent (`contact::parse_phone`).
+pub fn phone_or_null() -> Object {
+    text(true).pattern(Some(r"^\s*\+[0-9 .()-]{8,30}\s*$|^\s*$")).build()
+}
+
 /// A licence number.
 pub fn licence() -> Object {
     name_of(64, false)

@@ -42,7 +42,21 @@ pub struct LoginView {
 pub struct ClinicView {
     pub id: String,
     pub name: String,
+    /// The street line(s).
     pub address: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    /// State, province, county or region.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub district: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    /// ISO 3166-1 alpha-2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// E.164.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
     pub latitude: f64,
     pub longitude: f64,
     /// IANA time zone: every time shown for this clinic is in this zone.
@@ -59,6 +73,11 @@ impl From<&ClinicRecord> for ClinicView {
             id: c.id.to_string(),
             name: c.name.clone(),
             address: c.address.clone(),
+            city: c.postal.city.clone(),
+            district: c.postal.district.clone(),
+            postal_code: c.postal.postal_code.clone(),
+            country: c.postal.country.clone(),
+            phone: c.phone.clone(),
             latitude: c.position.lat,
             longitude: c.position.lon,
             time_zone: c.time_zone.as_str().into(),

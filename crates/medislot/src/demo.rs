@@ -56,16 +56,55 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
         patients.push(user(app, &format!("patient{}@demo.medislot.test", i + 2), name, "patient").await?);
     }
 
+    // (name, street, city, district, postal code, country, phone, latitude, longitude, zone)
     let clinics = [
-        ("Clinique Saint-Louis", "12 rue de Rivoli, 75004 Paris", 48.8556, 2.3580, "Europe/Paris"),
-        ("Centre Médical Bellecour", "3 place Bellecour, 69002 Lyon", 45.7578, 4.8320, "Europe/Paris"),
-        ("Hudson Health", "250 Hudson St, New York, NY 10013", 40.7260, -74.0079, "America/New_York"),
+        (
+            "Clinique Saint-Louis",
+            "12 rue de Rivoli",
+            "Paris",
+            "IDF",
+            "75004",
+            "FR",
+            "+33 1 42 72 10 10",
+            48.8556,
+            2.3580,
+            "Europe/Paris",
+        ),
+        (
+            "Centre Médical Bellecour",
+            "3 place Bellecour",
+            "Lyon",
+            "ARA",
+            "69002",
+            "FR",
+            "+33 4 78 42 11 11",
+            45.7578,
+            4.8320,
+            "Europe/Paris",
+        ),
+        (
+            "Hudson Health",
+            "250 Hudson St",
+            "New York",
+            "NY",
+            "10013",
+            "US",
+            "+1 212 555 0134",
+            40.7260,
+            -74.0079,
+            "America/New_York",
+        ),
     ];
     let mut clinic_ids = Vec::new();
-    for (name, address, lat, lon, tz) in clinics {
+    for (name, address, city, district, postal_code, country, phone, lat, lon, tz) in clinics {
         let input = ClinicInput {
             name: name.into(),
             address: address.into(),
+            city: Some(city.into()),
+            district: Some(district.into()),
+            postal_code: Some(postal_code.into()),
+            country: Some(country.into()),
+            phone: Some(phone.into()),
             latitude: lat,
             longitude: lon,
             time_zone: tz.into(),

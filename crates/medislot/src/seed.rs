@@ -7,8 +7,8 @@ use jiff::SignedDuration;
 use medislot_app::App;
 use medislot_domain::{
     schedule::{RangeInput, ScheduleInput},
-    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, Role, Schedule,
-    TimeZoneName, UserId, VerificationState,
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, PostalAddress, Role,
+    Schedule, TimeZoneName, UserId, VerificationState,
 };
 use medislot_store::{AppointmentRecord, BulkLoad, ClinicRecord, DoctorRecord, UserRecord};
 use rand::{rngs::StdRng, Rng, SeedableRng};
@@ -16,17 +16,19 @@ use rand::{rngs::StdRng, Rng, SeedableRng};
 pub const PASSWORD: &str = "seed-password";
 const BATCH: usize = 500;
 
-const CITIES: [(&str, f64, f64, &str); 10] = [
-    ("Paris", 48.8566, 2.3522, "Europe/Paris"),
-    ("Lyon", 45.7640, 4.8357, "Europe/Paris"),
-    ("Marseille", 43.2965, 5.3698, "Europe/Paris"),
-    ("Berlin", 52.5200, 13.4050, "Europe/Berlin"),
-    ("Madrid", 40.4168, -3.7038, "Europe/Madrid"),
-    ("London", 51.5072, -0.1276, "Europe/London"),
-    ("New York", 40.7128, -74.0060, "America/New_York"),
-    ("Chicago", 41.8781, -87.6298, "America/Chicago"),
-    ("Toronto", 43.6532, -79.3832, "America/Toronto"),
-    ("Sydney", -33.8688, 151.2093, "Australia/Sydney"),
+/// (city, state where the country uses one, country, dialling code, latitude, longitude, zone)
+type City = (&'static str, Option<&'static str>, &'static str, &'static str, f64, f64, &'static str);
+const CITIES: [City; 10] = [
+    ("Paris", None, "FR", "33", 48.8566, 2.3522, "Europe/Paris"),
+    ("Lyon", None, "FR", "33", 45.7640, 4.8357, "Europe/Paris"),
+    ("Marseille", None, "FR", "33", 43.2965, 5.3698, "Europe/Paris"),
+    ("Berlin", None, "DE", "49", 52.5200, 13.4050, "Europe/Berlin"),
+    ("Madrid", None, "ES", "34", 40.4168, -3.7038, "Europe/Madrid"),
+    ("London", None, "GB", "44", 51.5072, -0.1276, "Europe/London"),
+    ("New York", Some("NY"), "US", "1", 40.7128, -74.0060, "America/New_York"),
+    ("Chicago", Some("IL"), "US", "1", 41.8781, -87.6298, "America/Chicago"),
+    ("Toronto", Some("ON"), "CA", "1", 43.6532, -79.3832, "America/Toronto"),
+    ("Sydney", Some("NSW"), "AU", "61", -33.8688, 151.2093, "Australia/Sydney"),
 ];
 pub use medislot_domain::people::COMMON_SPECIALTIES as SPECIALTIES;
 const LANGUAGES: [&str; 6] = ["en", "fr", "de", "es", "it", "ar"];
@@ -101,11 +103,18 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
     first.users.push(admin);
     let mut clinics = vec![];
     for i in 0..args.clinics {
-        let (city, lat, lon, tz) = CITIES[i % CITIES.len()];
+        let (city, district, country, dial, lat, lon, tz) = CITIES[i % CITIES.len()];
         let c = ClinicRecord {
             id: ClinicId::new(),
             name: format!("{city} Health Centre {}", i / CITIES.len() + 1),
-            address: format!("{} Main Street, {city}", 1 + i % 200),
+            address: format!("{} Main Street", 1 + i % 200),
+            postal: PostalAddress {
+                city: Some(city.to_string()),
+                district: district.map(str::to_string),
+                postal_code: Some(format!("{:05}", 10_000 + i % 90_000)),
+                country: Some(country.to_string()),
+            },
+            phone: Some(format!("+{dial}{:09}", 100_000_000 + i % 900_000_000)),
             position: Coordinates { lat: lat + rng.gen_range(-0.15..0.15), lon: lon + rng.gen_range(-0.2..0.2) },
             time_zone: TimeZoneName::parse("time_zone", tz).map_err(|e| anyhow::anyhow!("{e:?}"))?,
             region: "local".into(),

@@ -2,8 +2,8 @@
 
 use jiff::Timestamp;
 use medislot_domain::{
-    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Membership, Mode, Policy, Role,
-    Schedule, TimeZoneName, UserId, VerificationState,
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Membership, Mode, Policy,
+    PostalAddress, Role, Schedule, TimeZoneName, UserId, VerificationState,
 };
 use uuid::Uuid;
 
@@ -21,12 +21,33 @@ pub struct UserRecord {
 pub struct ClinicRecord {
     pub id: ClinicId,
     pub name: String,
+    /// The street line(s).
     pub address: String,
+    /// City, district, postal code and country, as far as given.
+    #[serde(default)]
+    pub postal: PostalAddress,
+    /// E.164, when given.
+    #[serde(default)]
+    pub phone: Option<String>,
     pub position: Coordinates,
     pub time_zone: TimeZoneName,
     pub region: String,
     pub policy: Policy,
     pub created_at: Timestamp,
+}
+
+impl ClinicRecord {
+    /// The address on one line, as people read it: the street, then the postal
+    /// code and city when given (`12 rue de Rivoli, 75004 Paris`).
+    pub fn address_line(&self) -> String {
+        let place: Vec<&str> =
+            [&self.postal.postal_code, &self.postal.city].into_iter().flatten().map(String::as_str).collect();
+        if place.is_empty() {
+            self.address.clone()
+        } else {
+            format!("{}, {}", self.address, place.join(" "))
+        }
+    }
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,8 @@ use crate::*;
 use futures::TryStreamExt;
 use jiff::Timestamp;
 use medislot_domain::{
-    AppointmentStatus, Coordinates, Membership, Mode, Policy, Role, Schedule, TimeZoneName, VerificationState,
+    AppointmentStatus, Coordinates, Membership, Mode, Policy, PostalAddress, Role, Schedule, TimeZoneName,
+    VerificationState,
 };
 use sqlx::{
     any::{AnyPoolOptions, AnyRow},
@@ -26,7 +27,7 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 const ACTIVE: &str = "('held', 'pending', 'booked', 'arrived')";
 
 const USER_COLS: &str = "u.id AS u_id, u.email AS u_email, u.password_hash AS u_password_hash, u.role AS u_role, u.name AS u_name, u.created_at AS u_created_at";
-const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_address, c.latitude AS c_latitude, c.longitude AS c_longitude, c.time_zone AS c_time_zone, c.region AS c_region, c.policy AS c_policy, c.created_at AS c_created_at";
+const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_address, c.city AS c_city, c.district AS c_district, c.postal_code AS c_postal_code, c.country AS c_country, c.phone AS c_phone, c.latitude AS c_latitude, c.longitude AS c_longitude, c.time_zone AS c_time_zone, c.region AS c_region, c.policy AS c_policy, c.created_at AS c_created_at";
 const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.membership AS d_membership, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
 const APPT_COLS: &str = "a.id AS a_id, a.doctor_id AS a_doctor_id, a.patient_id AS a_patient_id, a.start_at AS a_start_at, a.end_at AS a_end_at, a.mode AS a_mode, a.reason AS a_reason, a.status AS a_status, a.version AS a_version, a.origin_region AS a_origin_region, a.hold_expires_at AS a_hold_expires_at, a.cancel_reason AS a_cancel_reason, a.cancelled_by AS a_cancelled_by, a.created_at AS a_created_at, a.updated_at AS a_updated_at";
 
@@ -249,12 +250,18 @@ impl SqlStore {
 
     async fn insert_clinic(&self, tx: &mut WriteTx, c: &ClinicRecord, admin: UserId) -> Result<()> {
         sqlx::query(&self.d.sql(
-            "INSERT INTO clinics (id, name, address, latitude, longitude, time_zone, region, policy, created_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
+                                  time_zone, region, policy, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ))
         .bind(c.id.to_string())
         .bind(&c.name)
         .bind(&c.address)
+        .bind(&c.postal.city)
+        .bind(&c.postal.district)
+        .bind(&c.postal.postal_code)
+        .bind(&c.postal.country)
+        .bind(&c.phone)
         .bind(c.position.lat)
         .bind(c.position.lon)
         .bind(c.time_zone.as_str())
@@ -671,6 +678,13 @@ fn clinic_row(row: &AnyRow) -> Result<ClinicRecord> {
         id: ClinicId(uuid(&get::<String>(row, "c_id")?)?),
         name: get(row, "c_name")?,
         address: get(row, "c_address")?,
+        postal: PostalAddress {
+            city: get(row, "c_city")?,
+            district: get(row, "c_district")?,
+            postal_code: get(row, "c_postal_code")?,
+            country: get(row, "c_country")?,
+        },
+        phone: get(row, "c_phone")?,
         position: Coordinates { lat: get(row, "c_latitude")?, lon: get(row, "c_longitude")? },
         time_zone: TimeZoneName::parse("time_zone", &get::<String>(row, "c_time_zone")?).map_err(internal)?,
         region: get(row, "c_region")?,

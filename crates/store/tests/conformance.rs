@@ -84,6 +84,13 @@ async fn fixture(store: DynStore, db: TestDb) -> Fixture {
         id: ClinicId::new(),
         name: "C".into(),
         address: "A".into(),
+        postal: medislot_domain::PostalAddress {
+            city: Some("Paris".into()),
+            district: None,
+            postal_code: Some("75004".into()),
+            country: Some("FR".into()),
+        },
+        phone: Some("+33142721010".into()),
         position: Coordinates { lat: 48.0, lon: 2.0 },
         time_zone: TimeZoneName::parse("tz", "Europe/Paris").unwrap(),
         region: "local".into(),

@@ -154,7 +154,7 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
     let place = if ev.mode == Mode::Online {
         "Online (a video link follows from the clinic)".to_string()
     } else {
-        format!("{}, {}", p.clinic.name, p.clinic.address)
+        format!("{}, {}", p.clinic.name, p.clinic.address_line())
     };
     let link = match kind {
         Kind::WaitlistOffer => format!("{}/holds/{}", p.public_url, ev.appointment_id),

@@ -96,12 +96,16 @@ async fn world() -> World {
             Some(&clinic_admin),
             ClinicInput {
                 name: "Clinique Saint-Louis".into(),
-                address: "12 rue de Rivoli, Paris".into(),
+                address: "12 rue de Rivoli".into(),
+                city: Some("Paris".into()),
+                postal_code: Some("75004".into()),
+                country: Some("FR".into()),
                 latitude: 48.8556,
                 longitude: 2.358,
                 time_zone: "Europe/Paris".into(),
                 region: None,
                 policy: None,
+                ..Default::default()
             },
         )
         .await

@@ -117,7 +117,13 @@ pub async fn manifest(State(s): State<AppState>, base: Base, p: Params, headers:
     let body = json!({
         "transactionTime": Timestamp::from_second(s.app.now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH).to_string(),
         "request": format!("{}/$bulk-publish{q}", base.0),
-        "output": FILES.iter().map(|f| json!({"type": f, "url": format!("{}/$bulk-publish/{f}.ndjson{q}", base.0)})).collect::<Vec<_>>(),
+        "output": FILES.iter().zip(&s.published.files).map(|(f, file)| {
+            let mut output = json!({"type": f, "url": format!("{}/$bulk-publish/{f}.ndjson{q}", base.0)});
+            if let Some(a) = file.borrow().as_ref().filter(|a| !a.states.is_empty()) {
+                output["extension"] = json!({"state": a.states});
+            }
+            output
+        }).collect::<Vec<_>>(),
         "error": [],
     });
     let resp =
@@ -219,6 +225,9 @@ struct Artefact {
     made: std::time::Instant,
     /// When its generation began: a change in that second may not be in it.
     began: Timestamp,
+    /// The states (a clinic's `district`) its clinics are in: the manifest's
+    /// hint to slot finders that serve some places only.
+    states: Vec<String>,
 }
 
 /// The published files of this node, one per kind: readers take the current
@@ -368,9 +377,11 @@ impl Publisher {
         tokio::fs::create_dir_all(dir).await?;
         let path = dir.join(format!("{kind}.ndjson"));
         let tmp = dir.join(format!("{kind}.ndjson.{}.tmp", uuid::Uuid::new_v4().simple()));
+        let mut states = std::collections::BTreeSet::new();
         let written = async {
             let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(&tmp).await?);
             let entries = entries(s, None).await.map_err(|e| std::io::Error::other(e.0.detail))?;
+            states.extend(entries.iter().filter_map(|(_, c)| c.postal.district.clone()));
             let mut chunks = content(s, kind, Arc::new(entries));
             while let Some(chunk) = chunks.next().await {
                 out.write_all(&chunk?).await?;
@@ -392,6 +403,7 @@ impl Publisher {
             last_change: v.last_change,
             made: std::time::Instant::now(),
             began,
+            states: states.into_iter().collect(),
         })
     }
 }

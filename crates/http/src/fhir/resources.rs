@@ -13,6 +13,7 @@ const SPECIALTY_SYSTEM: &str = "https://medislot.dev/fhir/specialty";
 const LICENCE_SYSTEM: &str = "https://medislot.dev/fhir/licence-number";
 const MODE_SYSTEM: &str = "https://medislot.dev/fhir/mode";
 const PATIENT_SYSTEM: &str = "https://medislot.dev/fhir/patient";
+const CLINIC_SYSTEM: &str = "https://medislot.dev/fhir/clinic";
 const TIMEZONE_EXTENSION: &str = "http://hl7.org/fhir/StructureDefinition/timezone";
 
 fn mode_code(m: Mode) -> &'static str {
@@ -141,7 +142,19 @@ pub fn location(c: &ClinicRecord) -> Value {
         "status": "active",
         "name": c.name,
         "mode": "instance",
-        "address": {"text": c.address},
+        "identifier": [{"system": CLINIC_SYSTEM, "value": c.id.to_string()}],
+        "telecom": c.phone.as_ref().map(|p| json!([{"system": "phone", "value": p, "use": "work"}])),
+        "address": {
+            "use": "work",
+            "type": "physical",
+            "text": c.address_line(),
+            "line": [c.address],
+            "city": c.postal.city,
+            // Our `district` is the country's first subdivision (state, province, region).
+            "state": c.postal.district,
+            "postalCode": c.postal.postal_code,
+            "country": c.postal.country,
+        },
         "position": {"latitude": c.position.lat, "longitude": c.position.lon},
     })
 }

@@ -22,7 +22,7 @@ pub fn slot_card(d: &DoctorRecord, c: &ClinicRecord, start: jiff::Timestamp, mod
         div.card {
             p { strong { (d.name) } " — " (d.specialties.join(", ")) }
             p { (when(start, c)) }
-            p { @if mode == Mode::Online { "Online (video)" } @else { (c.name) ", " (c.address) } }
+            p { @if mode == Mode::Online { "Online (video)" } @else { (c.name) ", " (c.address_line()) } }
         }
     }
 }

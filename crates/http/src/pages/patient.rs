@@ -160,7 +160,7 @@ pub async fn search(
                 div.card {
                     p { a href={ "/doctors/" (hit.doctor.id) } { strong { (hit.doctor.name) } } " — " (hit.doctor.specialties.join(", ")) }
                     p.muted {
-                        (hit.clinic.name) ", " (hit.clinic.address)
+                        (hit.clinic.name) ", " (hit.clinic.address_line())
                         @if let Some(km) = hit.distance_km { " · " (format!("{km:.1}")) " km" }
                         " · speaks " (hit.doctor.languages.join(", "))
                     }
@@ -233,7 +233,7 @@ pub async fn doctor_week(
     };
     let body = html! {
         h1 { (d.name) }
-        p { (d.specialties.join(", ")) " · " (c.name) ", " (c.address) }
+        p { (d.specialties.join(", ")) " · " (c.name) ", " (c.address_line()) }
         p.muted { "Speaks " (d.languages.join(", ")) ". Times are " strong { (c.time_zone.as_str()) } " time." }
         p #yourzone.notice hidden data-zone=(c.time_zone.as_str()) {}
         @if !d.bio.is_empty() { p { (d.bio) } }

@@ -40,7 +40,7 @@ fn profile_form(w: &Web, clinics: &[ClinicRecord], form: &Form, errors: &HashMap
             (w.csrf_field())
             label for="clinic_id" { "Clinic" }
             select #clinic_id name="clinic_id" {
-                @for c in clinics { option value=(c.id) selected[form.get("clinic_id") == Some(&c.id.to_string())] { (c.name) " — " (c.address) } }
+                @for c in clinics { option value=(c.id) selected[form.get("clinic_id") == Some(&c.id.to_string())] { (c.name) " — " (c.address_line()) } }
             }
             (error_for(errors, "clinic_id"))
             label for="name" { "Name as patients see it" }
@@ -624,7 +624,16 @@ fn clinic_form(w: &Web, form: &Form, errors: &HashMap<String, String>) -> Markup
         form method="post" action="/clinic" novalidate {
             (w.csrf_field())
             label for="cname" { "Name" } input #cname name="name" value=(form.text("name")); (error_for(errors, "name"))
-            label for="address" { "Address" } input #address name="address" value=(form.text("address")); (error_for(errors, "address"))
+            label for="address" { "Street address" } input #address name="address" autocomplete="street-address" value=(form.text("address")); (error_for(errors, "address"))
+            div.grid {
+                div { label for="postal_code" { "Postal code" } input #postal_code name="postal_code" autocomplete="postal-code" value=(form.text("postal_code")); (error_for(errors, "postal_code")) }
+                div { label for="city" { "City" } input #city name="city" autocomplete="address-level2" value=(form.text("city")); (error_for(errors, "city")) }
+            }
+            div.grid {
+                div { label for="district" { "State or region" } input #district name="district" autocomplete="address-level1" value=(form.text("district")); (error_for(errors, "district")) }
+                div { label for="country" { "Country (two letters, e.g. FR)" } input #country name="country" autocomplete="country" maxlength="2" value=(form.text("country")); (error_for(errors, "country")) }
+            }
+            label for="phone" { "Phone (international, e.g. +33 1 42 34 56 78)" } input #phone name="phone" type="tel" autocomplete="tel" value=(form.text("phone")); (error_for(errors, "phone"))
             div.grid {
                 div { label for="latitude" { "Latitude" } input #latitude name="latitude" inputmode="decimal" value=(form.text("latitude")); (error_for(errors, "latitude")) }
                 div { label for="longitude" { "Longitude" } input #longitude name="longitude" inputmode="decimal" value=(form.text("longitude")); (error_for(errors, "longitude")) }
@@ -662,7 +671,7 @@ async fn clinics_page(
         @for (c, doctors) in &sections {
             section.card {
                 h2 { (c.name) }
-                p { (c.address) " · " (c.time_zone.as_str()) " · policy " (c.policy.as_str()) }
+                p { (c.address_line()) @if let Some(phone) = &c.phone { " · " (phone) } " · " (c.time_zone.as_str()) " · policy " (c.policy.as_str()) }
                 @if doctors.is_empty() { p.muted { "No doctors yet: doctors pick this clinic when they create their profile." } }
                 ul {
                     @for d in doctors {
@@ -721,6 +730,11 @@ pub async fn create_clinic(State(s): State<AppState>, headers: HeaderMap, body: 
     let input = ClinicInput {
         name: form.text("name"),
         address: form.text("address"),
+        city: form.get("city").map(str::to_string),
+        district: form.get("district").map(str::to_string),
+        postal_code: form.get("postal_code").map(str::to_string),
+        country: form.get("country").map(str::to_string),
+        phone: form.get("phone").map(str::to_string),
         latitude,
         longitude,
         time_zone: form.text("time_zone"),

@@ -258,6 +258,16 @@ locations, _ = ndjson(urls["Location"])
 schedules_pub, _ = ndjson(urls["Schedule"])
 slots_pub, slot_resp = ndjson(urls["Slot"])
 location_ids = {f"Location/{l['id']}" for l in locations}
+# Once published, each output names the states its clinics are in (the demo's:
+# Île-de-France, Auvergne-Rhône-Alpes, New York).
+for o in requests.get(f"{BASE}/$bulk-publish", timeout=60).json()["output"]:
+    assert o["extension"]["state"] == ["ARA", "IDF", "NY"], o
+# What slot finders show and filter by: every demo clinic's structured address and phone.
+for l in locations:
+    a = l["address"]
+    assert a["line"] and a["city"] and a["state"] and a["postalCode"] and len(a["country"]) == 2, f"Location {l['id']}: {a}"
+    assert any(t["system"] == "phone" and t["value"].startswith("+") for t in l["telecom"]), f"Location {l['id']}"
+    assert l["identifier"][0]["value"] == l["id"], f"Location {l['id']}: {l.get('identifier')}"
 schedule_ids = {f"Schedule/{s['id']}" for s in schedules_pub}
 for sc in schedules_pub:
     assert sc["actor"][0]["reference"] in location_ids, f"Schedule {sc['id']}: the first actor is not a published Location"

@@ -164,3 +164,52 @@ async fn p4_every_kind_of_bad_input_names_its_field() {
     let (_, mine) = p.get("/appointments").await;
     assert_eq!(mine["total"], 0);
 }
+
+#[tokio::test]
+async fn a_clinic_gives_its_postal_address_and_phone_and_fhir_publishes_them() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "postal").await;
+    let clinic = json!({
+        "name": "Hudson Health", "address": "250 Hudson St", "city": "New York", "district": "NY",
+        "postal_code": "10013", "country": "us", "phone": "+1 (212) 555-0134",
+        "latitude": 40.726, "longitude": -74.0079, "time_zone": "America/New_York",
+    });
+    let (s, c) = w.clinic_admin.post("/clinics", clinic.clone()).await;
+    assert_eq!(s, 201, "{c}");
+    assert_eq!(
+        (c["city"].as_str(), c["country"].as_str(), c["phone"].as_str()),
+        (Some("New York"), Some("US"), Some("+12125550134"))
+    );
+    let (s, again) = w.clinic_admin.get(&format!("/clinics/{}", c["id"].as_str().unwrap())).await;
+    assert_eq!(s, 200);
+    assert_eq!((again["district"].as_str(), again["postal_code"].as_str()), (Some("NY"), Some("10013")), "{again}");
+
+    let (_, location, _) =
+        decode(http.get(format!("{}/fhir/Location/{}", srv.url, c["id"].as_str().unwrap())).send().await.unwrap())
+            .await;
+    let a = &location["address"];
+    assert_eq!(a["line"], json!(["250 Hudson St"]), "{location}");
+    assert_eq!(
+        (a["city"].as_str(), a["state"].as_str(), a["postalCode"].as_str(), a["country"].as_str()),
+        (Some("New York"), Some("NY"), Some("10013"), Some("US"))
+    );
+    assert_eq!(a["text"], "250 Hudson St, 10013 New York");
+    assert_eq!(location["telecom"], json!([{"system": "phone", "value": "+12125550134", "use": "work"}]));
+
+    // Each wrong part is named; nothing is created.
+    let mut bad = clinic.clone();
+    bad["country"] = json!("USA");
+    bad["phone"] = json!("212 555 0134");
+    bad["postal_code"] = json!("<10013>");
+    let (s, b) = w.clinic_admin.post("/clinics", bad).await;
+    assert_problem(s, &b, 422, "country");
+    assert_eq!(field(&b), ["postal_code", "country", "phone"], "{b}");
+    // Without the parts (as before they existed), a clinic is still created, and FHIR leaves them out.
+    let (s, plain) = w.clinic_admin.get(&format!("/clinics/{}", w.clinic_id)).await;
+    assert_eq!(s, 200);
+    assert!(plain.get("phone").is_none() && plain.get("city").is_none(), "{plain}");
+    let (_, loc, _) =
+        decode(http.get(format!("{}/fhir/Location/{}", srv.url, w.clinic_id)).send().await.unwrap()).await;
+    assert!(loc.get("telecom").is_none() && loc["address"].get("city").is_none(), "{loc}");
+}

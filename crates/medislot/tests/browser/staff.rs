@@ -69,6 +69,34 @@ async fn a_new_doctor_waits_for_verification_then_appears_in_search() {
         "{clinics}"
     );
     screenshot(&clinic, "clinics").await;
+
+    // The clinic admin adds a clinic with its postal address and phone; a wrong
+    // country code is pointed out next to its field, and nothing is created.
+    for (field, value) in [
+        ("#cname", "Cabinet Saint-Martin"),
+        ("#address", "40 rue du Faubourg Saint-Martin"),
+        ("#postal_code", "75010"),
+        ("#city", "Paris"),
+        ("#district", "IDF"),
+        ("#country", "F1"),
+        ("#phone", "+33 1 40 00 00 10"),
+        ("#latitude", "48.8716"),
+        ("#longitude", "2.3580"),
+        ("#time_zone", "Europe/Paris"),
+    ] {
+        fill(&clinic, field, value).await;
+    }
+    press(&clinic, "Create clinic").await;
+    let refused = text(&clinic).await;
+    assert!(refused.contains("ISO 3166-1 alpha-2"), "{refused}");
+    assert!(!refused.contains("40 rue du Faubourg Saint-Martin, 75010 Paris"), "nothing created: {refused}");
+    fill(&clinic, "#country", "FR").await;
+    press(&clinic, "Create clinic").await;
+    let created = text(&clinic).await;
+    assert!(
+        created.contains("40 rue du Faubourg Saint-Martin, 75010 Paris") && created.contains("+33140000010"),
+        "{created}"
+    );
     for b in [doctor, admin, patient, clinic] {
         b.close().await.unwrap();
     }

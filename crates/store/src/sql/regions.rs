@@ -50,9 +50,12 @@ impl SqlStore {
         let mut tx = self.write_tx().await?;
         for c in snap.clinics.iter().filter(|c| c.region == snap.region) {
             sqlx::query(&self.d.sql(
-                "INSERT INTO clinics (id, name, address, latitude, longitude, time_zone, region, policy, created_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
+                                      time_zone, region, policy, created_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address,
+                     city = excluded.city, district = excluded.district, postal_code = excluded.postal_code,
+                     country = excluded.country, phone = excluded.phone,
                      latitude = excluded.latitude, longitude = excluded.longitude, time_zone = excluded.time_zone,
                      policy = excluded.policy
                  WHERE clinics.region = excluded.region",
@@ -60,6 +63,11 @@ impl SqlStore {
             .bind(c.id.to_string())
             .bind(&c.name)
             .bind(&c.address)
+            .bind(&c.postal.city)
+            .bind(&c.postal.district)
+            .bind(&c.postal.postal_code)
+            .bind(&c.postal.country)
+            .bind(&c.phone)
             .bind(c.position.lat)
             .bind(c.position.lon)
             .bind(c.time_zone.as_str())
