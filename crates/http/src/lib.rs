@@ -41,7 +41,7 @@ pub struct AppState {
     /// Where this node writes the published SMART bulk files.
     pub bulk_dir: Arc<std::path::Path>,
     /// The published SMART bulk files.
-    pub published: Arc<fhir::bulk::Published>,
+    pub published: Arc<fhir::publisher::Published>,
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +98,7 @@ impl Default for HttpOptions {
     }
 }
 
-pub use fhir::bulk::Publisher;
+pub use fhir::publisher::Publisher;
 
 /// One node's HTTP application and the background work it needs.
 pub struct Node {
@@ -127,7 +127,7 @@ pub fn node(app: App, options: HttpOptions) -> Node {
         cookies: extract::CookiePolicy { secure: options.https },
         bulk_dir: options.bulk_dir.clone().into(),
         public_reads: Arc::new(throttle::PublicReads::new(options.public_reads_per_second)),
-        published: Arc::new(fhir::bulk::Published::new(&options.public_url)),
+        published: Arc::new(fhir::publisher::Published::new(&options.public_url)),
     };
     let (api, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::accounts::router())

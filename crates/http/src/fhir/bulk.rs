@@ -1,11 +1,13 @@
 //! SMART Scheduling Links: `GET /fhir/$bulk-publish` (the manifest) and its
 //! Location, Schedule and Slot NDJSON files, with `_since` and conditional
 //! requests. The full files are published artefacts: a background task
-//! ([`Publisher`]) writes them to disk when the directory or busy times
+//! ([`super::publisher::Publisher`]) writes them to disk when the directory or busy times
 //! changed, at most once a minute by default, and every reader is served the
 //! last published file (with `ETag` and `Cache-Control`): readers never wait
 //! for a generation and cannot make the node recompute the whole directory.
-//! `_since` answers are small and computed per request.
+//! Slots come in one file per state, each of at most 500 doctors, and
+//! `Slot.ndjson` streams them all. `_since` answers are small and computed
+//! per request.
 
 use super::{invalid, resources as r, Base, FhirError, FhirResult, Params};
 use crate::AppState;
@@ -25,24 +27,24 @@ const DEEP_LINK: &str = "http://fhir-registry.smarthealthit.org/StructureDefinit
 const NDJSON: &str = "application/fhir+ndjson";
 /// How far ahead the Slot file reaches.
 const SLOT_DAYS: i64 = 60;
-const FILES: [&str; 3] = ["Location", "Schedule", "Slot"];
+pub(super) const FILES: [&str; 3] = ["Location", "Schedule", "Slot"];
 
 /// What a publication's answers depend on: the data's last change and the hour
 /// (slots that start drop out as time passes; a weak validator allows that).
-struct Version {
-    last_change: Timestamp,
-    etag: String,
+pub(super) struct Version {
+    pub(super) last_change: Timestamp,
+    pub(super) etag: String,
 }
 
 /// The state of the data every answer is made from, read once.
-struct DataState {
+pub(super) struct DataState {
     /// The data's last change, to the second (the precision the store keeps).
-    changed: Timestamp,
+    pub(super) changed: Timestamp,
     hour: Timestamp,
 }
 
 impl DataState {
-    async fn now(s: &AppState) -> FhirResult<Self> {
+    pub(super) async fn now(s: &AppState) -> FhirResult<Self> {
         let now = s.app.now();
         let hour = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(3600)).unwrap_or(now);
         let changed = s.app.last_change().await?.unwrap_or(Timestamp::UNIX_EPOCH);
@@ -50,7 +52,7 @@ impl DataState {
     }
 
     /// The version of one answer (the manifest or a file, with its `_since`).
-    fn version(&self, what: &str, since: Option<Timestamp>) -> Version {
+    pub(super) fn version(&self, what: &str, since: Option<Timestamp>) -> Version {
         let since = since.map_or(0, |t| t.as_second());
         Version {
             last_change: self.changed.max(self.hour),
@@ -117,13 +119,7 @@ pub async fn manifest(State(s): State<AppState>, base: Base, p: Params, headers:
     let body = json!({
         "transactionTime": Timestamp::from_second(s.app.now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH).to_string(),
         "request": format!("{}/$bulk-publish{q}", base.0),
-        "output": FILES.iter().zip(&s.published.files).map(|(f, file)| {
-            let mut output = json!({"type": f, "url": format!("{}/$bulk-publish/{f}.ndjson{q}", base.0)});
-            if let Some(a) = file.borrow().as_ref().filter(|a| !a.states.is_empty()) {
-                output["extension"] = json!({"state": a.states});
-            }
-            output
-        }).collect::<Vec<_>>(),
+        "output": outputs(&s, &base.0, since),
         "error": [],
     });
     let resp =
@@ -132,8 +128,37 @@ pub async fn manifest(State(s): State<AppState>, base: Base, p: Params, headers:
     Ok(with_validators(resp, &v))
 }
 
+/// The manifest's outputs: each published file with the states it covers
+/// (the Slot files one per state, in bounded parts); with `_since`, one
+/// small file per kind.
+fn outputs(s: &AppState, base: &str, since: Option<Timestamp>) -> Vec<Value> {
+    let q = since_query(since);
+    let mut out = Vec::new();
+    for (kind, file) in FILES.iter().zip(&s.published.files) {
+        let published = file.borrow().clone();
+        let parts = published.map(|a| a.parts).unwrap_or_default();
+        let all: std::collections::BTreeSet<&String> = parts.iter().flat_map(|p| &p.states).collect();
+        if since.is_some() || parts.is_empty() || *kind != "Slot" {
+            let mut output = json!({"type": kind, "url": format!("{base}/$bulk-publish/{kind}.ndjson{q}")});
+            if !all.is_empty() {
+                output["extension"] = json!({"state": all});
+            }
+            out.push(output);
+            continue;
+        }
+        for p in &parts {
+            let mut output = json!({"type": kind, "url": format!("{base}/$bulk-publish/{}.ndjson", p.name)});
+            if !p.states.is_empty() {
+                output["extension"] = json!({"state": p.states});
+            }
+            out.push(output);
+        }
+    }
+    out
+}
+
 /// The directory entries a file covers: all of it, or what changed since `_since`.
-async fn entries(s: &AppState, since: Option<Timestamp>) -> FhirResult<Vec<(DoctorRecord, ClinicRecord)>> {
+pub(super) async fn entries(s: &AppState, since: Option<Timestamp>) -> FhirResult<Vec<(DoctorRecord, ClinicRecord)>> {
     let mut dir = s.app.directory().await?;
     if let Some(t) = since {
         let changed: HashSet<DoctorId> = s.app.doctors_changed_since(t).await?.into_iter().collect();
@@ -155,19 +180,21 @@ pub async fn file(
     p: Params,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let kind = name.strip_suffix(".ndjson").filter(|k| FILES.contains(k)).ok_or_else(|| {
+    let not_found = || {
         FhirError(crate::problem::ApiError::new(
             StatusCode::NOT_FOUND,
             "not-found",
             "Not found",
-            "no such file: Location.ndjson, Schedule.ndjson or Slot.ndjson",
+            "no such file: Location.ndjson, Schedule.ndjson, Slot.ndjson or a Slot file the manifest lists",
         ))
-    })?;
+    };
+    let stem = name.strip_suffix(".ndjson").ok_or_else(not_found)?;
     let since = since(&p)?;
     if since.is_none() {
         // The published file carries its own validators: no need to read the data's.
-        return published(&s, kind, &headers).await;
+        return published(&s, stem, &headers).await;
     }
+    let kind = FILES.iter().copied().find(|k| *k == stem).ok_or_else(not_found)?;
     let v = DataState::now(&s).await?.version(kind, since);
     if not_modified(&headers, &v) {
         return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
@@ -180,7 +207,7 @@ pub async fn file(
 
 /// One file's lines for these directory entries, in chunks: the Location and
 /// Schedule files at once (they are small), the Slot file doctor by doctor.
-fn content(
+pub(super) fn content(
     s: &AppState,
     kind: &str,
     dir: Arc<Vec<(DoctorRecord, ClinicRecord)>>,
@@ -207,49 +234,19 @@ fn content(
     futures::stream::once(async move { Ok(Bytes::from(out)) }).boxed()
 }
 
-/// How often the publisher looks whether the data changed (at most).
-const CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long a reader waits for a node's first publication before a 503.
 const FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// One published file: where it is, what data it reflects, when it was made.
-#[derive(Clone)]
-struct Artefact {
-    path: std::path::PathBuf,
-    /// The ETag readers get: the data's version and when this file was made
-    /// (two files made from data changed within one second differ).
-    etag: String,
-    /// The data's version it was made from.
-    data: String,
-    last_change: Timestamp,
-    made: std::time::Instant,
-    /// When its generation began: a change in that second may not be in it.
-    began: Timestamp,
-    /// The states (a clinic's `district`) its clinics are in: the manifest's
-    /// hint to slot finders that serve some places only.
-    states: Vec<String>,
-}
-
-/// The published files of this node, one per kind: readers take the current
-/// one, the [`Publisher`] replaces it when a new one is complete.
-pub struct Published {
-    files: [tokio::sync::watch::Sender<Option<Artefact>>; 3],
-    /// The web pages' origin, for the booking deep links (never a request's
-    /// `Host`: a reader must not choose the links every other reader gets).
-    origin: String,
-}
-
-impl Published {
-    pub fn new(public_url: &str) -> Self {
-        Self {
-            files: std::array::from_fn(|_| tokio::sync::watch::Sender::new(None)),
-            origin: public_url.trim_end_matches('/').to_string(),
-        }
-    }
-}
-
-async fn published(s: &AppState, kind: &str, headers: &HeaderMap) -> FhirResult<Response> {
-    let index = FILES.iter().position(|f| *f == kind).unwrap_or(0);
+async fn published(s: &AppState, stem: &str, headers: &HeaderMap) -> FhirResult<Response> {
+    let kind = if stem.starts_with("Slot-") { "Slot" } else { stem };
+    let index = FILES.iter().position(|f| *f == kind).ok_or_else(|| {
+        FhirError(crate::problem::ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Not found",
+            "no such file: Location.ndjson, Schedule.ndjson, Slot.ndjson or a Slot file the manifest lists",
+        ))
+    })?;
     let mut current = s.published.files[index].subscribe();
     // Only a node that has not published yet makes its readers wait, briefly.
     let artefact = match tokio::time::timeout(FIRST_WAIT, current.wait_for(Option::is_some)).await {
@@ -266,19 +263,36 @@ async fn published(s: &AppState, kind: &str, headers: &HeaderMap) -> FhirResult<
         e.retry_after = Some(10);
         return Err(FhirError(e));
     };
-    let served = Version { last_change: artefact.last_change, etag: artefact.etag.clone() };
+    let (paths, served) = if stem == kind && kind == "Slot" {
+        (artefact.parts.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), artefact.version(None))
+    } else {
+        let Some(part) = artefact.parts.iter().find(|p| p.name == stem) else {
+            return Err(FhirError(crate::problem::ApiError::not_found(&format!("{stem}.ndjson"))));
+        };
+        (vec![part.path.clone()], artefact.version((kind == "Slot").then_some(part)))
+    };
     let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
     if not_modified(headers, &served) {
         return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
     }
-    // A file replaced meanwhile stays readable through this handle until it is closed.
-    let file = tokio::fs::File::open(&artefact.path).await.map_err(|e| internal(&e))?;
-    let stream = futures::stream::try_unfold(file, |mut f| async move {
+    // Every file is opened before the answer starts: one replaced meanwhile
+    // stays readable through its handle until it is closed.
+    let mut files = std::collections::VecDeque::new();
+    for path in paths {
+        files.push_back(tokio::fs::File::open(&path).await.map_err(|e| internal(&e))?);
+    }
+    let stream = futures::stream::try_unfold(files, |mut files| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 64 * 1024];
-        let n = f.read(&mut buf).await?;
-        buf.truncate(n);
-        Ok::<_, std::io::Error>((n > 0).then(|| (Bytes::from(buf), f)))
+        while let Some(f) = files.front_mut() {
+            let n = f.read(&mut buf).await?;
+            if n > 0 {
+                buf.truncate(n);
+                return Ok::<_, std::io::Error>(Some((Bytes::from(buf), files)));
+            }
+            files.pop_front();
+        }
+        Ok(None)
     });
     let resp =
         ([(header::CONTENT_TYPE, NDJSON), (header::CACHE_CONTROL, "public, max-age=60")], Body::from_stream(stream))
@@ -294,118 +308,6 @@ fn internal(e: &dyn std::fmt::Display) -> FhirError {
         "Internal error",
         "the file could not be read; it has been logged",
     ))
-}
-
-/// The background task that keeps this node's bulk files current: it
-/// publishes them at start, then again whenever the data they reflect changed
-/// and the previous publication is old enough (a minute by default).
-pub struct Publisher {
-    state: AppState,
-    /// The shortest time between two publications of one file.
-    republish: std::time::Duration,
-}
-
-impl Publisher {
-    pub(crate) fn new(state: AppState, republish: std::time::Duration) -> Self {
-        Self { state, republish }
-    }
-
-    /// Publishes until `stop` completes (a generation under way is abandoned).
-    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
-        tokio::pin!(stop);
-        let _ = self.remove_leftovers().await;
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                () = self.publish_changed() => {}
-            }
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(CHECK_EVERY.min(self.republish)) => {}
-            }
-        }
-    }
-
-    /// Temporary files of a generation a previous process did not finish.
-    async fn remove_leftovers(&self) -> std::io::Result<()> {
-        let mut entries = tokio::fs::read_dir(&*self.state.bulk_dir).await?;
-        while let Some(e) = entries.next_entry().await? {
-            if e.file_name().to_string_lossy().ends_with(".tmp") {
-                tokio::fs::remove_file(e.path()).await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn publish_changed(&self) {
-        let data = match DataState::now(&self.state).await {
-            Ok(d) => d,
-            Err(e) => return tracing::warn!(error = %e.0.detail, "bulk files: reading what changed failed; retrying"),
-        };
-        for (index, kind) in FILES.iter().enumerate() {
-            let slot = &self.state.published.files[index];
-            let v = data.version(kind, None);
-            let due = slot.borrow().as_ref().is_none_or(|a| {
-                // Changes are known to the second: one in the second the last
-                // generation began may have come after it read the data.
-                let maybe_missed = data.changed.as_second() >= a.began.as_second();
-                (a.data != v.etag || maybe_missed) && a.made.elapsed() >= self.republish
-            });
-            if !due {
-                continue;
-            }
-            let started = std::time::Instant::now();
-            match self.generate(kind, &v).await {
-                Ok(a) => {
-                    tracing::info!(kind, seconds = started.elapsed().as_secs_f64(), "bulk file published");
-                    slot.send_replace(Some(a));
-                }
-                // Readers keep the previous file; the next check tries again.
-                Err(e) => tracing::warn!(error = %e, kind, "bulk file: publishing failed; retrying"),
-            }
-        }
-    }
-
-    /// Writes one file to a temporary name, then renames it into place: a
-    /// reader opens either the previous file or the new one, never half a file.
-    async fn generate(&self, kind: &str, v: &Version) -> std::io::Result<Artefact> {
-        use futures::StreamExt;
-        use tokio::io::AsyncWriteExt;
-        let s = &self.state;
-        let began = s.app.now();
-        let dir: &std::path::Path = &s.bulk_dir;
-        tokio::fs::create_dir_all(dir).await?;
-        let path = dir.join(format!("{kind}.ndjson"));
-        let tmp = dir.join(format!("{kind}.ndjson.{}.tmp", uuid::Uuid::new_v4().simple()));
-        let mut states = std::collections::BTreeSet::new();
-        let written = async {
-            let mut out = tokio::io::BufWriter::new(tokio::fs::File::create(&tmp).await?);
-            let entries = entries(s, None).await.map_err(|e| std::io::Error::other(e.0.detail))?;
-            states.extend(entries.iter().filter_map(|(_, c)| c.postal.district.clone()));
-            let mut chunks = content(s, kind, Arc::new(entries));
-            while let Some(chunk) = chunks.next().await {
-                out.write_all(&chunk?).await?;
-            }
-            out.flush().await?;
-            out.into_inner().sync_all().await?;
-            tokio::fs::rename(&tmp, &path).await
-        }
-        .await;
-        if written.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        written?;
-        let etag = format!("{}-{}\"", v.etag.trim_end_matches('"'), began.as_millisecond());
-        Ok(Artefact {
-            path,
-            etag,
-            data: v.etag.clone(),
-            last_change: v.last_change,
-            made: std::time::Instant::now(),
-            began,
-            states: states.into_iter().collect(),
-        })
-    }
 }
 
 /// Slots, one doctor per chunk: free ones with a deep link to the booking

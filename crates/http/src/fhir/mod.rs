@@ -5,6 +5,7 @@
 pub(crate) mod bulk;
 mod metadata;
 mod operations;
+pub(crate) mod publisher;
 mod resources;
 mod search;
 

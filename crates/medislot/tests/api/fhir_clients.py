@@ -256,12 +256,23 @@ urls = {o["type"]: o["url"] for o in manifest["output"]}
 assert set(urls) == {"Location", "Schedule", "Slot"}, urls
 locations, _ = ndjson(urls["Location"])
 schedules_pub, _ = ndjson(urls["Schedule"])
-slots_pub, slot_resp = ndjson(urls["Slot"])
 location_ids = {f"Location/{l['id']}" for l in locations}
 # Once published, each output names the states its clinics are in (the demo's:
-# Île-de-France, Auvergne-Rhône-Alpes, New York).
-for o in requests.get(f"{BASE}/$bulk-publish", timeout=60).json()["output"]:
-    assert o["extension"]["state"] == ["ARA", "IDF", "NY"], o
+# Île-de-France, Auvergne-Rhône-Alpes, New York); the Slots come in one file per state.
+outputs = requests.get(f"{BASE}/$bulk-publish", timeout=60).json()["output"]
+for o in outputs:
+    if o["type"] != "Slot":
+        assert o["extension"]["state"] == ["ARA", "IDF", "NY"], o
+slot_files = {o["extension"]["state"][0]: o["url"] for o in outputs if o["type"] == "Slot"}
+assert set(slot_files) == {"ARA", "IDF", "NY"} and all(u.endswith("-1.ndjson") for u in slot_files.values()), slot_files
+slots_pub = []
+for state, url in sorted(slot_files.items()):
+    part, _ = ndjson(url)
+    slots_pub += part
+# Slot.ndjson is every Slot file at once, for readers that want them all.
+SLOT_ALL = f"{BASE}/$bulk-publish/Slot.ndjson"
+whole, slot_resp = ndjson(SLOT_ALL)
+assert sorted(json.dumps(x, sort_keys=True) for x in whole) == sorted(json.dumps(x, sort_keys=True) for x in slots_pub)
 # What slot finders show and filter by: every demo clinic's structured address and phone.
 for l in locations:
     a = l["address"]
@@ -283,8 +294,11 @@ published = {"locations": len(locations), "schedules": len(schedules_pub), "slot
 
 # Conditional requests: the same validators answer 304, with no body.
 etag, modified = slot_resp.headers["etag"], slot_resp.headers["last-modified"]
-assert requests.get(urls["Slot"], headers={"If-None-Match": etag}, timeout=60).status_code == 304
-assert requests.get(urls["Slot"], headers={"If-Modified-Since": modified}, timeout=60).status_code == 304
+assert requests.get(SLOT_ALL, headers={"If-None-Match": etag}, timeout=60).status_code == 304
+assert requests.get(SLOT_ALL, headers={"If-Modified-Since": modified}, timeout=60).status_code == 304
+part_url = slot_files["NY"]
+part_etag = requests.get(part_url, timeout=60).headers["etag"]
+assert part_etag != etag and requests.get(part_url, headers={"If-None-Match": part_etag}, timeout=60).status_code == 304
 assert requests.get(f"{BASE}/$bulk-publish", headers={"If-None-Match": m.headers["etag"]}, timeout=60).status_code == 304
 
 # The deep link opens the booking page; signing in and booking books exactly that slot.
@@ -312,11 +326,11 @@ assert again_page.status_code == 409 and "just taken" in again_page.text and "/b
 
 # `_since`: what changed since before the booking, with the booked slot now busy.
 since = before.strftime("%Y-%m-%dT%H:%M:%SZ")
-changed, _ = ndjson(f"{urls['Slot']}?_since={since}")
+changed, _ = ndjson(f"{SLOT_ALL}?_since={since}")
 assert any(sl["id"] == target["id"] and sl["status"] == "busy" for sl in changed), "the booked slot is reported busy"
 assert len(changed) < len(slots_pub), "_since returns only what changed"
 future = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-assert ndjson(f"{urls['Slot']}?_since={future}")[0] == []
+assert ndjson(f"{SLOT_ALL}?_since={future}")[0] == []
 
 if DUMP:
     DUMP.close()

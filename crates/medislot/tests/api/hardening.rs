@@ -504,8 +504,12 @@ async fn expensive_public_reads_are_limited_per_client_and_bulk_files_are_publis
     let etag = first.headers()["etag"].to_str().unwrap().to_string();
     let body = first.text().await.unwrap();
     assert!(body.lines().count() > 10, "{body}");
-    let on_disk = srv.data_dir.join("bulk/Slot.ndjson");
-    let made = std::fs::metadata(&on_disk).expect("published on disk").modified().unwrap();
+    let on_disk = std::fs::read_dir(srv.data_dir.join("bulk"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("Slot-"))
+        .expect("a Slot file published on disk");
+    let made = std::fs::metadata(&on_disk).unwrap().modified().unwrap();
     // A change within the minute is not published yet (it is, at most a minute later).
     let slots = free_slots(&p, &w.doctor_id).await;
     assert_eq!(p.post("/appointments", json!({"slot_id": slots[2]["slot_id"]})).await.0, 201);
