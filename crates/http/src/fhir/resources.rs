@@ -86,6 +86,42 @@ fn service_type(m: Mode) -> Value {
     json!({"coding": [{"system": MODE_SYSTEM, "code": mode_code(m), "display": mode_display(m)}], "text": mode_display(m)})
 }
 
+/// HL7's service-type code system (R4), which SMART Scheduling Links' slot
+/// finders read a Schedule's service from.
+const SERVICE_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/service-type";
+
+/// The HL7 service type of a specialty: the code system's own entry for the
+/// common ones, "Medical Specialists" for any other a doctor names.
+fn hl7_service_type(specialty: &str) -> (&'static str, &'static str) {
+    match specialty {
+        "general-practice" => ("124", "General Practice/GP (doctor)"),
+        "cardiology" => ("165", "Cardiology"),
+        "dermatology" => ("168", "Dermatology"),
+        "endocrinology" => ("169", "Endocrinology"),
+        "neurology" => ("177", "Neurology"),
+        "gynecology" => ("186", "Obstetrics & Gynaecology"),
+        "pediatrics" => ("200", "Paediatric Medicine"),
+        "ophthalmology" => ("217", "Ophthalmology"),
+        "orthopedics" => ("218", "Orthopaedic surgery"),
+        "ent" => ("219", "Otolaryngology - Head & Neck Surgery"),
+        "psychiatry" => ("141", "Psychiatry (requires referral)"),
+        "physiotherapy" => ("65", "Physiotherapy"),
+        _ => ("383", "Medical Specialists"),
+    }
+}
+
+/// A Schedule's services: how it is held (in person, online) first, as the
+/// facade's searches and `$book` read it, then each specialty's HL7 service type.
+fn schedule_services(d: &DoctorRecord, mode: Mode) -> Vec<Value> {
+    let mut codes: Vec<(&str, &str)> = d.specialties.iter().map(|s| hl7_service_type(s)).collect();
+    codes.dedup();
+    std::iter::once(service_type(mode))
+        .chain(codes.into_iter().map(|(code, display)| {
+            json!({"coding": [{"system": SERVICE_TYPE_SYSTEM, "code": code, "display": display}], "text": display})
+        }))
+        .collect()
+}
+
 fn specialty(s: &str) -> Value {
     json!({"coding": [{"system": SPECIALTY_SYSTEM, "code": s}], "text": s})
 }
@@ -177,7 +213,7 @@ pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) 
         "id": schedule_id(d.id, mode),
         "meta": {"versionId": schedule_version(d, now), "lastUpdated": instant(d.updated_at.max(today))},
         "active": true,
-        "serviceType": [service_type(mode)],
+        "serviceType": schedule_services(d, mode),
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
         // The Location first: SMART Scheduling Links' slot finders read the first actor as the place.
         "actor": [

@@ -282,6 +282,8 @@ for l in locations:
 schedule_ids = {f"Schedule/{s['id']}" for s in schedules_pub}
 for sc in schedules_pub:
     assert sc["actor"][0]["reference"] in location_ids, f"Schedule {sc['id']}: the first actor is not a published Location"
+    hl7 = [c for t in sc["serviceType"] for c in t["coding"] if c["system"] == "http://terminology.hl7.org/CodeSystem/service-type"]
+    assert hl7 and all(c["code"].isdigit() and c["display"] for c in hl7), f"Schedule {sc['id']}: no HL7 service type"
 links = {}
 for sl in slots_pub:
     assert sl["schedule"]["reference"] in schedule_ids, f"Slot {sl['id']} references no published Schedule"
