@@ -5,9 +5,10 @@
 //! It is generated from the same handlers and extractors that answer, so it
 //! cannot promise what the server refuses.
 
+use axum::http::Method;
 use utoipa::openapi::{
     header::HeaderBuilder,
-    path::{HttpMethod, Operation, ParameterIn},
+    path::{Operation, ParameterIn},
     ContentBuilder, OpenApi, Ref, RefOr, Response,
 };
 
@@ -37,11 +38,11 @@ impl utoipa::Modify for BearerAuth {
 pub(crate) fn complete(doc: &mut OpenApi) {
     for (path, item) in doc.paths.paths.iter_mut() {
         let methods = [
-            (HttpMethod::Get, &mut item.get),
-            (HttpMethod::Put, &mut item.put),
-            (HttpMethod::Post, &mut item.post),
-            (HttpMethod::Delete, &mut item.delete),
-            (HttpMethod::Patch, &mut item.patch),
+            (Method::GET, &mut item.get),
+            (Method::PUT, &mut item.put),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
         ];
         for (method, op) in methods {
             if let Some(op) = op.as_mut() {
@@ -51,7 +52,7 @@ pub(crate) fn complete(doc: &mut OpenApi) {
     }
 }
 
-fn complete_operation(path: &str, method: &HttpMethod, op: &mut Operation) {
+fn complete_operation(path: &str, method: &Method, op: &mut Operation) {
     let params = op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     let body = op.request_body.is_some();
     let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
@@ -76,12 +77,7 @@ fn complete_operation(path: &str, method: &HttpMethod, op: &mut Operation) {
     if body || op.parameters.as_ref().is_some_and(|p| p.iter().any(|p| p.parameter_in == ParameterIn::Query)) {
         add("422", "A field is invalid: `errors` names each one");
     }
-    let http_method = match method {
-        HttpMethod::Get => axum::http::Method::GET,
-        HttpMethod::Post => axum::http::Method::POST,
-        _ => axum::http::Method::PUT,
-    };
-    if crate::throttle::is_expensive_public_read(&http_method, &format!("/api/v1{path}")) {
+    if crate::throttle::is_expensive_public_read(method, &format!("/api/v1{path}")) {
         add("429", "Too many anonymous reads from this client: wait for Retry-After");
     }
     add("503", "The database is unavailable or the request ran out of time: retry after Retry-After");
