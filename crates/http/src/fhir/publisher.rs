@@ -29,7 +29,7 @@ pub(super) struct Part {
     /// Its name without `.ndjson`: `Location`, `Schedule`, `Slot-NY-1`.
     pub(super) name: String,
     pub(super) path: std::path::PathBuf,
-    /// The states (a clinic's `district`) its clinics are in: the manifest's
+    /// The states (a clinic's district, else its country) its clinics are in: the manifest's
     /// hint to slot finders that serve some places only.
     pub(super) states: Vec<String>,
 }
@@ -165,8 +165,9 @@ impl Publisher {
         }
     }
 
-    /// Writes one file to a temporary name, then renames it into place: a
-    /// reader opens either the previous file or the new one, never half a file.
+    /// Writes each file of a publication to a temporary name, then renames
+    /// them into place: a reader opens a previous file or a new one, never
+    /// half a file.
     async fn generate(&self, kind: &str, v: &Version) -> std::io::Result<Artefact> {
         use futures::StreamExt;
         use tokio::io::AsyncWriteExt;
@@ -178,8 +179,7 @@ impl Publisher {
         let groups = if kind == "Slot" {
             slot_parts(entries)
         } else {
-            let states: std::collections::BTreeSet<String> =
-                entries.iter().filter_map(|(_, c)| c.postal.district.clone()).collect();
+            let states: std::collections::BTreeSet<String> = entries.iter().filter_map(|(_, c)| state_of(c)).collect();
             vec![(kind.to_string(), states.into_iter().collect(), entries)]
         };
         let mut parts = Vec::new();
@@ -225,9 +225,13 @@ impl Publisher {
 /// clinic's district, else its country), at most [`SLOT_FILE_DOCTORS`]
 /// doctors per file. Returns each file's name, states and entries.
 fn slot_parts(mut dir: Vec<Entry>) -> Vec<Group<Entry>> {
-    let state = |c: &ClinicRecord| c.postal.district.clone().or_else(|| c.postal.country.clone());
-    dir.sort_by_key(|(d, c)| (state(c), d.id.0));
-    split_by_state(dir, |(_, c)| state(c), SLOT_FILE_DOCTORS)
+    dir.sort_by_key(|(d, c)| (state_of(c), d.id.0));
+    split_by_state(dir, |(_, c)| state_of(c), SLOT_FILE_DOCTORS)
+}
+
+/// The state a clinic's files are listed under: its district, else its country.
+fn state_of(c: &ClinicRecord) -> Option<String> {
+    c.postal.district.clone().or_else(|| c.postal.country.clone())
 }
 
 /// Items sorted by state, in files of at most `max` items of one state each,
