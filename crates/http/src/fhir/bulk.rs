@@ -180,21 +180,13 @@ pub async fn file(
     p: Params,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let not_found = || {
-        FhirError(crate::problem::ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            "no such file: Location.ndjson, Schedule.ndjson, Slot.ndjson or a Slot file the manifest lists",
-        ))
-    };
-    let stem = name.strip_suffix(".ndjson").ok_or_else(not_found)?;
+    let stem = name.strip_suffix(".ndjson").ok_or_else(no_such_file)?;
     let since = since(&p)?;
     if since.is_none() {
         // The published file carries its own validators: no need to read the data's.
         return published(&s, stem, &headers).await;
     }
-    let kind = FILES.iter().copied().find(|k| *k == stem).ok_or_else(not_found)?;
+    let kind = FILES.iter().copied().find(|k| *k == stem).ok_or_else(no_such_file)?;
     let v = DataState::now(&s).await?.version(kind, since);
     if not_modified(&headers, &v) {
         return Ok(with_validators(StatusCode::NOT_MODIFIED.into_response(), &v));
@@ -237,16 +229,19 @@ pub(super) fn content(
 /// How long a reader waits for a node's first publication before a 503.
 const FIRST_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
+fn no_such_file() -> FhirError {
+    FhirError(crate::problem::ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "Not found",
+        "no such file: Location.ndjson, Schedule.ndjson, Slot.ndjson or a Slot file the manifest lists",
+    ))
+}
+
+/// A published file (`Slot` alone: every Slot file, one after the other).
 async fn published(s: &AppState, stem: &str, headers: &HeaderMap) -> FhirResult<Response> {
     let kind = if stem.starts_with("Slot-") { "Slot" } else { stem };
-    let index = FILES.iter().position(|f| *f == kind).ok_or_else(|| {
-        FhirError(crate::problem::ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            "Not found",
-            "no such file: Location.ndjson, Schedule.ndjson, Slot.ndjson or a Slot file the manifest lists",
-        ))
-    })?;
+    let index = FILES.iter().position(|f| *f == kind).ok_or_else(no_such_file)?;
     let mut current = s.published.files[index].subscribe();
     // Only a node that has not published yet makes its readers wait, briefly.
     let artefact = match tokio::time::timeout(FIRST_WAIT, current.wait_for(Option::is_some)).await {

@@ -29,8 +29,8 @@ pub(super) struct Part {
     /// Its name without `.ndjson`: `Location`, `Schedule`, `Slot-NY-1`.
     pub(super) name: String,
     pub(super) path: std::path::PathBuf,
-    /// The states (a clinic's district, else its country) its clinics are in: the manifest's
-    /// hint to slot finders that serve some places only.
+    /// The states (a clinic's district, else its country) its clinics are
+    /// in: the manifest's hint to slot finders that serve some places only.
     pub(super) states: Vec<String>,
 }
 
@@ -41,13 +41,13 @@ pub(super) struct Artefact {
     pub(super) parts: Vec<Part>,
     /// The ETag readers get: the data's version and when this publication was
     /// made (two made from data changed within one second differ).
-    pub(super) etag: String,
+    etag: String,
     /// The data's version it was made from.
-    pub(super) data: String,
-    pub(super) last_change: Timestamp,
-    pub(super) made: std::time::Instant,
+    data: String,
+    last_change: Timestamp,
+    made: std::time::Instant,
     /// When its generation began: a change in that second may not be in it.
-    pub(super) began: Timestamp,
+    began: Timestamp,
 }
 
 impl Artefact {
@@ -79,7 +79,6 @@ impl Published {
     }
 }
 
-/// A published file (`Slot` alone: every Slot file, one after the other).
 /// The background task that keeps this node's bulk files current: it
 /// publishes them at start, then again whenever the data they reflect changed
 /// and the previous publication is old enough (a minute by default).
