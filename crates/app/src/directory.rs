@@ -56,8 +56,18 @@ pub struct ClinicInput {
     pub policy: Option<String>,
 }
 
+/// A platform admin's decisions on a doctor, as the API spells them.
+const VERIFICATION_DECISIONS: [(&str, VerificationState); 3] = [
+    ("verified", VerificationState::Verified),
+    ("rejected", VerificationState::Rejected),
+    ("suspended", VerificationState::Suspended),
+];
+
+/// The answers to a request to join a clinic (or to its invitation): accept or decline.
+pub const MEMBERSHIP_DECISIONS: [(&str, bool); 2] = [("accept", true), ("decline", false)];
+
 fn decision() -> utoipa::openapi::Object {
-    medislot_domain::schemas::one_of(&["verified", "rejected", "suspended"], false)
+    medislot_domain::schemas::one_of(&VERIFICATION_DECISIONS.map(|(name, _)| name), false)
 }
 
 fn policy_or_null() -> utoipa::openapi::Object {
@@ -414,12 +424,11 @@ impl App {
             return Err(AppError::Forbidden("only platform admins verify doctors"));
         }
         let mut d = self.store.doctor(id).await?.ok_or(AppError::NotFound("doctor"))?;
-        let state = match v.decision.as_str() {
-            "verified" => VerificationState::Verified,
-            "rejected" => VerificationState::Rejected,
-            "suspended" => VerificationState::Suspended,
-            _ => return Err(Invalid::field("decision", "must be verified, rejected or suspended").into()),
-        };
+        let state = VERIFICATION_DECISIONS
+            .iter()
+            .find(|(name, _)| *name == v.decision)
+            .map(|(_, state)| *state)
+            .ok_or_else(|| Invalid::field("decision", "must be verified, rejected or suspended"))?;
         let reason = v.reason.as_deref().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string);
         if state != VerificationState::Verified && reason.is_none() {
             return Err(Invalid::field("reason", "is required when rejecting or suspending").into());
@@ -463,11 +472,11 @@ impl App {
         decision: &str,
     ) -> Result<DoctorRecord, AppError> {
         let actor = require(actor)?;
-        let accept = match decision {
-            "accept" => true,
-            "decline" => false,
-            _ => return Err(Invalid::field("decision", "must be accept or decline").into()),
-        };
+        let accept = MEMBERSHIP_DECISIONS
+            .iter()
+            .find(|(name, _)| *name == decision)
+            .map(|(_, accept)| *accept)
+            .ok_or_else(|| Invalid::field("decision", "must be accept or decline"))?;
         let mut d = self.store.doctor(id).await?.ok_or(AppError::NotFound("doctor"))?;
         match d.membership {
             Membership::Requested => {

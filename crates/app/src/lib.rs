@@ -17,7 +17,9 @@ pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
 pub use availability::{SearchHit, SearchPage, SearchParams, SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
-pub use directory::{ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification};
+pub use directory::{
+    ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification, MEMBERSHIP_DECISIONS,
+};
 pub use error::AppError;
 pub use notifications::{
     new_secret, WaitlistInput, WebhookInput, DELIVERIES_LIMIT, NOTIFICATIONS_LIMIT, WEBHOOK_EVENTS,

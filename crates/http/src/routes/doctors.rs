@@ -91,7 +91,7 @@ struct MembershipBody {
 }
 
 fn membership_decision() -> utoipa::openapi::Object {
-    medislot_domain::schemas::one_of(&["accept", "decline"], false)
+    medislot_domain::schemas::one_of(&medislot_app::MEMBERSHIP_DECISIONS.map(|(name, _)| name), false)
 }
 
 /// The other side answers: a clinic admin accepts or declines a doctor's request

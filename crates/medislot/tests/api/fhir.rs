@@ -5,21 +5,6 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const DEMO_PASSWORD: &str = "demo-password";
-
-async fn demo_token(srv: &TestServer, email: &str) -> String {
-    let r = client()
-        .post(srv.api("/auth/login"))
-        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    let status = r.status();
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(status, 200, "demo login {email}: {v}");
-    v["token"].as_str().unwrap().to_string()
-}
-
 fn python() -> String {
     std::env::var("MEDISLOT_TEST_PYTHON").unwrap_or_else(|_| {
         panic!(

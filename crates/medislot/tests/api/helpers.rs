@@ -13,6 +13,8 @@ use std::{
 };
 
 pub const PASSWORD: &str = "correct horse battery";
+/// The password of every account `serve --demo` seeds.
+pub const DEMO_PASSWORD: &str = "demo-password";
 /// The operators' token every test server takes (`--ops-token`), for /metrics and /regions.
 pub const OPS_TOKEN: &str = "test-operators-token-0123456789";
 pub const BIN: &str = env!("CARGO_BIN_EXE_medislot");
@@ -299,6 +301,20 @@ pub async fn login(srv: &TestServer, http: &Client, email: &str) -> User {
         base: srv.url.clone(),
         http: http.clone(),
     }
+}
+
+/// A bearer token for one of the accounts `serve --demo` seeds.
+pub async fn demo_token(srv: &TestServer, email: &str) -> String {
+    let r = client()
+        .post(srv.api("/auth/login"))
+        .json(&json!({"email": email, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "demo login {email}: {v}");
+    v["token"].as_str().unwrap().to_string()
 }
 
 /// A clinic with one verified doctor working every day, 00:00–23:30 Paris time, in 30-minute slots.

@@ -7,24 +7,9 @@ use crate::helpers::*;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-const DEMO_PASSWORD: &str = "demo-password";
 /// Test cases per operation and phase: bounded, with a fixed seed, so a run is
 /// repeatable and takes about a minute per caller.
 const EXAMPLES: &str = "25";
-
-async fn demo_token(srv: &TestServer, email: &str) -> String {
-    let (status, v, _) = decode(
-        client()
-            .post(srv.api("/auth/login"))
-            .json(&json!({"email": email, "password": DEMO_PASSWORD}))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200, "demo login {email}: {v}");
-    v["token"].as_str().unwrap().to_string()
-}
 
 /// One schemathesis run over the whole document, every check and phase.
 fn schemathesis(srv: &TestServer, who: &str, token: Option<&str>) -> std::thread::JoinHandle<(String, bool, String)> {
