@@ -26,11 +26,10 @@ pub struct Registration {
 }
 
 /// The roles one signs up for (platform admins are made by operators).
+const SIGN_UP_ROLES: [Role; 3] = [Role::Patient, Role::Doctor, Role::ClinicAdmin];
+
 fn sign_up_role() -> utoipa::openapi::Object {
-    medislot_domain::schemas::one_of(
-        &[Role::Patient.as_str(), Role::Doctor.as_str(), Role::ClinicAdmin.as_str()],
-        false,
-    )
+    medislot_domain::schemas::one_of(&SIGN_UP_ROLES.map(Role::as_str), false)
 }
 
 #[derive(Debug, Clone)]
@@ -98,15 +97,10 @@ impl App {
         let email = errs.take(Email::parse("email", &r.email));
         let name = errs.take(parse_name("name", &r.name, 200));
         check_password("password", &r.password, &mut errs);
-        let role = match r.role.as_str() {
-            "patient" => Some(Role::Patient),
-            "doctor" => Some(Role::Doctor),
-            "clinic_admin" => Some(Role::ClinicAdmin),
-            _ => {
-                errs.push("role", "must be patient, doctor or clinic_admin");
-                None
-            }
-        };
+        let role = SIGN_UP_ROLES.into_iter().find(|role| role.as_str() == r.role);
+        if role.is_none() {
+            errs.push("role", "must be patient, doctor or clinic_admin");
+        }
         errs.finish()?;
         let (Some(email), Some(name), Some(role)) = (email, name, role) else {
             return Err(AppError::Internal("validated fields missing".into()));
