@@ -47,6 +47,10 @@ pub struct Metrics {
     pub bookings: Family<BookingLabels, Counter>,
     pub availability_cache: Family<CacheLabels, Counter>,
     holds_expired: Counter<u64, AtomicU64>,
+    writes_waiting: Gauge,
+    writes_refused: Counter<u64, AtomicU64>,
+    writes_committed: Counter<u64, AtomicU64>,
+    write_groups: Counter<u64, AtomicU64>,
     pool_connections: Gauge,
     pool_idle: Gauge,
     cache_age: Gauge<f64, std::sync::atomic::AtomicU64>,
@@ -78,6 +82,22 @@ impl Default for Metrics {
         );
         let holds_expired = Counter::<u64, AtomicU64>::default();
         registry.register("holds_expired", "Holds released because they ran out (this node)", holds_expired.clone());
+        let writes_waiting = Gauge::default();
+        registry.register("db_writes_waiting", "Writes queued for the database now", writes_waiting.clone());
+        let writes_refused = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "db_writes_refused",
+            "Writes refused at once because the database's queue was full (answered 503)",
+            writes_refused.clone(),
+        );
+        let writes_committed = Counter::<u64, AtomicU64>::default();
+        registry.register("db_writes_committed", "Writes committed by this node", writes_committed.clone());
+        let write_groups = Counter::<u64, AtomicU64>::default();
+        registry.register(
+            "db_write_groups",
+            "Transactions this node's writes were committed in (SQLite commits several at once)",
+            write_groups.clone(),
+        );
         let pool_connections = Gauge::default();
         registry.register(
             "db_pool_connections",
@@ -150,6 +170,10 @@ impl Default for Metrics {
             bookings,
             availability_cache,
             holds_expired,
+            writes_waiting,
+            writes_refused,
+            writes_committed,
+            write_groups,
             pool_connections,
             pool_idle,
             cache_age,
@@ -211,9 +235,18 @@ impl Metrics {
         self.directory_age.set(directory_age.unwrap_or_default().as_secs_f64());
         self.pool_connections.set(i64::from(store.pool_connections));
         self.pool_idle.set(i64::from(store.pool_idle));
-        let seen = self.holds_expired.get();
-        if store.holds_expired > seen {
-            self.holds_expired.inc_by(store.holds_expired - seen);
+        self.writes_waiting.set(i64::try_from(store.writes_waiting).unwrap_or(i64::MAX));
+        for (counter, total) in [
+            (&self.holds_expired, store.holds_expired),
+            (&self.writes_refused, store.writes_refused),
+            (&self.writes_committed, store.writes_committed),
+            (&self.write_groups, store.write_groups),
+        ] {
+            // The store counts; the registry's counters follow its totals.
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
         }
         let mut out = String::new();
         // Writing to a String cannot fail.

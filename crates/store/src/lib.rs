@@ -8,6 +8,8 @@ mod notify;
 mod records;
 mod regions;
 pub mod sql;
+pub mod sqlite;
+mod values;
 
 pub use notify::*;
 pub use records::*;
@@ -160,11 +162,21 @@ pub struct StoreStats {
     pub pool_idle: u32,
     /// Holds released because they ran out, by this process since it started.
     pub holds_expired: u64,
+    /// Writes queued for the database now (SQLite's writer; 0 where the database queues them).
+    pub writes_waiting: u64,
+    /// Writes refused at once because the queue was full (admission control), since start.
+    pub writes_refused: u64,
+    /// Writes committed, and the transactions they were committed in (SQLite
+    /// group-commits several writes in one), since start.
+    pub writes_committed: u64,
+    pub write_groups: u64,
 }
 
 /// Opens the backend named by the URL's scheme and brings its schema up to date.
 pub async fn connect(url: &str, options: &ConnectOptions) -> Result<DynStore> {
-    if url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:") {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Ok(Arc::new(sql::SqlStore::connect(url, options).await?))
     } else {
         Err(StoreError::Internal(format!("unsupported database URL {url:?}: use sqlite:PATH or postgres://…")))

@@ -4,6 +4,7 @@
 //! a time, across connections and processes), a PostgreSQL exclusion constraint
 //! over time ranges. Both are named `appointments_no_overlap`.
 
+use crate::values::*;
 use crate::*;
 use futures::TryStreamExt;
 use jiff::Timestamp;
@@ -21,21 +22,11 @@ use uuid::Uuid;
 mod notifications;
 mod regions;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
-const ACTIVE: &str = "('held', 'pending', 'booked', 'arrived')";
-
-const USER_COLS: &str = "u.id AS u_id, u.email AS u_email, u.password_hash AS u_password_hash, u.role AS u_role, u.name AS u_name, u.created_at AS u_created_at";
-const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_address, c.city AS c_city, c.district AS c_district, c.postal_code AS c_postal_code, c.country AS c_country, c.phone AS c_phone, c.latitude AS c_latitude, c.longitude AS c_longitude, c.time_zone AS c_time_zone, c.region AS c_region, c.policy AS c_policy, c.created_at AS c_created_at";
-const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.membership AS d_membership, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
-const APPT_COLS: &str = "a.id AS a_id, a.doctor_id AS a_doctor_id, a.patient_id AS a_patient_id, a.start_at AS a_start_at, a.end_at AS a_end_at, a.mode AS a_mode, a.reason AS a_reason, a.status AS a_status, a.version AS a_version, a.origin_region AS a_origin_region, a.hold_expires_at AS a_hold_expires_at, a.cancel_reason AS a_cancel_reason, a.cancelled_by AS a_cancelled_by, a.created_at AS a_created_at, a.updated_at AS a_updated_at";
-
-/// A write transaction together with the process's SQLite write turn, which
-/// is given back once the transaction is committed or dropped (rolled back).
+/// A write transaction.
 struct WriteTx {
     tx: Transaction<'static, Any>,
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl std::ops::Deref for WriteTx {
@@ -51,51 +42,9 @@ impl std::ops::DerefMut for WriteTx {
     }
 }
 
-/// The queue of this process's SQLite writers: a fair (FIFO) lock, waited for
-/// no longer than the busy timeout, and joined by at most [`MAX_QUEUED_WRITES`]
-/// at a time: beyond that an overloaded node answers 503 at once (the client
-/// retries later) instead of piling up requests, their memory and their wait.
-struct WriteTurn {
-    lock: std::sync::Arc<tokio::sync::Mutex<()>>,
-    patience: std::time::Duration,
-    queued: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-}
-
-/// About a second of SQLite bookings on two cores.
-const MAX_QUEUED_WRITES: usize = 512;
-
-/// One place in the writers' queue, left when dropped (taken, timed out or cancelled).
-struct Queued(std::sync::Arc<std::sync::atomic::AtomicUsize>);
-
-impl Drop for Queued {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-    }
-}
-
-impl WriteTurn {
-    fn new(patience: std::time::Duration) -> Self {
-        Self { lock: Default::default(), patience, queued: Default::default() }
-    }
-
-    async fn take(&self) -> Result<tokio::sync::OwnedMutexGuard<()>> {
-        let place = Queued(self.queued.clone());
-        if self.queued.fetch_add(1, std::sync::atomic::Ordering::SeqCst) >= MAX_QUEUED_WRITES {
-            return Err(StoreError::Unavailable("too many writes waiting for the database".into()));
-        }
-        let turn = tokio::time::timeout(self.patience, self.lock.clone().lock_owned())
-            .await
-            .map_err(|_| StoreError::Unavailable("too many writes waiting for the database".into()));
-        drop(place);
-        turn
-    }
-}
-
-/// Which SQL dialect the pool speaks; the SQL text is written once, with `?`
-/// placeholders, and adapted here.
+/// The SQL text is written with `?` placeholders and numbered here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Dialect {
-    Sqlite,
     Postgres,
 }
 
@@ -104,7 +53,6 @@ impl Dialect {
     /// (`$1`, `$2`…) and calls SQLite's `instr` `strpos`.
     pub fn sql(self, sql: &str) -> String {
         match self {
-            Dialect::Sqlite => sql.to_string(),
             Dialect::Postgres => {
                 let mut out = String::with_capacity(sql.len() + 16);
                 let mut n = 0;
@@ -123,16 +71,10 @@ impl Dialect {
     }
 }
 
-/// Both backends: one implementation over sqlx's runtime-generic driver, so
-/// that every behaviour is written once and the conformance suite catches drift.
+/// The PostgreSQL backend, over sqlx's runtime-generic driver.
 pub struct SqlStore {
     pool: AnyPool,
     d: Dialect,
-    /// SQLite has one writer at a time. This process's writers take turns here,
-    /// first come first served, instead of polling the file lock with SQLite's
-    /// busy handler, which sleeps up to 100 ms between polls and lets an unlucky
-    /// writer starve under load. Other processes still meet the busy timeout.
-    write_turn: Option<WriteTurn>,
     /// Holds this process released because they ran out (committed), for metrics.
     holds_expired: std::sync::atomic::AtomicU64,
 }
@@ -140,14 +82,7 @@ pub struct SqlStore {
 impl SqlStore {
     pub async fn connect(url: &str, options: &crate::ConnectOptions) -> Result<Self> {
         sqlx::any::install_default_drivers();
-        let d = if url.starts_with("sqlite:") { Dialect::Sqlite } else { Dialect::Postgres };
-        let url = match d {
-            // Create the file on first start.
-            Dialect::Sqlite if !url.contains("mode=") => {
-                format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
-            }
-            _ => url.to_string(),
-        };
+        let d = Dialect::Postgres;
         let busy_ms = options.busy_timeout.as_millis();
         let statement_ms = options.statement_timeout.as_millis();
         let pool = AnyPoolOptions::new()
@@ -155,30 +90,18 @@ impl SqlStore {
             .acquire_timeout(options.busy_timeout)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    let setup: Vec<String> = match d {
-                        Dialect::Sqlite => vec![
-                            "PRAGMA journal_mode = WAL".into(),
-                            // FULL: a commit is on disk before the client hears 201 (P2), even on power loss.
-                            "PRAGMA synchronous = FULL".into(),
-                            "PRAGMA foreign_keys = ON".into(),
-                            format!("PRAGMA busy_timeout = {busy_ms}"),
-                        ],
-                        Dialect::Postgres => vec![
-                            format!("SET statement_timeout = {statement_ms}"),
-                            format!("SET lock_timeout = {busy_ms}"),
-                        ],
-                    };
+                    let setup =
+                        [format!("SET statement_timeout = {statement_ms}"), format!("SET lock_timeout = {busy_ms}")];
                     for stmt in setup {
                         sqlx::query(&stmt).execute(&mut *conn).await?;
                     }
                     Ok(())
                 })
             })
-            .connect(&url)
+            .connect(url)
             .await
             .map_err(map_err)?;
-        let write_turn = (d == Dialect::Sqlite).then(|| WriteTurn::new(options.busy_timeout));
-        let store = Self { pool, d, write_turn, holds_expired: Default::default() };
+        let store = Self { pool, d, holds_expired: Default::default() };
         if options.migrate {
             store.migrate().await?;
         }
@@ -186,11 +109,7 @@ impl SqlStore {
     }
 
     pub async fn migrate(&self) -> Result<()> {
-        let migrator = match self.d {
-            Dialect::Sqlite => &SQLITE_MIGRATIONS,
-            Dialect::Postgres => &POSTGRES_MIGRATIONS,
-        };
-        migrator.run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
+        POSTGRES_MIGRATIONS.run(&self.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))
     }
 
     /// One row by a text key, decoded, or `None`.
@@ -200,33 +119,17 @@ impl SqlStore {
         row.as_ref().map(decode).transpose()
     }
 
-    /// A write transaction. SQLite: `BEGIN IMMEDIATE` takes the single write
-    /// lock up front. PostgreSQL: READ COMMITTED, with per-doctor advisory locks
+    /// A write transaction: READ COMMITTED, with per-doctor advisory locks
     /// taken by the writes that read before they write (see [`Self::lock`]).
     async fn write_tx(&self) -> Result<WriteTx> {
-        let turn = self.write_turn().await?;
-        let tx = match self.d {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?,
-            Dialect::Postgres => self.pool.begin().await.map_err(map_err)?,
-        };
-        Ok(WriteTx { tx, _turn: turn })
+        Ok(WriteTx { tx: self.pool.begin().await.map_err(map_err)? })
     }
 
-    /// This process's turn to write (SQLite), for a transaction or a single
-    /// autocommit statement; `None` where the database arbitrates (PostgreSQL).
-    async fn write_turn(&self) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
-        match &self.write_turn {
-            Some(turn) => turn.take().await.map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// One autocommit write, in this process's turn to write (see [`WriteTurn`]).
+    /// One autocommit write.
     async fn execute_write<'q>(
         &self,
         query: sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>,
     ) -> Result<sqlx::any::AnyQueryResult> {
-        let _turn = self.write_turn().await?;
         query.execute(&self.pool).await.map_err(map_err)
     }
 
@@ -330,7 +233,7 @@ impl SqlStore {
     /// is honest instead: the client sees no answer, and its retry with the same
     /// Idempotency-Key is answered from whatever the database really holds.
     async fn commit(&self, mut tx: WriteTx) -> Result<()> {
-        if self.d == Dialect::Postgres {
+        {
             sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(map_err)?;
         }
         tx.tx.commit().await.map_err(map_err)
@@ -555,7 +458,7 @@ impl SqlStore {
     /// of the transaction on PostgreSQL; SQLite already holds its write lock.
     /// The overlap constraint, not this lock, is what guarantees P1.
     async fn lock(&self, tx: &mut WriteTx, key: &str) -> Result<()> {
-        if self.d == Dialect::Postgres {
+        {
             sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))::text AS locked")
                 .bind(key)
                 .fetch_one(&mut **tx)
@@ -586,14 +489,6 @@ where
             other => return other,
         }
     }
-}
-
-/// Who changed an appointment, when, and the outbox topic and audit detail of the change.
-struct Event<'a> {
-    actor: Option<UserId>,
-    at: Timestamp,
-    topic: &'a str,
-    detail: Option<&'a str>,
 }
 
 /// One place where the databases' errors become the store's: the overlap
@@ -632,32 +527,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn secs(t: Timestamp) -> i64 {
-    t.as_second()
-}
-
-fn from_secs(s: i64) -> Result<Timestamp> {
-    Timestamp::from_second(s).map_err(|e| StoreError::Internal(format!("bad instant {s}: {e}")))
-}
-
-fn text_ts(s: &str) -> Result<Timestamp> {
-    s.parse().map_err(|e| StoreError::Internal(format!("bad timestamp {s:?}: {e}")))
-}
-
-fn uuid(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| StoreError::Internal(format!("bad id {s:?}: {e}")))
-}
-
 fn get<'r, T: sqlx::Decode<'r, Any> + sqlx::Type<Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
     row.try_get(col).map_err(|e| StoreError::Internal(format!("column {col}: {e}")))
-}
-
-fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("bad JSON column: {e}")))
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
 }
 
 fn user_row(row: &AnyRow) -> Result<UserRecord> {
@@ -751,10 +622,6 @@ fn outbox_row(r: &AnyRow) -> Result<OutboxRecord> {
         payload: json(&get::<String>(r, "payload")?)?,
         created_at: text_ts(&get::<String>(r, "created_at")?)?,
     })
-}
-
-fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
 }
 
 type Query<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments<'q>>;
@@ -925,10 +792,7 @@ impl SqlStore {
 #[async_trait]
 impl Store for SqlStore {
     fn backend(&self) -> &'static str {
-        match self.d {
-            Dialect::Sqlite => "sqlite",
-            Dialect::Postgres => "postgres",
-        }
+        "postgres"
     }
 
     fn stats(&self) -> StoreStats {
@@ -936,6 +800,7 @@ impl Store for SqlStore {
             pool_connections: self.pool.size(),
             pool_idle: u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX),
             holds_expired: self.holds_expired.load(std::sync::atomic::Ordering::Relaxed),
+            ..StoreStats::default()
         }
     }
 
@@ -1359,17 +1224,10 @@ impl Store for SqlStore {
     }
 
     async fn refresh_statistics(&self) -> Result<()> {
-        match self.d {
-            // Until autovacuum gets to the freshly loaded tables (measured: not
-            // within minutes), the planner guesses their sizes and picks plans
-            // that took searches from 5 ms to a second.
-            Dialect::Postgres => {
-                sqlx::query("ANALYZE").execute(&self.pool).await.map_err(map_err)?;
-            }
-            // Without statistics SQLite's planner prefers the indexes these
-            // queries are written for; nothing to refresh.
-            Dialect::Sqlite => {}
-        }
+        // Until autovacuum gets to the freshly loaded tables (measured: not
+        // within minutes), the planner guesses their sizes and picks plans
+        // that took searches from 5 ms to a second.
+        sqlx::query("ANALYZE").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
     }
 
@@ -1477,36 +1335,6 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     #[tokio::test]
-    async fn writers_queue_in_order_and_a_full_queue_is_refused_at_once() {
-        let turn = std::sync::Arc::new(WriteTurn::new(std::time::Duration::from_secs(30)));
-        let first = turn.take().await.unwrap();
-        let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let mut waiting = tokio::task::JoinSet::new();
-        for i in 0..MAX_QUEUED_WRITES {
-            let (mine, order) = (turn.clone(), order.clone());
-            waiting.spawn(async move {
-                let _mine = mine.take().await.unwrap();
-                order.lock().unwrap().push(i);
-            });
-            // Queue them one after the other, so that their order is known.
-            while turn.queued.load(Ordering::SeqCst) < i + 1 {
-                tokio::task::yield_now().await;
-            }
-        }
-        let started = std::time::Instant::now();
-        assert!(matches!(turn.take().await, Err(StoreError::Unavailable(_))), "the queue is full");
-        assert!(started.elapsed() < std::time::Duration::from_secs(1), "refused without waiting");
-        drop(first);
-        waiting.join_all().await;
-        assert_eq!(*order.lock().unwrap(), (0..MAX_QUEUED_WRITES).collect::<Vec<_>>(), "first come, first served");
-        assert_eq!(turn.queued.load(Ordering::SeqCst), 0);
-        let patient = WriteTurn::new(std::time::Duration::from_millis(50));
-        let _held = patient.take().await.unwrap();
-        assert!(matches!(patient.take().await, Err(StoreError::Unavailable(_))), "no longer than the busy timeout");
-        assert_eq!(patient.queued.load(Ordering::SeqCst), 0, "a writer that gave up left the queue");
-    }
-
-    #[tokio::test]
     async fn transient_conflicts_are_retried_a_bounded_number_of_times() {
         let calls = AtomicU32::new(0);
         let ok = retrying(|| async {
@@ -1541,6 +1369,5 @@ mod tests {
     #[test]
     fn postgres_placeholders_are_numbered() {
         assert_eq!(Dialect::Postgres.sql("a = ? AND instr(b, ?) > 0"), "a = $1 AND strpos(b, $2) > 0");
-        assert_eq!(Dialect::Sqlite.sql("a = ?"), "a = ?");
     }
 }

@@ -11,4 +11,5 @@ mod notifications;
 mod openapi_conformance;
 mod promises;
 mod seed;
+mod upgrade;
 mod validation;

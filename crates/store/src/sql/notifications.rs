@@ -3,16 +3,6 @@
 use super::*;
 use jiff::SignedDuration;
 
-const DELIVERY_COLS: &str =
-    "id, dedup_key, channel, recipient, kind, event_id, appointment_id, clinic_id, payload, status,
-    attempts, next_attempt_at, last_error, last_status, created_at, delivered_at";
-const NOTIFICATION_COLS: &str = "id, user_id, kind, title, body, appointment_id, link, created_at, read_at";
-const WEBHOOK_COLS: &str = "id, clinic_id, url, secret, events, active, created_at";
-const WAITLIST_COLS: &str =
-    "w.id AS w_id, w.doctor_id AS w_doctor_id, w.patient_id AS w_patient_id, w.not_before AS w_not_before,
-     w.not_after AS w_not_after, w.mode AS w_mode, w.status AS w_status,
-     w.offered_appointment_id AS w_offered, w.created_at AS w_created_at";
-
 fn delivery_row(r: &AnyRow) -> Result<DeliveryRecord> {
     let channel = match get::<String>(r, "channel")?.as_str() {
         "email" => Channel::Email,
@@ -133,10 +123,7 @@ impl SqlStore {
         now: Timestamp,
     ) -> Result<bool> {
         let mut tx = self.write_tx().await?;
-        let lock = match self.d {
-            Dialect::Sqlite => "SELECT id FROM outbox WHERE id = ? AND delivered_at IS NULL",
-            Dialect::Postgres => "SELECT id FROM outbox WHERE id = ? AND delivered_at IS NULL FOR UPDATE SKIP LOCKED",
-        };
+        let lock = "SELECT id FROM outbox WHERE id = ? AND delivered_at IS NULL FOR UPDATE SKIP LOCKED";
         let open = sqlx::query(&self.d.sql(lock)).bind(outbox_id).fetch_optional(&mut *tx).await.map_err(map_err)?;
         if open.is_none() {
             return Ok(false);
@@ -301,7 +288,7 @@ impl NotifyStore for SqlStore {
         lease: SignedDuration,
         limit: u32,
     ) -> Result<Vec<DeliveryRecord>> {
-        let skip_locked = if self.d == Dialect::Postgres { "FOR UPDATE SKIP LOCKED" } else { "" };
+        let skip_locked = "FOR UPDATE SKIP LOCKED";
         // The pick is a CTE, evaluated once: PostgreSQL may run an `IN (subquery)`
         // once per outer row, and with SKIP LOCKED each run can pick other rows.
         let sql = format!(

@@ -2,10 +2,6 @@
 
 use super::*;
 
-const FORWARD_COLS: &str =
-    "id, region, patient_id, doctor_id, start_at, end_at, mode, reason, idempotency_key, fingerprint,
-    status, detail, attempts, created_at, resolved_at";
-
 fn forward_row(r: &AnyRow) -> Result<ForwardRecord> {
     let internal = |e: medislot_domain::Invalid| StoreError::Internal(e.to_string());
     let status: String = get(r, "status")?;

@@ -1,0 +1,65 @@
+//! How the store's values are kept in columns that both backends share today:
+//! ids as text, instants as Unix seconds, bookkeeping times as RFC 3339 text,
+//! structured fields as JSON text.
+
+use crate::{Result, StoreError};
+use jiff::Timestamp;
+use uuid::Uuid;
+
+/// Statuses that occupy a doctor's time (P1).
+pub(crate) const ACTIVE: &str = "('held', 'pending', 'booked', 'arrived')";
+
+pub(crate) fn secs(t: Timestamp) -> i64 {
+    t.as_second()
+}
+
+pub(crate) fn from_secs(s: i64) -> Result<Timestamp> {
+    Timestamp::from_second(s).map_err(|e| StoreError::Internal(format!("bad instant {s}: {e}")))
+}
+
+pub(crate) fn text_ts(s: &str) -> Result<Timestamp> {
+    s.parse().map_err(|e| StoreError::Internal(format!("bad timestamp {s:?}: {e}")))
+}
+
+pub(crate) fn uuid(s: &str) -> Result<Uuid> {
+    Uuid::parse_str(s).map_err(|e| StoreError::Internal(format!("bad id {s:?}: {e}")))
+}
+
+pub(crate) fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("bad JSON column: {e}")))
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+// The columns of each record, as the row decoders name them.
+pub(crate) const USER_COLS: &str = "u.id AS u_id, u.email AS u_email, u.password_hash AS u_password_hash, u.role AS u_role, u.name AS u_name, u.created_at AS u_created_at";
+pub(crate) const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_address, c.city AS c_city, c.district AS c_district, c.postal_code AS c_postal_code, c.country AS c_country, c.phone AS c_phone, c.latitude AS c_latitude, c.longitude AS c_longitude, c.time_zone AS c_time_zone, c.region AS c_region, c.policy AS c_policy, c.created_at AS c_created_at";
+pub(crate) const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.membership AS d_membership, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
+pub(crate) const APPT_COLS: &str = "a.id AS a_id, a.doctor_id AS a_doctor_id, a.patient_id AS a_patient_id, a.start_at AS a_start_at, a.end_at AS a_end_at, a.mode AS a_mode, a.reason AS a_reason, a.status AS a_status, a.version AS a_version, a.origin_region AS a_origin_region, a.hold_expires_at AS a_hold_expires_at, a.cancel_reason AS a_cancel_reason, a.cancelled_by AS a_cancelled_by, a.created_at AS a_created_at, a.updated_at AS a_updated_at";
+pub(crate) const DELIVERY_COLS: &str =
+    "id, dedup_key, channel, recipient, kind, event_id, appointment_id, clinic_id, payload, status,
+    attempts, next_attempt_at, last_error, last_status, created_at, delivered_at";
+pub(crate) const NOTIFICATION_COLS: &str = "id, user_id, kind, title, body, appointment_id, link, created_at, read_at";
+pub(crate) const WEBHOOK_COLS: &str = "id, clinic_id, url, secret, events, active, created_at";
+pub(crate) const WAITLIST_COLS: &str =
+    "w.id AS w_id, w.doctor_id AS w_doctor_id, w.patient_id AS w_patient_id, w.not_before AS w_not_before,
+     w.not_after AS w_not_after, w.mode AS w_mode, w.status AS w_status,
+     w.offered_appointment_id AS w_offered, w.created_at AS w_created_at";
+pub(crate) const FORWARD_COLS: &str =
+    "id, region, patient_id, doctor_id, start_at, end_at, mode, reason, idempotency_key, fingerprint,
+    status, detail, attempts, created_at, resolved_at";
+
+/// `?, ?, …` for an `IN` list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Who changed an appointment, when, and the outbox topic and audit detail of the change.
+pub(crate) struct Event<'a> {
+    pub actor: Option<medislot_domain::UserId>,
+    pub at: Timestamp,
+    pub topic: &'a str,
+    pub detail: Option<&'a str>,
+}
