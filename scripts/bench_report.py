@@ -1,10 +1,15 @@
-"""Turns the JSON reports scripts/bench wrote into the Markdown table for the README."""
+"""Turns the JSON reports scripts/bench wrote into the Markdown table of docs/bench.md."""
 
 import json
 import os
 import sys
 
 work, doctors, seconds = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+# The previous run's figures (docs/bench.md before this change), for "no worse than today".
+BEFORE = {"sqlite": {"search": 11.25, "slots": 3.32}, "pg": {"search": 9.57, "slots": 3.82}}
+# Absolute latencies move by tens of percent between runs on this shared machine.
+NOISE = 1.5
 
 
 def load(name):
@@ -20,38 +25,69 @@ def lat(r):
 def statuses(r):
     s = ", ".join(f"{k}×{v}" for k, v in sorted(r["status"].items()))
     s += f", {r['errors']} no answer" if r["errors"] else ""
-    return s + (f", {r['shed']} not sent (over {2000} in flight)" if r.get("shed") else "")
+    return s + (f", {r['shed']} not sent (over 2000 in flight)" if r.get("shed") else "")
+
+
+def unanswered(r):
+    return r["errors"] + r.get("shed", 0)
 
 
 rows = []
 for backend, label in [("sqlite", "SQLite"), ("pg", "PostgreSQL")]:
-    base = load(f"{backend}-baseline")
-    book, race, search = load(f"{backend}-book"), load(f"{backend}-race"), load(f"{backend}-search")
-    slots, mixed, mem = load(f"{backend}-slots"), load(f"{backend}-mixed"), load(f"{backend}-memory")
-    if not book:
+    limit = load(f"{backend}-limit")
+    cap, at80, over = load(f"{backend}-capacity"), load(f"{backend}-book80"), load(f"{backend}-overload")
+    race, search, slots = load(f"{backend}-race"), load(f"{backend}-search"), load(f"{backend}-slots")
+    mixed, mem = load(f"{backend}-mixed"), load(f"{backend}-memory")
+    if not (limit and cap):
         continue
-    base_rate = base["bookings_per_s"] if base else 0
-    # Bookings made per second (201s over the time the answers took, a backlog
-    # included): an overloaded node also answers 503 at once.
-    elapsed = book["answered"] / book["rate_achieved"] if book["rate_achieved"] else float(seconds)
-    booked = round(book["status"].get("201", 0) / elapsed, 1)
-    bad = sum(v for k, v in book["status"].items() if k != "201") + book["errors"] + book.get("shed", 0)
-    if backend == "sqlite":
-        met = booked >= 1500 * 0.98 and book["latency_ms"]["p99"] <= 25 and bad == 0
-        target = "≥ 1,500 bookings/s, p99 ≤ 25 ms"
-    else:
-        met = base_rate > 0 and booked >= 0.5 * base_rate and bad == 0
-        target = f"≥ 50% of pgbench ({base_rate:.0f}/s) = {base_rate * 0.5:.0f}/s"
-    rows.append((f"{label}: book", target, f"{booked} bookings/s ({book['rate_offered']}/s offered, {book['rate_achieved']}/s answered); {lat(book)}; {statuses(book)}", met))
-    how = "Rust loop on the store, 4 callers" if backend == "sqlite" else "pgbench, 8 clients"
-    rows.append((f"{label}: database alone", "—", f"{base_rate:.0f} bookings/s ({how})", None))
-    rows.append((f"{label}: race, 200 clients", "1 × 201, 199 × 409, p99 ≤ 100 ms", f"{statuses(race)}; {lat(race)}", race["exactly_one_winner"] and race["latency_ms"]["p99"] <= 100))
-    rows.append((f"{label}: search, {doctors:,} doctors × 60 days", "p99 ≤ 50 ms at 200/s", f"{search['rate_achieved']}/s; {lat(search)}; {statuses(search)}", search["latency_ms"]["p99"] <= 50 and search["rate_achieved"] >= 196))
-    rows.append((f"{label}: one doctor's week of slots", "—", f"{slots['rate_achieved']}/s of 500; {lat(slots)}", None))
+    raw = limit["bookings_per_s"]
+    how = "rusqlite loop, one writer" if backend == "sqlite" else "pgbench -M prepared, 16 clients"
+    rows.append((f"{label}: minimal writes on the database alone", "—", f"{raw:.0f} bookings/s ({how})", None))
+    capacity = cap["goodput"]
+    share = capacity / raw if raw else 0
+    need = 0.6 if backend == "sqlite" else 0.5
+    rows.append((
+        f"{label}: bookings over HTTP (capacity)",
+        f"≥ {need:.0%} of the minimal writes" + (" (aim past 100%)" if backend == "sqlite" else ""),
+        f"{capacity} bookings/s = {share:.0%} ({cap['clients']} callers in a closed loop); {statuses(cap)}",
+        share >= need,
+    ))
+    rows.append((
+        f"{label}: bookings at 80% of capacity",
+        "p99 ≤ 25 ms",
+        f"{at80['rate_offered']}/s offered, {at80['goodput']}/s booked; {lat(at80)}; {statuses(at80)}",
+        at80["latency_ms"]["p99"] <= 25 and unanswered(at80) == 0,
+    ))
+    kept = over["goodput"] / capacity if capacity else 0
+    rows.append((
+        f"{label}: overload, twice the capacity offered",
+        "goodput ≥ 90% of capacity; every request answered",
+        f"{over['rate_offered']}/s offered, {over['goodput']}/s booked = {kept:.0%}; {lat(over)}; {statuses(over)}",
+        kept >= 0.9 and unanswered(over) == 0,
+    ))
+    rows.append((
+        f"{label}: race, 200 clients",
+        "1 × 201, 199 × 409, p99 ≤ 100 ms",
+        f"{statuses(race)}; {lat(race)}",
+        race["exactly_one_winner"] and race["latency_ms"]["p99"] <= 100,
+    ))
+    before = BEFORE[backend]
+    rows.append((
+        f"{label}: search, {doctors:,} doctors × 60 days, 200/s",
+        f"p99 no worse than before ({before['search']} ms; ×{NOISE} for noise)",
+        f"{search['rate_achieved']}/s; {lat(search)}; {statuses(search)}",
+        search["latency_ms"]["p99"] <= before["search"] * NOISE and search["rate_achieved"] >= 196,
+    ))
+    rows.append((
+        f"{label}: one doctor's week of slots, 500/s",
+        f"p99 no worse than before ({before['slots']} ms; ×{NOISE} for noise)",
+        f"{slots['rate_achieved']}/s; {lat(slots)}",
+        slots["latency_ms"]["p99"] <= before["slots"] * NOISE and slots["rate_achieved"] >= 490,
+    ))
     rows.append((f"{label}: mixed day (80/15/5)", "—", f"{mixed['rate_achieved']}/s of 500; {lat(mixed)}; {statuses(mixed)}", None))
-    rows.append((f"{label}: memory under load", "< 200 MB RSS", f"{mem['peak_rss_mb']} MB peak", mem["peak_rss_mb"] < 200))
+    rows.append((f"{label}: peak memory of the node, whole run", "≤ 150 MB RSS", f"{mem['peak_rss_mb']} MB", mem["peak_rss_mb"] <= 150))
 
-print(f"Measured with `scripts/bench` ({doctors:,} doctors, {seconds} s per run, open model with latencies from each request's intended send time).\n")
+print(f"Measured with `scripts/bench` ({doctors:,} doctors, {seconds} s per read run, open model with latencies from each request's intended send time; capacity from a closed loop).\n")
 print("| benchmark | target | measured | met |")
 print("|---|---|---|---|")
 for name, target, measured, met in rows:

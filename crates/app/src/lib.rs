@@ -117,8 +117,11 @@ impl App {
         }
     }
 
+    /// Now, to the microsecond: the finest time PostgreSQL keeps, so that a
+    /// record reads back as it was written on either backend.
     pub fn now(&self) -> Timestamp {
-        (self.clock)()
+        let now = (self.clock)();
+        now.round(jiff::Unit::Microsecond).unwrap_or(now)
     }
 
     pub fn config(&self) -> &AppConfig {

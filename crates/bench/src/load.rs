@@ -220,10 +220,14 @@ fn summary(kind: &str, offered: f64, t: &Tally, started: Instant, sent: u64) -> 
     let h = &t.latency_us;
     let ms = |q: f64| (h.value_at_quantile(q) as f64 / 1000.0 * 100.0).round() / 100.0;
     let elapsed = t.last_done.map_or(0.0, |d| d.duration_since(started).as_secs_f64());
+    let per_s = |n: u64| if elapsed > 0.0 { (n as f64 / elapsed * 10.0).round() / 10.0 } else { 0.0 };
+    let succeeded: u64 = t.statuses.iter().filter(|(s, _)| s.starts_with('2')).map(|(_, n)| n).sum();
     json!({
         "scenario": kind,
         "rate_offered": offered,
-        "rate_achieved": if elapsed > 0.0 { (h.len() as f64 / elapsed * 10.0).round() / 10.0 } else { 0.0 },
+        "rate_achieved": per_s(h.len()),
+        // What was done per second: answers 2xx (an overloaded node also answers 503 at once).
+        "goodput": per_s(succeeded),
         "requests": sent,
         "answered": h.len(),
         "latency_ms": {"p50": ms(0.5), "p90": ms(0.9), "p99": ms(0.99), "p99.9": ms(0.999), "max": (h.max() as f64 / 10.0).round() / 100.0},
@@ -289,6 +293,55 @@ pub async fn run(kind: Kind, t: &Target) -> anyhow::Result<Value> {
     };
     let measured = tally.lock().unwrap();
     Ok(summary(name, t.rate, &measured, measured_from, total - warm))
+}
+
+/// The node's capacity for bookings: `clients` callers, each sending its next
+/// booking once the last is answered, for `--seconds` (after `--warmup`).
+pub async fn saturate(t: &Target, clients: usize) -> anyhow::Result<Value> {
+    if clients == 0 || !(t.seconds > 0.0) {
+        bail!("--clients and --seconds must be positive");
+    }
+    // Enough free slots for a generous guess at the capacity.
+    let w = Arc::new(prepare(t, ((t.seconds + t.warmup) * 5000.0) as usize).await?);
+    let tally = Arc::new(Mutex::new(Tally::new()));
+    let start = Instant::now();
+    let measured_from = start + Duration::from_secs_f64(t.warmup);
+    let until = measured_from + Duration::from_secs_f64(t.seconds);
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let callers: Vec<_> = (0..clients)
+        .map(|_| {
+            let (w, tally, sent) = (w.clone(), tally.clone(), sent.clone());
+            tokio::spawn(async move {
+                loop {
+                    let began = Instant::now();
+                    if began >= until {
+                        break;
+                    }
+                    let status = one(&w, Kind::Book).await;
+                    let done = Instant::now();
+                    if began < measured_from {
+                        continue;
+                    }
+                    sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let mut t = tally.lock().unwrap();
+                    t.latency_us.saturating_record(done.duration_since(began).as_micros().max(1) as u64);
+                    match status {
+                        Some(s) => *t.statuses.entry(s.to_string()).or_default() += 1,
+                        None => t.errors += 1,
+                    }
+                    t.last_done = Some(t.last_done.map_or(done, |l| l.max(done)));
+                }
+            })
+        })
+        .collect();
+    for caller in callers {
+        let _ = caller.await;
+    }
+    let measured = tally.lock().unwrap();
+    let mut out =
+        summary("book-capacity", 0.0, &measured, measured_from, sent.load(std::sync::atomic::Ordering::Relaxed));
+    out["clients"] = json!(clients);
+    Ok(out)
 }
 
 /// `clients` bookings of one slot at once: exactly one 201, the rest 409.

@@ -10,14 +10,15 @@
 //! medislot-bench search --url … --rate 200 --seconds 20
 //! medislot-bench slots  --url … --rate 500 --seconds 20
 //! medislot-bench mixed  --url … --rate 500 --seconds 20
-//! medislot-bench baseline --database-url sqlite:data/medislot.db --seconds 10
+//! medislot-bench book   --url … --clients 64 --seconds 20   (closed loop: the node's capacity)
+//! medislot-bench sqlite-limit --database-url sqlite:data/medislot.db --seconds 10
 //! medislot-bench login-flood  --url … --threads 32 --seconds 10   (serve --trusted-proxy 127.0.0.1)
 //! medislot-bench bulk-flood   --url … --requests 60 --concurrency 20
 //! medislot-bench slow-clients --url … --clients 3000 --hold-seconds 30
 //! ```
 
 mod abuse;
-mod baseline;
+mod limit;
 mod load;
 
 use clap::{Parser, Subcommand};
@@ -55,8 +56,16 @@ pub struct Target {
 
 #[derive(Subcommand, Debug)]
 enum Scenario {
-    /// Book distinct free slots (log-in included once per patient, bearer tokens after).
-    Book(Target),
+    /// Book distinct free slots (log-in included once per patient, bearer tokens after):
+    /// at `--rate` (open model), or as fast as `--clients` callers get answers (closed loop).
+    Book {
+        #[command(flatten)]
+        target: Target,
+        /// Callers in a closed loop, each sending its next booking once answered;
+        /// unset: the open model at `--rate`.
+        #[arg(long)]
+        clients: Option<usize>,
+    },
     /// N clients at once for one slot: exactly one must win.
     Race {
         #[command(flatten)]
@@ -70,8 +79,8 @@ enum Scenario {
     Slots(Target),
     /// A realistic day: 80% reads (search, slots), 15% bookings, 5% reschedules and cancels.
     Mixed(Target),
-    /// The booking transaction straight against the database (no HTTP), as fast as it goes.
-    Baseline(baseline::Args),
+    /// SQLite's own limit for the writes a booking needs (no HTTP, no medislot code).
+    SqliteLimit(limit::Args),
     /// A login flood (random e-mails, wrong passwords) and a real user's logins meanwhile.
     LoginFlood(abuse::FloodArgs),
     /// Concurrent downloads of the SMART Slot file and /healthz meanwhile.
@@ -84,12 +93,13 @@ enum Scenario {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let report = match cli.scenario {
-        Scenario::Book(t) => load::run(load::Kind::Book, &t).await?,
+        Scenario::Book { target, clients: Some(clients) } => load::saturate(&target, clients).await?,
+        Scenario::Book { target, clients: None } => load::run(load::Kind::Book, &target).await?,
         Scenario::Race { target, clients } => load::race(&target, clients).await?,
         Scenario::Search(t) => load::run(load::Kind::Search, &t).await?,
         Scenario::Slots(t) => load::run(load::Kind::Slots, &t).await?,
         Scenario::Mixed(t) => load::run(load::Kind::Mixed, &t).await?,
-        Scenario::Baseline(a) => baseline::run(&a).await?,
+        Scenario::SqliteLimit(a) => tokio::task::spawn_blocking(move || limit::sqlite(&a)).await??,
         Scenario::LoginFlood(a) => abuse::login_flood(&a).await?,
         Scenario::BulkFlood(a) => abuse::bulk_flood(&a).await?,
         Scenario::SlowClients(a) => abuse::slow_clients(&a).await?,

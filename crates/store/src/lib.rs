@@ -4,12 +4,12 @@
 //! (P1 no overlap, P3 idempotency, P6 audit and outbox) are enforced here, by
 //! the database, not by callers checking first.
 
+mod columns;
 mod notify;
+pub mod postgres;
 mod records;
 mod regions;
-pub mod sql;
 pub mod sqlite;
-mod values;
 
 pub use notify::*;
 pub use records::*;
@@ -177,7 +177,7 @@ pub async fn connect(url: &str, options: &ConnectOptions) -> Result<DynStore> {
     if url.starts_with("sqlite:") {
         Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        Ok(Arc::new(sql::SqlStore::connect(url, options).await?))
+        Ok(Arc::new(postgres::PgStore::connect(url, options).await?))
     } else {
         Err(StoreError::Internal(format!("unsupported database URL {url:?}: use sqlite:PATH or postgres://…")))
     }

@@ -299,6 +299,22 @@ async fn changes_write_outbox_rows_in_the_same_transaction(f: &Fixture) {
     assert_eq!(f.store.outbox_after(0, 1000).await.unwrap().len(), before + 1);
 }
 
+/// Every backend writes the payload `outbox_payload` makes of the change, the
+/// confirmation of a hold included (whose id and version only the database knows).
+async fn outbox_payloads_describe_each_change_alike(f: &Fixture) {
+    let hold_cmd = f.cmd(0, 60, 30, AppointmentStatus::Held);
+    let h = created(f.store.place(&hold_cmd).await);
+    let book_cmd = f.cmd(0, 60, 30, AppointmentStatus::Booked);
+    let a = created(f.store.place(&book_cmd).await);
+    let rows = f.store.outbox_after(0, 1000).await.unwrap();
+    let [.., held, booked] = rows.as_slice() else { panic!("two outbox rows") };
+    let patient = Some(f.patients[0]);
+    let expected = outbox_payload(held.event_id, "appointment.held", None, &h, patient, hold_cmd.now);
+    assert_eq!((held.topic.as_str(), &held.payload), ("appointment.held", &expected));
+    let expected = outbox_payload(booked.event_id, "appointment.booked", Some(&h), &a, patient, book_cmd.now);
+    assert_eq!((booked.topic.as_str(), &booked.payload), ("appointment.booked", &expected));
+}
+
 async fn doctor_updates_are_compare_and_swap(f: &Fixture) {
     let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
     d.bio = "first".into();
@@ -628,6 +644,7 @@ conformance!(
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
+    outbox_payloads_describe_each_change_alike,
     doctor_updates_are_compare_and_swap,
     changes_are_tracked_for_publishers,
     directory_updates_since_include_suspended_doctors,
@@ -651,6 +668,7 @@ conformance!(
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
+    outbox_payloads_describe_each_change_alike,
     doctor_updates_are_compare_and_swap,
     changes_are_tracked_for_publishers,
     directory_updates_since_include_suspended_doctors,

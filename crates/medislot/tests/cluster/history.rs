@@ -264,7 +264,10 @@ pub fn rows(database_url: &str, doctors: &[String]) -> Vec<Row> {
     let ids = doctors.iter().map(|d| format!("'{d}'")).collect::<Vec<_>>().join(", ");
     query(
         database_url,
-        &format!("SELECT id, patient_id, doctor_id, start_at, status FROM appointments WHERE doctor_id IN ({ids})"),
+        &format!(
+            "SELECT id, patient_id, doctor_id, extract(epoch FROM start_at)::bigint, status
+             FROM appointments WHERE doctor_id IN ({ids})"
+        ),
     )
     .into_iter()
     .map(|r| Row {

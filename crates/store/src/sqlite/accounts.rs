@@ -1,7 +1,8 @@
 //! Users and their tokens.
 
 use super::rows::*;
-use crate::values::*;
+use super::values::*;
+use crate::columns::*;
 use crate::*;
 use rusqlite::{params, Connection};
 

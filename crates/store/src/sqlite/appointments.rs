@@ -3,7 +3,8 @@
 //! reads over them.
 
 use super::rows::*;
-use crate::values::*;
+use super::values::*;
+use crate::columns::*;
 use crate::*;
 use medislot_domain::AppointmentStatus;
 use rusqlite::{params, params_from_iter, types::Value, Connection};

@@ -1,7 +1,8 @@
 //! Clinics, doctors, their tags, time off, and what changed when.
 
 use super::rows::*;
-use crate::values::*;
+use super::values::*;
+use crate::columns::*;
 use crate::*;
 use rusqlite::{params, params_from_iter, types::Value, Connection};
 

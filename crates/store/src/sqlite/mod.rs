@@ -16,6 +16,7 @@ mod migrate;
 mod notifications;
 mod regions;
 mod rows;
+mod values;
 mod writer;
 
 use crate::*;

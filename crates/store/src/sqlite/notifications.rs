@@ -3,8 +3,9 @@
 
 use super::appointments::{expire_holds, record_change};
 use super::rows::*;
+use super::values::*;
 use super::SqliteStore;
-use crate::values::*;
+use crate::columns::*;
 use crate::*;
 use jiff::SignedDuration;
 use medislot_domain::{AppointmentStatus, Mode};

@@ -2,8 +2,9 @@
 //! time, and bookings forwarded to the region that owns the doctor.
 
 use super::rows::*;
+use super::values::*;
 use super::{accounts, appointments, directory, SqliteStore};
-use crate::values::*;
+use crate::columns::*;
 use crate::*;
 use medislot_domain::Mode;
 use rusqlite::{params, params_from_iter, types::Value, Connection, Row};

@@ -1,7 +1,7 @@
 //! Running statements and decoding their rows into the store's records.
 
 use super::map_err;
-use crate::values::*;
+use super::values::*;
 use crate::*;
 use medislot_domain::{
     AppointmentStatus, Coordinates, Membership, Mode, Policy, PostalAddress, Role, Schedule, TimeZoneName,

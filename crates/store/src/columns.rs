@@ -1,39 +1,6 @@
-//! How the store's values are kept in columns that both backends share today:
-//! ids as text, instants as Unix seconds, bookkeeping times as RFC 3339 text,
-//! structured fields as JSON text.
+//! What both backends share about rows: the columns of each record, as the
+//! row decoders name them, and what accompanies an appointment change.
 
-use crate::{Result, StoreError};
-use jiff::Timestamp;
-use uuid::Uuid;
-
-/// Statuses that occupy a doctor's time (P1).
-pub(crate) const ACTIVE: &str = "('held', 'pending', 'booked', 'arrived')";
-
-pub(crate) fn secs(t: Timestamp) -> i64 {
-    t.as_second()
-}
-
-pub(crate) fn from_secs(s: i64) -> Result<Timestamp> {
-    Timestamp::from_second(s).map_err(|e| StoreError::Internal(format!("bad instant {s}: {e}")))
-}
-
-pub(crate) fn text_ts(s: &str) -> Result<Timestamp> {
-    s.parse().map_err(|e| StoreError::Internal(format!("bad timestamp {s:?}: {e}")))
-}
-
-pub(crate) fn uuid(s: &str) -> Result<Uuid> {
-    Uuid::parse_str(s).map_err(|e| StoreError::Internal(format!("bad id {s:?}: {e}")))
-}
-
-pub(crate) fn json<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Internal(format!("bad JSON column: {e}")))
-}
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
-}
-
-// The columns of each record, as the row decoders name them.
 pub(crate) const USER_COLS: &str = "u.id AS u_id, u.email AS u_email, u.password_hash AS u_password_hash, u.role AS u_role, u.name AS u_name, u.created_at AS u_created_at";
 pub(crate) const CLINIC_COLS: &str = "c.id AS c_id, c.name AS c_name, c.address AS c_address, c.city AS c_city, c.district AS c_district, c.postal_code AS c_postal_code, c.country AS c_country, c.phone AS c_phone, c.latitude AS c_latitude, c.longitude AS c_longitude, c.time_zone AS c_time_zone, c.region AS c_region, c.policy AS c_policy, c.created_at AS c_created_at";
 pub(crate) const DOCTOR_COLS: &str = "d.id AS d_id, d.user_id AS d_user_id, d.clinic_id AS d_clinic_id, d.name AS d_name, d.specialties AS d_specialties, d.languages AS d_languages, d.modes AS d_modes, d.licence_number AS d_licence_number, d.bio AS d_bio, d.verification AS d_verification, d.verification_reason AS d_verification_reason, d.membership AS d_membership, d.schedule AS d_schedule, d.version AS d_version, d.created_at AS d_created_at, d.updated_at AS d_updated_at";
@@ -51,15 +18,10 @@ pub(crate) const FORWARD_COLS: &str =
     "id, region, patient_id, doctor_id, start_at, end_at, mode, reason, idempotency_key, fingerprint,
     status, detail, attempts, created_at, resolved_at";
 
-/// `?, ?, …` for an `IN` list of `n` values.
-pub(crate) fn placeholders(n: usize) -> String {
-    vec!["?"; n].join(", ")
-}
-
 /// Who changed an appointment, when, and the outbox topic and audit detail of the change.
 pub(crate) struct Event<'a> {
     pub actor: Option<medislot_domain::UserId>,
-    pub at: Timestamp,
+    pub at: jiff::Timestamp,
     pub topic: &'a str,
     pub detail: Option<&'a str>,
 }

@@ -1,0 +1,287 @@
+//! Clinics, doctors, time off, and what changed when.
+
+use super::rows::*;
+use super::{map_err, Tx};
+use crate::columns::{CLINIC_COLS, DOCTOR_COLS};
+use crate::*;
+use sqlx::{postgres::PgArguments, query::Query, PgExecutor, PgPool, Postgres};
+
+type Q<'q> = Query<'q, Postgres, PgArguments>;
+
+pub(super) const INSERT_CLINIC: &str =
+    "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
+                          time_zone, region, policy, created_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+
+/// Binds a clinic's columns in table order, `id` through `created_at` ($1–$14).
+pub(super) fn bind_clinic<'q>(q: Q<'q>, c: &'q ClinicRecord) -> Q<'q> {
+    q.bind(c.id.0)
+        .bind(&c.name)
+        .bind(&c.address)
+        .bind(&c.postal.city)
+        .bind(&c.postal.district)
+        .bind(&c.postal.postal_code)
+        .bind(&c.postal.country)
+        .bind(&c.phone)
+        .bind(c.position.lat)
+        .bind(c.position.lon)
+        .bind(c.time_zone.as_str())
+        .bind(&c.region)
+        .bind(c.policy.as_str())
+        .bind(ts(c.created_at))
+}
+
+pub(super) async fn insert_clinic(tx: &mut Tx, c: &ClinicRecord, admin: UserId) -> Result<()> {
+    bind_clinic(sqlx::query(INSERT_CLINIC), c).execute(&mut **tx).await.map_err(map_err)?;
+    sqlx::query("INSERT INTO clinic_admins (clinic_id, user_id) VALUES ($1, $2)")
+        .bind(c.id.0)
+        .bind(admin.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn clinic(e: impl PgExecutor<'_>, id: ClinicId) -> Result<Option<ClinicRecord>> {
+    let row = sqlx::query(&format!("SELECT {CLINIC_COLS} FROM clinics c WHERE c.id = $1"))
+        .bind(id.0)
+        .fetch_optional(e)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(clinic_row).transpose()
+}
+
+pub(super) async fn list_clinics(pool: &PgPool) -> Result<Vec<ClinicRecord>> {
+    let rows = sqlx::query(&format!("SELECT {CLINIC_COLS} FROM clinics c ORDER BY c.name, c.id"))
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(clinic_row).collect()
+}
+
+pub(super) async fn clinics_administered_by(pool: &PgPool, user: UserId) -> Result<Vec<ClinicId>> {
+    let ids: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT clinic_id FROM clinic_admins WHERE user_id = $1 ORDER BY clinic_id")
+            .bind(user.0)
+            .fetch_all(pool)
+            .await
+            .map_err(map_err)?;
+    Ok(ids.into_iter().map(ClinicId).collect())
+}
+
+pub(super) const INSERT_DOCTOR: &str =
+    "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
+                          verification, verification_reason, membership, schedule, version, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+
+/// Binds a doctor's columns in table order, `id` through `updated_at` ($1–$16).
+pub(super) fn bind_doctor<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
+    bind_profile(q.bind(d.id.0), d).bind(d.version).bind(ts(d.created_at)).bind(ts(d.updated_at))
+}
+
+/// Binds a doctor's profile columns, `user_id` through `schedule`, in table
+/// order (the INSERT and the UPDATE list them alike).
+fn bind_profile<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
+    q.bind(d.user_id.map(|u| u.0))
+        .bind(d.clinic_id.0)
+        .bind(&d.name)
+        .bind(&d.specialties)
+        .bind(&d.languages)
+        .bind(d.modes.iter().map(|m| m.as_str()).collect::<Vec<_>>())
+        .bind(&d.licence_number)
+        .bind(&d.bio)
+        .bind(d.verification.as_str())
+        .bind(&d.verification_reason)
+        .bind(d.membership.as_str())
+        .bind(sqlx::types::Json(&d.schedule))
+}
+
+pub(super) async fn insert_doctor(tx: &mut Tx, d: &DoctorRecord) -> Result<()> {
+    bind_doctor(sqlx::query(INSERT_DOCTOR), d).execute(&mut **tx).await.map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn doctor(e: impl PgExecutor<'_>, id: DoctorId) -> Result<Option<DoctorRecord>> {
+    let row = sqlx::query(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.id = $1"))
+        .bind(id.0)
+        .fetch_optional(e)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(doctor_row).transpose()
+}
+
+pub(super) async fn doctor_of_user(pool: &PgPool, user: UserId) -> Result<Option<DoctorRecord>> {
+    let row = sqlx::query(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.user_id = $1"))
+        .bind(user.0)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(doctor_row).transpose()
+}
+
+pub(super) async fn doctors_with_licence(pool: &PgPool, licence: &str) -> Result<Vec<DoctorRecord>> {
+    let rows = sqlx::query(&format!("SELECT {DOCTOR_COLS} FROM doctors d WHERE d.licence_number = $1 ORDER BY d.id"))
+        .bind(licence)
+        .fetch_all(pool)
+        .await
+        .map_err(map_err)?;
+    rows.iter().map(doctor_row).collect()
+}
+
+pub(super) async fn update_doctor(tx: &mut Tx, d: &DoctorRecord, expected_version: i64) -> Result<()> {
+    let q = sqlx::query(
+        "UPDATE doctors SET user_id = $1, clinic_id = $2, name = $3, specialties = $4, languages = $5, modes = $6,
+                licence_number = $7, bio = $8, verification = $9, verification_reason = $10, membership = $11,
+                schedule = $12, version = $13, updated_at = $14
+         WHERE id = $15 AND version = $16",
+    );
+    let done = bind_profile(q, d)
+        .bind(expected_version + 1)
+        .bind(ts(d.updated_at))
+        .bind(d.id.0)
+        .bind(expected_version)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        let current: Option<i64> = sqlx::query_scalar("SELECT version FROM doctors WHERE id = $1")
+            .bind(d.id.0)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+        return Err(match current {
+            Some(current) => StoreError::VersionMismatch { current },
+            None => StoreError::NotFound,
+        });
+    }
+    Ok(())
+}
+
+pub(super) async fn insert_time_off(pool: &PgPool, t: &TimeOffRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO time_off (id, doctor_id, start_at, end_at, reason, created_at) VALUES ($1, $2, $3, $4, $5, now())",
+    )
+    .bind(t.id)
+    .bind(t.doctor_id.0)
+    .bind(ts(t.interval.start))
+    .bind(ts(t.interval.end))
+    .bind(&t.reason)
+    .execute(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(super) async fn list_doctors(
+    e: impl PgExecutor<'_>,
+    clinic: Option<ClinicId>,
+    verification: Option<VerificationState>,
+) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+         WHERE ($1::uuid IS NULL OR d.clinic_id = $1) AND ($2::text IS NULL OR d.verification = $2)
+         ORDER BY d.name, d.id"
+    ))
+    .bind(clinic.map(|c| c.0))
+    .bind(verification.map(|v| v.as_str()))
+    .fetch_all(e)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(doctor_and_clinic).collect()
+}
+
+pub(super) async fn doctors_updated_since(
+    pool: &PgPool,
+    since: Timestamp,
+) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+         WHERE d.updated_at >= $1"
+    ))
+    .bind(ts(since))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(doctor_and_clinic).collect()
+}
+
+pub(super) async fn search_doctors(pool: &PgPool, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+    use futures::TryStreamExt;
+    let mut p = Placeholders::default();
+    let mut sql = format!(
+        "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+         WHERE d.verification = 'verified'"
+    );
+    // Specialties and languages are text[] with GIN indexes: `@>` uses them.
+    if q.specialty.is_some() {
+        sql.push_str(&format!(" AND d.specialties @> ARRAY[{}::text]", p.next()));
+    }
+    if q.language.is_some() {
+        sql.push_str(&format!(" AND d.languages @> ARRAY[{}::text]", p.next()));
+    }
+    if q.mode.is_some() {
+        sql.push_str(&format!(" AND {} = ANY(d.modes)", p.next()));
+    }
+    if q.bounding_box.is_some() {
+        let (a, b, c, d) = (p.next(), p.next(), p.next(), p.next());
+        sql.push_str(&format!(" AND c.latitude BETWEEN {a} AND {b} AND c.longitude BETWEEN {c} AND {d}"));
+    }
+    if q.exclude_doctor.is_some() {
+        sql.push_str(&format!(" AND d.id <> {}", p.next()));
+    }
+    let mut query = sqlx::query(&sql);
+    if let Some(s) = &q.specialty {
+        query = query.bind(s);
+    }
+    if let Some(l) = &q.language {
+        query = query.bind(l);
+    }
+    if let Some(m) = q.mode {
+        query = query.bind(m.as_str());
+    }
+    if let Some((a, b, c, d)) = q.bounding_box {
+        query = query.bind(a).bind(b).bind(c).bind(d);
+    }
+    if let Some(d) = q.exclude_doctor {
+        query = query.bind(d.0);
+    }
+    // Decoded row by row: the whole directory's raw rows are never held at once.
+    let mut rows = query.fetch(pool);
+    let mut out = Vec::new();
+    while let Some(r) = rows.try_next().await.map_err(map_err)? {
+        out.push(doctor_and_clinic(&r)?);
+    }
+    Ok(out)
+}
+
+pub(super) async fn last_change(pool: &PgPool, now: Timestamp) -> Result<Option<Timestamp>> {
+    let changed: Option<chrono::DateTime<chrono::Utc>> = sqlx::query_scalar(
+        "SELECT greatest((SELECT max(updated_at) FROM doctors), (SELECT max(updated_at) FROM appointments),
+                         (SELECT max(created_at) FROM clinics), (SELECT max(created_at) FROM time_off),
+                         (SELECT max(hold_expires_at) FROM appointments WHERE status = 'held' AND hold_expires_at <= $1))",
+    )
+    .bind(ts(now))
+    .fetch_one(pool)
+    .await
+    .map_err(map_err)?;
+    Ok(changed.map(from_ts).transpose()?.map(|t| Timestamp::from_second(t.as_second()).unwrap_or(t)))
+}
+
+pub(super) async fn doctors_changed_since(
+    e: impl PgExecutor<'_>,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<Vec<DoctorId>> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM doctors WHERE updated_at >= $1
+         UNION SELECT doctor_id FROM appointments WHERE updated_at >= $1
+         UNION SELECT doctor_id FROM appointments WHERE status = 'held' AND hold_expires_at >= $1 AND hold_expires_at <= $2
+         UNION SELECT doctor_id FROM time_off WHERE created_at >= $1",
+    )
+    .bind(ts(since))
+    .bind(ts(now))
+    .fetch_all(e)
+    .await
+    .map_err(map_err)?;
+    Ok(ids.into_iter().map(DoctorId).collect())
+}
