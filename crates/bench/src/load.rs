@@ -298,7 +298,7 @@ pub async fn run(kind: Kind, t: &Target) -> anyhow::Result<Value> {
 /// The node's capacity for bookings: `clients` callers, each sending its next
 /// booking once the last is answered, for `--seconds` (after `--warmup`).
 pub async fn saturate(t: &Target, clients: usize) -> anyhow::Result<Value> {
-    if clients == 0 || !(t.seconds > 0.0) {
+    if clients == 0 || t.seconds.is_nan() || t.seconds <= 0.0 {
         bail!("--clients and --seconds must be positive");
     }
     // Enough free slots for a generous guess at the capacity.

@@ -5,6 +5,7 @@
 //! the database, not by callers checking first.
 
 mod columns;
+mod decode;
 mod notify;
 pub mod postgres;
 mod records;

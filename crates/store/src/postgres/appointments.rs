@@ -324,22 +324,7 @@ pub(super) async fn audit_of(pool: &PgPool, id: AppointmentId) -> Result<Vec<Aud
     .fetch_all(pool)
     .await
     .map_err(map_err)?;
-    let status =
-        |s: &str, field: &str| AppointmentStatus::parse(field, s).map_err(|e| StoreError::Internal(e.to_string()));
-    rows.iter()
-        .map(|r| {
-            Ok(AuditRecord {
-                appointment_id: id,
-                actor_id: get::<Option<Uuid>>(r, "actor_id")?.map(UserId),
-                at: time_of(r, "at")?,
-                from_status: get::<Option<String>>(r, "from_status")?.map(|s| status(&s, "from_status")).transpose()?,
-                to_status: status(&get::<String>(r, "to_status")?, "to_status")?,
-                from_start: opt_time(r, "from_start")?,
-                to_start: opt_time(r, "to_start")?,
-                detail: get(r, "detail")?,
-            })
-        })
-        .collect()
+    rows.iter().map(audit_row).collect()
 }
 
 pub(super) async fn activity_since(pool: &PgPool, since: Timestamp, clinics: Option<&[ClinicId]>) -> Result<Activity> {

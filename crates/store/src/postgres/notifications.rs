@@ -7,8 +7,8 @@ use super::{lock, map_err, retrying, PgStore};
 use crate::columns::{Event, APPT_COLS, DELIVERY_COLS, NOTIFICATION_COLS, WAITLIST_COLS, WEBHOOK_COLS};
 use crate::*;
 use jiff::SignedDuration;
-use medislot_domain::{AppointmentStatus, Mode};
-use sqlx::{postgres::PgRow, PgPool};
+use medislot_domain::AppointmentStatus;
+use sqlx::PgPool;
 use uuid::Uuid;
 
 pub(super) async fn outbox_after(pool: &PgPool, after_id: i64, limit: u32) -> Result<Vec<OutboxRecord>> {
@@ -29,77 +29,6 @@ pub(super) async fn backlog(pool: &PgPool, table: &str, filter: &str) -> Result<
         .await
         .map_err(map_err)?;
     Ok((u64::try_from(get::<i64>(&row, "n")?).unwrap_or(0), opt_time(&row, "oldest")?))
-}
-
-fn delivery_row(r: &PgRow) -> Result<DeliveryRecord> {
-    let channel = match get::<String>(r, "channel")?.as_str() {
-        "email" => Channel::Email,
-        "webhook" => Channel::Webhook,
-        other => return Err(StoreError::Internal(format!("bad channel {other:?}"))),
-    };
-    let status = get::<String>(r, "status")?;
-    Ok(DeliveryRecord {
-        id: get(r, "id")?,
-        dedup_key: get(r, "dedup_key")?,
-        channel,
-        recipient: get(r, "recipient")?,
-        kind: get(r, "kind")?,
-        event_id: get(r, "event_id")?,
-        appointment_id: get::<Option<Uuid>>(r, "appointment_id")?.map(AppointmentId),
-        clinic_id: get::<Option<Uuid>>(r, "clinic_id")?.map(ClinicId),
-        payload: get(r, "payload")?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad delivery status {status:?}")))?,
-        attempts: u32::try_from(get::<i64>(r, "attempts")?).unwrap_or(0),
-        next_attempt_at: time_of(r, "next_attempt_at")?,
-        last_error: get(r, "last_error")?,
-        last_status: get::<Option<i32>>(r, "last_status")?.and_then(|s| u16::try_from(s).ok()),
-        created_at: time_of(r, "created_at")?,
-        delivered_at: opt_time(r, "delivered_at")?,
-    })
-}
-
-fn notification_row(r: &PgRow) -> Result<NotificationRecord> {
-    Ok(NotificationRecord {
-        id: get(r, "id")?,
-        user_id: UserId(get(r, "user_id")?),
-        kind: get(r, "kind")?,
-        title: get(r, "title")?,
-        body: get(r, "body")?,
-        appointment_id: get::<Option<Uuid>>(r, "appointment_id")?.map(AppointmentId),
-        link: get(r, "link")?,
-        created_at: time_of(r, "created_at")?,
-        read_at: opt_time(r, "read_at")?,
-    })
-}
-
-fn webhook_row(r: &PgRow) -> Result<WebhookRecord> {
-    Ok(WebhookRecord {
-        id: get(r, "id")?,
-        clinic_id: ClinicId(get(r, "clinic_id")?),
-        url: get(r, "url")?,
-        secret: get(r, "secret")?,
-        events: get(r, "events")?,
-        active: get(r, "active")?,
-        created_at: time_of(r, "created_at")?,
-    })
-}
-
-fn waitlist_row(r: &PgRow) -> Result<WaitlistRecord> {
-    let status = get::<String>(r, "w_status")?;
-    let mode: Option<String> = get(r, "w_mode")?;
-    Ok(WaitlistRecord {
-        id: get(r, "w_id")?,
-        doctor_id: DoctorId(get(r, "w_doctor_id")?),
-        patient_id: UserId(get(r, "w_patient_id")?),
-        not_before: opt_time(r, "w_not_before")?,
-        not_after: opt_time(r, "w_not_after")?,
-        mode: mode.map(|m| Mode::parse("mode", &m)).transpose().map_err(|e| StoreError::Internal(e.to_string()))?,
-        status: WaitlistStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad waitlist status {status:?}")))?,
-        offered_appointment_id: get::<Option<Uuid>>(r, "w_offered")?.map(AppointmentId),
-        created_at: time_of(r, "w_created_at")?,
-    })
 }
 
 async fn insert_delivery(tx: &mut super::Tx, d: &NewDelivery, now: Timestamp) -> Result<u64> {

@@ -6,32 +6,9 @@ use super::rows::*;
 use super::{accounts, appointments, directory, map_err, retrying, PgStore};
 use crate::columns::{APPT_COLS, FORWARD_COLS};
 use crate::*;
-use medislot_domain::Mode;
-use sqlx::{postgres::PgRow, PgPool};
+use sqlx::PgPool;
 use std::collections::HashSet;
 use uuid::Uuid;
-
-fn forward_row(r: &PgRow) -> Result<ForwardRecord> {
-    let status: String = get(r, "status")?;
-    Ok(ForwardRecord {
-        id: AppointmentId(get(r, "id")?),
-        region: get(r, "region")?,
-        patient_id: UserId(get(r, "patient_id")?),
-        doctor_id: DoctorId(get(r, "doctor_id")?),
-        start: time_of(r, "start_at")?,
-        end: time_of(r, "end_at")?,
-        mode: Mode::parse("mode", &get::<String>(r, "mode")?).map_err(|e| StoreError::Internal(e.to_string()))?,
-        reason: get(r, "reason")?,
-        idempotency_key: get(r, "idempotency_key")?,
-        fingerprint: get(r, "fingerprint")?,
-        status: ForwardStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad forward status {status:?}")))?,
-        detail: get(r, "detail")?,
-        attempts: u32::try_from(get::<i64>(r, "attempts")?).unwrap_or(0),
-        created_at: time_of(r, "created_at")?,
-        resolved_at: opt_time(r, "resolved_at")?,
-    })
-}
 
 /// Other regions' busy time for these doctors, as last replicated.
 pub(super) async fn replica_busy(

@@ -1,13 +1,10 @@
 //! PostgreSQL's values and the store's: instants as timestamptz (through
 //! chrono, which sqlx speaks), and the row decoders.
 
+use crate::decode::{row_decoders, Cells};
 use crate::*;
 use chrono::{DateTime, Utc};
-use medislot_domain::{
-    AppointmentStatus, Coordinates, Membership, Mode, Policy, PostalAddress, Role, Schedule, TimeZoneName,
-};
 use sqlx::{postgres::PgRow, Row};
-use std::str::FromStr;
 
 /// An instant as PostgreSQL's timestamptz (microseconds; the app's clock
 /// keeps no finer time).
@@ -37,110 +34,45 @@ pub(super) fn opt_time(row: &PgRow, col: &str) -> Result<Option<Timestamp>> {
     get::<Option<DateTime<Utc>>>(row, col)?.map(from_ts).transpose()
 }
 
-fn internal(e: medislot_domain::Invalid) -> StoreError {
-    StoreError::Internal(e.to_string())
+impl Cells for PgRow {
+    fn text(&self, col: &str) -> Result<Option<String>> {
+        get(self, col)
+    }
+
+    /// bigint, or integer (status codes).
+    fn int(&self, col: &str) -> Result<Option<i64>> {
+        match self.try_get::<Option<i64>, _>(col) {
+            Ok(v) => Ok(v),
+            Err(_) => Ok(get::<Option<i32>>(self, col)?.map(i64::from)),
+        }
+    }
+
+    fn real(&self, col: &str) -> Result<f64> {
+        get(self, col)
+    }
+
+    fn id(&self, col: &str) -> Result<Option<uuid::Uuid>> {
+        get(self, col)
+    }
+
+    fn time(&self, col: &str) -> Result<Option<Timestamp>> {
+        opt_time(self, col)
+    }
+
+    fn list(&self, col: &str) -> Result<Vec<String>> {
+        get(self, col)
+    }
+
+    fn json(&self, col: &str) -> Result<Option<serde_json::Value>> {
+        get(self, col)
+    }
+
+    fn flag(&self, col: &str) -> Result<bool> {
+        get(self, col)
+    }
 }
 
-pub(super) fn user_row(row: &PgRow) -> Result<UserRecord> {
-    Ok(UserRecord {
-        id: UserId(get(row, "u_id")?),
-        email: get(row, "u_email")?,
-        password_hash: get(row, "u_password_hash")?,
-        role: Role::from_str(&get::<String>(row, "u_role")?).map_err(|e| StoreError::Internal(e.to_string()))?,
-        name: get(row, "u_name")?,
-        created_at: time_of(row, "u_created_at")?,
-    })
-}
-
-pub(super) fn clinic_row(row: &PgRow) -> Result<ClinicRecord> {
-    Ok(ClinicRecord {
-        id: ClinicId(get(row, "c_id")?),
-        name: get(row, "c_name")?,
-        address: get(row, "c_address")?,
-        postal: PostalAddress {
-            city: get(row, "c_city")?,
-            district: get(row, "c_district")?,
-            postal_code: get(row, "c_postal_code")?,
-            country: get(row, "c_country")?,
-        },
-        phone: get(row, "c_phone")?,
-        position: Coordinates { lat: get(row, "c_latitude")?, lon: get(row, "c_longitude")? },
-        time_zone: TimeZoneName::parse("time_zone", &get::<String>(row, "c_time_zone")?).map_err(internal)?,
-        region: get(row, "c_region")?,
-        policy: Policy::parse("policy", &get::<String>(row, "c_policy")?).map_err(internal)?,
-        created_at: time_of(row, "c_created_at")?,
-    })
-}
-
-pub(super) fn doctor_row(row: &PgRow) -> Result<DoctorRecord> {
-    let verification: String = get(row, "d_verification")?;
-    let membership: String = get(row, "d_membership")?;
-    let modes = get::<Vec<String>>(row, "d_modes")?
-        .iter()
-        .map(|m| Mode::parse("mode", m))
-        .collect::<std::result::Result<Vec<_>, _>>()
-        .map_err(internal)?;
-    let sqlx::types::Json(schedule) = get::<sqlx::types::Json<Schedule>>(row, "d_schedule")?;
-    Ok(DoctorRecord {
-        id: DoctorId(get(row, "d_id")?),
-        user_id: get::<Option<uuid::Uuid>>(row, "d_user_id")?.map(UserId),
-        clinic_id: ClinicId(get(row, "d_clinic_id")?),
-        name: get(row, "d_name")?,
-        specialties: get(row, "d_specialties")?,
-        languages: get(row, "d_languages")?,
-        modes,
-        licence_number: get(row, "d_licence_number")?,
-        bio: get(row, "d_bio")?,
-        verification: VerificationState::parse(&verification)
-            .ok_or_else(|| StoreError::Internal(format!("bad verification {verification}")))?,
-        verification_reason: get(row, "d_verification_reason")?,
-        membership: Membership::parse(&membership)
-            .ok_or_else(|| StoreError::Internal(format!("bad membership {membership}")))?,
-        schedule,
-        version: get(row, "d_version")?,
-        created_at: time_of(row, "d_created_at")?,
-        updated_at: time_of(row, "d_updated_at")?,
-    })
-}
-
-pub(super) fn doctor_and_clinic(row: &PgRow) -> Result<(DoctorRecord, ClinicRecord)> {
-    Ok((doctor_row(row)?, clinic_row(row)?))
-}
-
-pub(super) fn appointment_row(row: &PgRow) -> Result<AppointmentRecord> {
-    Ok(AppointmentRecord {
-        id: AppointmentId(get(row, "a_id")?),
-        doctor_id: DoctorId(get(row, "a_doctor_id")?),
-        patient_id: UserId(get(row, "a_patient_id")?),
-        start: time_of(row, "a_start_at")?,
-        end: time_of(row, "a_end_at")?,
-        mode: Mode::parse("mode", &get::<String>(row, "a_mode")?).map_err(internal)?,
-        reason: get(row, "a_reason")?,
-        status: AppointmentStatus::parse("status", &get::<String>(row, "a_status")?).map_err(internal)?,
-        version: get(row, "a_version")?,
-        origin_region: get(row, "a_origin_region")?,
-        hold_expires_at: opt_time(row, "a_hold_expires_at")?,
-        cancel_reason: get(row, "a_cancel_reason")?,
-        cancelled_by: get::<Option<uuid::Uuid>>(row, "a_cancelled_by")?.map(UserId),
-        created_at: time_of(row, "a_created_at")?,
-        updated_at: time_of(row, "a_updated_at")?,
-    })
-}
-
-pub(super) fn outbox_row(r: &PgRow) -> Result<OutboxRecord> {
-    Ok(OutboxRecord {
-        id: get(r, "id")?,
-        event_id: get(r, "event_id")?,
-        topic: get(r, "topic")?,
-        payload: get(r, "payload")?,
-        created_at: time_of(r, "created_at")?,
-    })
-}
-
-/// A doctor's busy interval (`doctor_id`, `start_at`, `end_at`).
-pub(super) fn busy_row(r: &PgRow) -> Result<(DoctorId, Interval)> {
-    Ok((DoctorId(get(r, "doctor_id")?), Interval { start: time_of(r, "start_at")?, end: time_of(r, "end_at")? }))
-}
+row_decoders!(PgRow);
 
 /// `$1`, `$2`…: numbered placeholders for a statement assembled from parts.
 #[derive(Default)]

@@ -360,27 +360,12 @@ pub(super) fn list(c: &Connection, q: &AppointmentQuery) -> Result<(Vec<Appointm
 }
 
 pub(super) fn audit_of(c: &Connection, id: AppointmentId) -> Result<Vec<AuditRecord>> {
-    fn status(s: Option<String>, field: &str) -> Result<Option<AppointmentStatus>> {
-        s.map(|s| AppointmentStatus::parse(field, &s)).transpose().map_err(|e| StoreError::Internal(e.to_string()))
-    }
     all(
         c,
         "SELECT appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail
          FROM audit_log WHERE appointment_id = ? ORDER BY id",
         [id.to_string()],
-        |r| {
-            Ok(AuditRecord {
-                appointment_id: AppointmentId(id_of(r, "appointment_id")?),
-                actor_id: opt_id(r, "actor_id")?.map(UserId),
-                at: time_of(r, "at")?,
-                from_status: status(get(r, "from_status")?, "from_status")?,
-                to_status: status(Some(get(r, "to_status")?), "to_status")?
-                    .ok_or_else(|| StoreError::Internal("no to_status".into()))?,
-                from_start: opt_instant(r, "from_start")?,
-                to_start: opt_instant(r, "to_start")?,
-                detail: get(r, "detail")?,
-            })
-        },
+        audit_row,
     )
 }
 

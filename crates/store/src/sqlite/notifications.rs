@@ -8,8 +8,8 @@ use super::SqliteStore;
 use crate::columns::*;
 use crate::*;
 use jiff::SignedDuration;
-use medislot_domain::{AppointmentStatus, Mode};
-use rusqlite::{params, Connection, Row};
+use medislot_domain::AppointmentStatus;
+use rusqlite::{params, Connection};
 use uuid::Uuid;
 
 pub(super) fn insert_outbox(
@@ -44,78 +44,6 @@ pub(super) fn backlog(c: &Connection, table: &str, filter: &str) -> Result<(u64,
         })?
         .unwrap_or((0, None));
     Ok((u64::try_from(n).unwrap_or(0), oldest))
-}
-
-fn delivery_row(r: &Row) -> Result<DeliveryRecord> {
-    let channel = match get::<String>(r, "channel")?.as_str() {
-        "email" => Channel::Email,
-        "webhook" => Channel::Webhook,
-        other => return Err(StoreError::Internal(format!("bad channel {other:?}"))),
-    };
-    let status = get::<String>(r, "status")?;
-    let last_status: Option<i64> = get(r, "last_status")?;
-    Ok(DeliveryRecord {
-        id: get(r, "id")?,
-        dedup_key: get(r, "dedup_key")?,
-        channel,
-        recipient: get(r, "recipient")?,
-        kind: get(r, "kind")?,
-        event_id: id_of(r, "event_id")?,
-        appointment_id: opt_id(r, "appointment_id")?.map(AppointmentId),
-        clinic_id: opt_id(r, "clinic_id")?.map(ClinicId),
-        payload: json(&get::<String>(r, "payload")?)?,
-        status: DeliveryStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad delivery status {status:?}")))?,
-        attempts: u32::try_from(get::<i64>(r, "attempts")?).unwrap_or(0),
-        next_attempt_at: instant(r, "next_attempt_at")?,
-        last_error: get(r, "last_error")?,
-        last_status: last_status.and_then(|s| u16::try_from(s).ok()),
-        created_at: time_of(r, "created_at")?,
-        delivered_at: opt_time(r, "delivered_at")?,
-    })
-}
-
-fn notification_row(r: &Row) -> Result<NotificationRecord> {
-    Ok(NotificationRecord {
-        id: id_of(r, "id")?,
-        user_id: UserId(id_of(r, "user_id")?),
-        kind: get(r, "kind")?,
-        title: get(r, "title")?,
-        body: get(r, "body")?,
-        appointment_id: opt_id(r, "appointment_id")?.map(AppointmentId),
-        link: get(r, "link")?,
-        created_at: time_of(r, "created_at")?,
-        read_at: opt_time(r, "read_at")?,
-    })
-}
-
-fn webhook_row(r: &Row) -> Result<WebhookRecord> {
-    Ok(WebhookRecord {
-        id: id_of(r, "id")?,
-        clinic_id: ClinicId(id_of(r, "clinic_id")?),
-        url: get(r, "url")?,
-        secret: get(r, "secret")?,
-        events: json(&get::<String>(r, "events")?)?,
-        active: get::<i64>(r, "active")? != 0,
-        created_at: time_of(r, "created_at")?,
-    })
-}
-
-fn waitlist_row(r: &Row) -> Result<WaitlistRecord> {
-    let status = get::<String>(r, "w_status")?;
-    let mode: Option<String> = get(r, "w_mode")?;
-    Ok(WaitlistRecord {
-        id: id_of(r, "w_id")?,
-        doctor_id: DoctorId(id_of(r, "w_doctor_id")?),
-        patient_id: UserId(id_of(r, "w_patient_id")?),
-        not_before: opt_instant(r, "w_not_before")?,
-        not_after: opt_instant(r, "w_not_after")?,
-        mode: mode.map(|m| Mode::parse("mode", &m)).transpose().map_err(|e| StoreError::Internal(e.to_string()))?,
-        status: WaitlistStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad waitlist status {status:?}")))?,
-        offered_appointment_id: opt_id(r, "w_offered")?.map(AppointmentId),
-        created_at: time_of(r, "w_created_at")?,
-    })
 }
 
 fn insert_delivery(c: &Connection, d: &NewDelivery, now: Timestamp) -> Result<u64> {

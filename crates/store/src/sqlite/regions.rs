@@ -6,33 +6,9 @@ use super::values::*;
 use super::{accounts, appointments, directory, SqliteStore};
 use crate::columns::*;
 use crate::*;
-use medislot_domain::Mode;
-use rusqlite::{params, params_from_iter, types::Value, Connection, Row};
+use rusqlite::{params, params_from_iter, types::Value, Connection};
 use std::collections::HashSet;
 use uuid::Uuid;
-
-fn forward_row(r: &Row) -> Result<ForwardRecord> {
-    let status: String = get(r, "status")?;
-    let detail: Option<String> = get(r, "detail")?;
-    Ok(ForwardRecord {
-        id: AppointmentId(id_of(r, "id")?),
-        region: get(r, "region")?,
-        patient_id: UserId(id_of(r, "patient_id")?),
-        doctor_id: DoctorId(id_of(r, "doctor_id")?),
-        start: instant(r, "start_at")?,
-        end: instant(r, "end_at")?,
-        mode: Mode::parse("mode", &get::<String>(r, "mode")?).map_err(|e| StoreError::Internal(e.to_string()))?,
-        reason: get(r, "reason")?,
-        idempotency_key: get(r, "idempotency_key")?,
-        fingerprint: get(r, "fingerprint")?,
-        status: ForwardStatus::parse(&status)
-            .ok_or_else(|| StoreError::Internal(format!("bad forward status {status:?}")))?,
-        detail: detail.as_deref().map(json).transpose()?,
-        attempts: u32::try_from(get::<i64>(r, "attempts")?).unwrap_or(0),
-        created_at: time_of(r, "created_at")?,
-        resolved_at: opt_time(r, "resolved_at")?,
-    })
-}
 
 /// Other regions' busy time for these doctors, as last replicated.
 pub(super) fn replica_busy(

@@ -2,12 +2,12 @@
 
 use super::map_err;
 use super::values::*;
+use crate::decode::{row_decoders, Cells};
 use crate::*;
-use medislot_domain::{
-    AppointmentStatus, Coordinates, Membership, Mode, Policy, PostalAddress, Role, Schedule, TimeZoneName,
+use rusqlite::{
+    types::{FromSql, ValueRef},
+    Connection, Params, Row,
 };
-use rusqlite::{types::FromSql, Connection, Params, Row};
-use std::str::FromStr;
 
 /// Every row of a fixed statement (prepared once per connection), decoded.
 pub(super) fn all<T>(
@@ -77,121 +77,53 @@ pub(super) fn id_of(row: &Row, col: &str) -> Result<uuid::Uuid> {
     uuid(&get::<String>(row, col)?)
 }
 
-pub(super) fn opt_id(row: &Row, col: &str) -> Result<Option<uuid::Uuid>> {
-    get::<Option<String>>(row, col)?.as_deref().map(uuid).transpose()
+pub(super) fn opt_time(row: &Row, col: &str) -> Result<Option<Timestamp>> {
+    row.time(col)
 }
 
 pub(super) fn time_of(row: &Row, col: &str) -> Result<Timestamp> {
-    text_ts(&get::<String>(row, col)?)
+    row.time(col)?.ok_or_else(|| StoreError::Internal(format!("column {col} is NULL")))
 }
 
-pub(super) fn opt_time(row: &Row, col: &str) -> Result<Option<Timestamp>> {
-    get::<Option<String>>(row, col)?.as_deref().map(text_ts).transpose()
+impl Cells for Row<'_> {
+    fn text(&self, col: &str) -> Result<Option<String>> {
+        get(self, col)
+    }
+
+    fn int(&self, col: &str) -> Result<Option<i64>> {
+        get(self, col)
+    }
+
+    fn real(&self, col: &str) -> Result<f64> {
+        get(self, col)
+    }
+
+    fn id(&self, col: &str) -> Result<Option<uuid::Uuid>> {
+        get::<Option<String>>(self, col)?.as_deref().map(uuid).transpose()
+    }
+
+    /// Instants are Unix seconds (what constraints compare), bookkeeping
+    /// times RFC 3339 text; the cell's own type says which.
+    fn time(&self, col: &str) -> Result<Option<Timestamp>> {
+        match self.get_ref(col).map_err(|e| StoreError::Internal(format!("column {col}: {e}")))? {
+            ValueRef::Null => Ok(None),
+            ValueRef::Integer(s) => from_secs(s).map(Some),
+            ValueRef::Text(t) => text_ts(std::str::from_utf8(t).unwrap_or_default()).map(Some),
+            other => Err(StoreError::Internal(format!("column {col}: not a time ({:?})", other.data_type()))),
+        }
+    }
+
+    fn list(&self, col: &str) -> Result<Vec<String>> {
+        json(&get::<String>(self, col)?)
+    }
+
+    fn json(&self, col: &str) -> Result<Option<serde_json::Value>> {
+        get::<Option<String>>(self, col)?.as_deref().map(json).transpose()
+    }
+
+    fn flag(&self, col: &str) -> Result<bool> {
+        Ok(get::<i64>(self, col)? != 0)
+    }
 }
 
-pub(super) fn instant(row: &Row, col: &str) -> Result<Timestamp> {
-    from_secs(get(row, col)?)
-}
-
-pub(super) fn opt_instant(row: &Row, col: &str) -> Result<Option<Timestamp>> {
-    get::<Option<i64>>(row, col)?.map(from_secs).transpose()
-}
-
-fn internal(e: medislot_domain::Invalid) -> StoreError {
-    StoreError::Internal(e.to_string())
-}
-
-pub(super) fn user_row(row: &Row) -> Result<UserRecord> {
-    Ok(UserRecord {
-        id: UserId(id_of(row, "u_id")?),
-        email: get(row, "u_email")?,
-        password_hash: get(row, "u_password_hash")?,
-        role: Role::from_str(&get::<String>(row, "u_role")?).map_err(|e| StoreError::Internal(e.to_string()))?,
-        name: get(row, "u_name")?,
-        created_at: time_of(row, "u_created_at")?,
-    })
-}
-
-pub(super) fn clinic_row(row: &Row) -> Result<ClinicRecord> {
-    Ok(ClinicRecord {
-        id: ClinicId(id_of(row, "c_id")?),
-        name: get(row, "c_name")?,
-        address: get(row, "c_address")?,
-        postal: PostalAddress {
-            city: get(row, "c_city")?,
-            district: get(row, "c_district")?,
-            postal_code: get(row, "c_postal_code")?,
-            country: get(row, "c_country")?,
-        },
-        phone: get(row, "c_phone")?,
-        position: Coordinates { lat: get(row, "c_latitude")?, lon: get(row, "c_longitude")? },
-        time_zone: TimeZoneName::parse("time_zone", &get::<String>(row, "c_time_zone")?).map_err(internal)?,
-        region: get(row, "c_region")?,
-        policy: Policy::parse("policy", &get::<String>(row, "c_policy")?).map_err(internal)?,
-        created_at: time_of(row, "c_created_at")?,
-    })
-}
-
-pub(super) fn doctor_row(row: &Row) -> Result<DoctorRecord> {
-    let verification: String = get(row, "d_verification")?;
-    let membership: String = get(row, "d_membership")?;
-    Ok(DoctorRecord {
-        id: DoctorId(id_of(row, "d_id")?),
-        user_id: opt_id(row, "d_user_id")?.map(UserId),
-        clinic_id: ClinicId(id_of(row, "d_clinic_id")?),
-        name: get(row, "d_name")?,
-        specialties: json(&get::<String>(row, "d_specialties")?)?,
-        languages: json(&get::<String>(row, "d_languages")?)?,
-        modes: json(&get::<String>(row, "d_modes")?)?,
-        licence_number: get(row, "d_licence_number")?,
-        bio: get(row, "d_bio")?,
-        verification: VerificationState::parse(&verification)
-            .ok_or_else(|| StoreError::Internal(format!("bad verification {verification}")))?,
-        verification_reason: get(row, "d_verification_reason")?,
-        membership: Membership::parse(&membership)
-            .ok_or_else(|| StoreError::Internal(format!("bad membership {membership}")))?,
-        schedule: json::<Schedule>(&get::<String>(row, "d_schedule")?)?,
-        version: get(row, "d_version")?,
-        created_at: time_of(row, "d_created_at")?,
-        updated_at: time_of(row, "d_updated_at")?,
-    })
-}
-
-pub(super) fn doctor_and_clinic(row: &Row) -> Result<(DoctorRecord, ClinicRecord)> {
-    Ok((doctor_row(row)?, clinic_row(row)?))
-}
-
-pub(super) fn appointment_row(row: &Row) -> Result<AppointmentRecord> {
-    Ok(AppointmentRecord {
-        id: AppointmentId(id_of(row, "a_id")?),
-        doctor_id: DoctorId(id_of(row, "a_doctor_id")?),
-        patient_id: UserId(id_of(row, "a_patient_id")?),
-        start: instant(row, "a_start_at")?,
-        end: instant(row, "a_end_at")?,
-        mode: Mode::parse("mode", &get::<String>(row, "a_mode")?).map_err(internal)?,
-        reason: get(row, "a_reason")?,
-        status: AppointmentStatus::parse("status", &get::<String>(row, "a_status")?).map_err(internal)?,
-        version: get(row, "a_version")?,
-        origin_region: get(row, "a_origin_region")?,
-        hold_expires_at: opt_instant(row, "a_hold_expires_at")?,
-        cancel_reason: get(row, "a_cancel_reason")?,
-        cancelled_by: opt_id(row, "a_cancelled_by")?.map(UserId),
-        created_at: time_of(row, "a_created_at")?,
-        updated_at: time_of(row, "a_updated_at")?,
-    })
-}
-
-pub(super) fn outbox_row(r: &Row) -> Result<OutboxRecord> {
-    Ok(OutboxRecord {
-        id: get(r, "id")?,
-        event_id: id_of(r, "event_id")?,
-        topic: get(r, "topic")?,
-        payload: json(&get::<String>(r, "payload")?)?,
-        created_at: time_of(r, "created_at")?,
-    })
-}
-
-/// A doctor's busy interval (`doctor_id`, `start_at`, `end_at`).
-pub(super) fn busy_row(r: &Row) -> Result<(DoctorId, Interval)> {
-    Ok((DoctorId(id_of(r, "doctor_id")?), Interval { start: instant(r, "start_at")?, end: instant(r, "end_at")? }))
-}
+row_decoders!(Row<'_>);
