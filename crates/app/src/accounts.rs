@@ -165,11 +165,26 @@ impl App {
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), AppError> {
-        Ok(self.store.revoke_token(&token_hash(token)).await?)
+        let hash = token_hash(token);
+        self.tokens.forget(&hash);
+        self.store.revoke_token(&hash).await?;
+        // Again: a request that read the token meanwhile may have cached it.
+        self.tokens.forget(&hash);
+        Ok(())
     }
 
-    /// The caller a token stands for; `None` when unknown, expired or revoked.
+    /// The caller a token stands for; `None` when unknown, expired or revoked
+    /// (a revocation through another node counts within
+    /// [`cache::TOKEN_CACHE_TTL`](crate::cache::TOKEN_CACHE_TTL)).
     pub async fn authenticate(&self, token: &str) -> Result<Option<Actor>, AppError> {
-        Ok(self.store.user_by_token(&token_hash(token), self.now()).await?.map(|user| Actor { user }))
+        let hash = token_hash(token);
+        if let Some(user) = self.tokens.get(&hash) {
+            return Ok(Some(Actor { user }));
+        }
+        let user = self.store.user_by_token(&hash, self.now()).await?;
+        if let Some(user) = &user {
+            self.tokens.put(&hash, user);
+        }
+        Ok(user.map(|user| Actor { user }))
     }
 }

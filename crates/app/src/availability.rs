@@ -532,6 +532,18 @@ impl App {
         }
     }
 
+    /// A verified doctor and their clinic from this node's fresh copy of the
+    /// directory, if it lists them: what a booking checks its slot against
+    /// (the database, not this copy, decides whether the slot is free). A
+    /// doctor changed through this node shows at once, through another node
+    /// within the directory's TTL; one not listed is read from the store.
+    pub(crate) fn listed(&self, doctor: DoctorId) -> Option<Listing> {
+        match self.directory.get() {
+            Some((dir, true)) => dir.listing(doctor),
+            _ => None,
+        }
+    }
+
     /// Verified doctors matching the query. With the cache on, from this
     /// node's directory snapshot (filters applied in memory); a stale snapshot
     /// is served while one task refreshes it.

@@ -91,6 +91,7 @@ pub type Listing = Arc<(DoctorRecord, ClinicRecord)>;
 pub struct Directory {
     listings: Vec<Listing>,
     by_specialty: HashMap<String, Vec<usize>>,
+    by_id: HashMap<DoctorId, usize>,
 }
 
 impl Directory {
@@ -102,12 +103,19 @@ impl Directory {
 
     fn index(listings: Vec<Listing>) -> Self {
         let mut by_specialty: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut by_id = HashMap::with_capacity(listings.len());
         for (i, l) in listings.iter().enumerate() {
             for s in &l.0.specialties {
                 by_specialty.entry(s.clone()).or_default().push(i);
             }
+            by_id.insert(l.0.id, i);
         }
-        Self { listings, by_specialty }
+        Self { listings, by_specialty, by_id }
+    }
+
+    /// One verified doctor with their clinic.
+    pub fn listing(&self, id: DoctorId) -> Option<Listing> {
+        self.by_id.get(&id).map(|&i| self.listings[i].clone())
     }
 
     pub fn len(&self) -> usize {
@@ -382,6 +390,41 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
 mod tests {
     use super::*;
 
+    fn patient(name: &str) -> medislot_store::UserRecord {
+        medislot_store::UserRecord {
+            id: medislot_domain::UserId::new(),
+            email: format!("{name}@example.org"),
+            password_hash: "x".into(),
+            role: medislot_domain::Role::Patient,
+            name: name.into(),
+            created_at: Timestamp::now(),
+        }
+    }
+
+    #[test]
+    fn a_token_look_up_is_reused_for_a_while_and_forgotten_on_log_out() {
+        let cache = TokenCache::new(Duration::from_millis(200));
+        let p = patient("p");
+        assert!(cache.get("h").is_none());
+        cache.put("h", &p);
+        assert_eq!(cache.get("h").map(|u| u.id), Some(p.id));
+        cache.forget("h");
+        assert!(cache.get("h").is_none(), "a log-out through this node counts at once");
+        cache.put("h", &p);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(cache.get("h").is_none(), "an entry is not used past its time");
+    }
+
+    #[test]
+    fn a_flood_of_tokens_cannot_grow_the_token_cache_without_bound() {
+        let cache = TokenCache::default();
+        let p = patient("p");
+        for i in 0..TOKEN_CACHE_ENTRIES + 10 {
+            cache.put(&i.to_string(), &p);
+        }
+        assert!(cache.entries().len() <= TOKEN_CACHE_ENTRIES);
+    }
+
     fn iv(a: i64, b: i64) -> Interval {
         Interval { start: Timestamp::from_second(a).unwrap(), end: Timestamp::from_second(b).unwrap() }
     }
@@ -546,5 +589,61 @@ mod tests {
         assert_eq!(off.start_refresh(), Some(Refresh::Full));
         off.finish_refresh(Refresh::Full, began, vec![a]);
         assert!(off.get().is_none(), "a zero TTL keeps nothing");
+    }
+}
+
+/// Who a bearer token stands for, as the store said a moment ago: every
+/// request presents a token, and most of them the same few. An entry is kept
+/// for [`TOKEN_CACHE_TTL`] at most, and a log-out through this node drops it
+/// at once; a log-out through another node is seen here within that time.
+/// It never decides a booking (the database does), only who is asking.
+pub struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, medislot_store::UserRecord)>>,
+}
+
+/// How long a token's look-up is reused.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Entries at most; past that the cache starts afresh (a flood of tokens
+/// cannot make it grow without bound).
+const TOKEN_CACHE_ENTRIES: usize = 50_000;
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(TOKEN_CACHE_TTL)
+    }
+}
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, medislot_store::UserRecord)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, token_hash: &str) -> Option<medislot_store::UserRecord> {
+        let mut entries = self.entries();
+        match entries.get(token_hash) {
+            Some((at, user)) if at.elapsed() < self.ttl => Some(user.clone()),
+            Some(_) => {
+                entries.remove(token_hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, token_hash: &str, user: &medislot_store::UserRecord) {
+        let mut entries = self.entries();
+        if entries.len() >= TOKEN_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(token_hash.to_string(), (Instant::now(), user.clone()));
+    }
+
+    pub fn forget(&self, token_hash: &str) {
+        self.entries().remove(token_hash);
     }
 }

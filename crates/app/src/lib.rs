@@ -84,6 +84,7 @@ pub struct App {
     metrics: Arc<metrics::Metrics>,
     cache: Arc<cache::AvailabilityCache>,
     directory: Arc<cache::DirectoryCache>,
+    tokens: Arc<cache::TokenCache>,
     /// The alternatives offered for a taken slot, shared by its race's losers.
     alternatives: Arc<cache::Memo<(medislot_domain::DoctorId, Timestamp), Vec<SlotView>>>,
     regions: Option<Arc<dyn RegionLink>>,
@@ -112,6 +113,7 @@ impl App {
             metrics: Arc::default(),
             cache,
             directory,
+            tokens: Arc::default(),
             alternatives,
             regions: None,
         }
