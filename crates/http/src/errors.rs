@@ -138,7 +138,10 @@ mod tests {
             .route("/api/v1/boom", get(boom))
             .route("/fhir/boom", get(boom))
             .route("/boom", get(boom))
-            .layer(axum::middleware::from_fn(|req, next| crate::deadline(std::time::Duration::from_secs(5), req, next)))
+            .layer(axum::middleware::from_fn(|req, next| {
+                let admission = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+                crate::deadline(std::time::Duration::from_secs(5), admission, req, next)
+            }))
             .layer(axum::middleware::from_fn(super::uniform))
     }
 

@@ -54,6 +54,9 @@ pub struct HttpOptions {
     pub trusted_proxies: Vec<throttle::Cidr>,
     /// The longest a request may take before it is answered 503 (outcome unknown, retry).
     pub request_timeout: std::time::Duration,
+    /// Requests this node works on at once; one more is answered 503 with
+    /// Retry-After at once, before anything is read or computed for it.
+    pub max_in_flight: usize,
     /// The secret shared by the regions, for `/internal/v1`.
     pub region_secret: Option<String>,
     /// A second secret also accepted on `/internal/v1`, while the secret is rotated.
@@ -85,6 +88,7 @@ impl Default for HttpOptions {
             client_attempts_per_minute: 60,
             trusted_proxies: Vec::new(),
             request_timeout: std::time::Duration::from_secs(15),
+            max_in_flight: 512,
             region_secret: None,
             region_secret_previous: None,
             ops_token: None,
@@ -159,7 +163,10 @@ pub fn node(app: App, options: HttpOptions) -> Node {
         .merge(routes::system::router())
         .fallback(|| async { problem::ApiError::new(StatusCode::NOT_FOUND, "not-found", "Not found", "no such route") })
         .layer(axum::middleware::map_response(method_not_allowed_as_problem))
-        .layer(axum::middleware::from_fn(move |req, next| deadline(options.request_timeout, req, next)))
+        .layer(axum::middleware::from_fn({
+            let admission = Arc::new(tokio::sync::Semaphore::new(options.max_in_flight.max(1)));
+            move |req, next| deadline(options.request_timeout, admission.clone(), req, next)
+        }))
         .layer(axum::middleware::from_fn_with_state(state.clone(), throttle::limit_public_reads))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::middleware::from_fn(errors::uniform))
@@ -246,15 +253,42 @@ async fn observe(
 /// the deadline the client hears 503 with Retry-After. The work goes on to its
 /// end; a change it was committing may still land, which is why a booking is
 /// retried with the same Idempotency-Key, answered from what the database holds.
+///
+/// Admission control at the edge: at most `admission`'s permits of requests
+/// are worked on at once (a timed-out one keeps its permit until its work
+/// ends). Offered more than it can do, the node answers the excess 503 at
+/// once, before reading or computing anything for it, and keeps doing what it
+/// can at full speed instead of slowing everybody down. Health checks and
+/// metrics are always answered.
 async fn deadline(
     within: std::time::Duration,
+    admission: Arc<tokio::sync::Semaphore>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    let always = matches!(req.uri().path(), "/healthz" | "/readyz" | "/metrics");
+    let permit = match admission.try_acquire_owned() {
+        Ok(permit) => Some(permit),
+        Err(_) if always => None,
+        Err(_) => {
+            let mut e = problem::ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "Too busy",
+                "this node is working on as many requests as it can; retry shortly",
+            );
+            e.retry_after = Some(1);
+            return axum::response::IntoResponse::into_response(e);
+        }
+    };
     // The work runs on its own task: past the deadline the client is answered,
     // but the work is never dropped halfway — a transaction finishes (commit or
     // rollback) and its connection goes back to the pool clean.
-    let work = tokio::spawn(next.run(req));
+    let work = tokio::spawn(async move {
+        let resp = next.run(req).await;
+        drop(permit);
+        resp
+    });
     match tokio::time::timeout(within, work).await {
         Ok(Ok(resp)) => resp,
         Ok(Err(panicked)) => {

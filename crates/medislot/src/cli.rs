@@ -184,6 +184,9 @@ pub struct ServeArgs {
     /// The longest a request may take; past it the client gets 503 with Retry-After.
     #[arg(long, env = "MEDISLOT_REQUEST_TIMEOUT_MS", default_value_t = 15000)]
     pub request_timeout_ms: u64,
+    /// Requests worked on at once; more are answered 503 with Retry-After at once.
+    #[arg(long, env = "MEDISLOT_MAX_IN_FLIGHT", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_in_flight: u32,
     /// Log format: text or json.
     #[arg(long, env = "MEDISLOT_LOG_FORMAT", default_value = "text")]
     pub log_format: String,

@@ -48,6 +48,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             client_attempts_per_minute: args.client_attempts_per_minute,
             trusted_proxies: args.trusted_proxies.clone(),
             request_timeout: std::time::Duration::from_millis(args.request_timeout_ms.max(100)),
+            max_in_flight: args.max_in_flight as usize,
             region_secret: args.region_secret.clone(),
             region_secret_previous: args.region_secret_previous.clone(),
             ops_token: args.ops_token.clone(),

@@ -584,3 +584,40 @@ async fn joining_a_clinic_needs_the_other_sides_consent() {
     let (s, own) = invited.post("/doctors", body(None)).await;
     assert_eq!((s, own["membership"].as_str()), (StatusCode::CREATED, Some("requested")), "{own}");
 }
+
+#[tokio::test]
+async fn past_its_in_flight_limit_a_node_answers_503_at_once_and_still_answers_health_checks() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let srv = TestServer::start_with(&["--max-in-flight", "2", "--body-read-timeout-ms", "5000"]);
+    let addr = srv.url.trim_start_matches("http://").to_string();
+    // Two requests whose bodies are still arriving: both are being worked on.
+    let mut stalled = Vec::new();
+    for _ in 0..2 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(b"POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"email\"")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
+    let r = client().get(srv.api("/doctors")).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(2), "refused without waiting");
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let (_, body, _) = decode(r).await;
+    assert_eq!(body["type"], "https://medislot.dev/problems/overloaded", "{body}");
+    assert_eq!(client().get(format!("{}/readyz", srv.url)).send().await.unwrap().status(), 200);
+    // Once the stalled requests are over, the node serves again.
+    drop(stalled);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = client().get(srv.api("/doctors")).send().await.unwrap().status();
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node serves again once its requests are over ({status})");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
