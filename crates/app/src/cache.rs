@@ -386,6 +386,62 @@ impl<K: std::hash::Hash + Eq, V: Clone> Memo<K, V> {
     }
 }
 
+/// Who a bearer token stands for, as the store said a moment ago: every
+/// request presents a token, and most of them the same few. An entry is kept
+/// for [`TOKEN_CACHE_TTL`] at most, and a log-out through this node drops it
+/// at once; a log-out through another node is seen here within that time.
+/// It never decides a booking (the database does), only who is asking.
+pub struct TokenCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, (Instant, medislot_store::UserRecord)>>,
+}
+
+/// How long a token's look-up is reused.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Entries at most; past that the cache starts afresh (a flood of tokens
+/// cannot make it grow without bound).
+const TOKEN_CACHE_ENTRIES: usize = 50_000;
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        Self::new(TOKEN_CACHE_TTL)
+    }
+}
+
+impl TokenCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, medislot_store::UserRecord)>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, token_hash: &str) -> Option<medislot_store::UserRecord> {
+        let mut entries = self.entries();
+        match entries.get(token_hash) {
+            Some((at, user)) if at.elapsed() < self.ttl => Some(user.clone()),
+            Some(_) => {
+                entries.remove(token_hash);
+                None
+            }
+            None => None,
+        }
+    }
+
+    pub fn put(&self, token_hash: &str, user: &medislot_store::UserRecord) {
+        let mut entries = self.entries();
+        if entries.len() >= TOKEN_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(token_hash.to_string(), (Instant::now(), user.clone()));
+    }
+
+    pub fn forget(&self, token_hash: &str) {
+        self.entries().remove(token_hash);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -589,61 +645,5 @@ mod tests {
         assert_eq!(off.start_refresh(), Some(Refresh::Full));
         off.finish_refresh(Refresh::Full, began, vec![a]);
         assert!(off.get().is_none(), "a zero TTL keeps nothing");
-    }
-}
-
-/// Who a bearer token stands for, as the store said a moment ago: every
-/// request presents a token, and most of them the same few. An entry is kept
-/// for [`TOKEN_CACHE_TTL`] at most, and a log-out through this node drops it
-/// at once; a log-out through another node is seen here within that time.
-/// It never decides a booking (the database does), only who is asking.
-pub struct TokenCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, (Instant, medislot_store::UserRecord)>>,
-}
-
-/// How long a token's look-up is reused.
-pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
-/// Entries at most; past that the cache starts afresh (a flood of tokens
-/// cannot make it grow without bound).
-const TOKEN_CACHE_ENTRIES: usize = 50_000;
-
-impl Default for TokenCache {
-    fn default() -> Self {
-        Self::new(TOKEN_CACHE_TTL)
-    }
-}
-
-impl TokenCache {
-    pub fn new(ttl: Duration) -> Self {
-        Self { ttl, entries: Mutex::new(HashMap::new()) }
-    }
-
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, (Instant, medislot_store::UserRecord)>> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub fn get(&self, token_hash: &str) -> Option<medislot_store::UserRecord> {
-        let mut entries = self.entries();
-        match entries.get(token_hash) {
-            Some((at, user)) if at.elapsed() < self.ttl => Some(user.clone()),
-            Some(_) => {
-                entries.remove(token_hash);
-                None
-            }
-            None => None,
-        }
-    }
-
-    pub fn put(&self, token_hash: &str, user: &medislot_store::UserRecord) {
-        let mut entries = self.entries();
-        if entries.len() >= TOKEN_CACHE_ENTRIES {
-            entries.clear();
-        }
-        entries.insert(token_hash.to_string(), (Instant::now(), user.clone()));
-    }
-
-    pub fn forget(&self, token_hash: &str) {
-        self.entries().remove(token_hash);
     }
 }
