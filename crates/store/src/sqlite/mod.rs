@@ -2,8 +2,9 @@
 //!
 //! Writes are closures run by one writer thread that group-commits them
 //! ([`writer`]): each is its own savepoint in a shared transaction, and each
-//! caller is answered once its group is on disk. Reads run on a pool of
-//! read-only connections of their own, so they never wait for a write.
+//! caller is answered once its group is on disk. Reads run on reader
+//! threads of their own, each with a read-only connection ([`readers`]), so
+//! they never wait for a write.
 //! Statements are prepared once per connection and kept (rusqlite's cache).
 //!
 //! P1 is the database's: triggers named `appointments_no_overlap` check every
@@ -14,13 +15,13 @@ mod appointments;
 mod directory;
 mod migrate;
 mod notifications;
+mod readers;
 mod regions;
 mod rows;
 mod values;
 mod writer;
 
 use crate::*;
-use deadpool_sqlite::{Hook, HookError, Pool, Runtime};
 use rusqlite::Connection;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -31,7 +32,7 @@ pub use migrate::MIGRATIONS;
 const STATEMENT_CACHE: usize = 256;
 
 pub struct SqliteStore {
-    readers: Pool,
+    readers: readers::Readers,
     writer: writer::Writer,
     /// Holds this process released because they ran out (committed), for metrics.
     holds_expired: AtomicU64,
@@ -47,32 +48,19 @@ impl SqliteStore {
             migrate::run(&writing)?;
         }
         let writer = writer::Writer::start(writing, WRITE_QUEUE)?;
-        let readers = deadpool_sqlite::Config::new(&path)
-            .builder(Runtime::Tokio1)
-            .map_err(|e| StoreError::Internal(format!("SQLite pool: {e}")))?
-            .max_size(options.max_connections.max(1) as usize)
-            .wait_timeout(Some(options.busy_timeout))
-            .post_create(Hook::async_fn(move |conn, _| {
-                Box::pin(async move {
-                    conn.interact(move |c| setup(c, busy, true))
-                        .await
-                        .map_err(|e| HookError::message(e.to_string()))?
-                        .map_err(|e| HookError::message(e.to_string()))
-                })
-            }))
-            .build()
-            .map_err(|e| StoreError::Internal(format!("SQLite pool: {e}")))?;
+        let connections =
+            (0..options.max_connections.max(1)).map(|_| open(&path, busy, true)).collect::<Result<Vec<_>>>()?;
+        let readers = readers::Readers::start(connections, READ_QUEUE)?;
         Ok(Self { readers, writer, holds_expired: AtomicU64::new(0) })
     }
 
-    /// Runs `f` on a reading connection of the pool.
+    /// Runs `f` on one of the reading connections (see [`readers`]).
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let conn = self.readers.get().await.map_err(|e| StoreError::Unavailable(format!("SQLite readers: {e}")))?;
-        conn.interact(move |c| f(c)).await.map_err(|e| StoreError::Internal(format!("a read failed: {e}")))?
+        self.readers.read(f).await
     }
 
     /// Runs `f` in the writer's next group; answers once the group is committed.
@@ -88,6 +76,9 @@ impl SqliteStore {
         self.holds_expired.fetch_add(n, Ordering::Relaxed);
     }
 }
+
+/// Reads that may wait for a reader.
+const READ_QUEUE: usize = 4096;
 
 /// Writes that may wait for the writer. With groups of up to 256 and a group
 /// committing in a few milliseconds, a full queue is well under a second of work.
@@ -153,11 +144,10 @@ impl Store for SqliteStore {
     }
 
     fn stats(&self) -> StoreStats {
-        let pool = self.readers.status();
         let writes = self.writer.stats();
         StoreStats {
-            pool_connections: u32::try_from(pool.size + 1).unwrap_or(u32::MAX),
-            pool_idle: u32::try_from(pool.available).unwrap_or(0),
+            pool_connections: u32::try_from(self.readers.connections() + 1).unwrap_or(u32::MAX),
+            pool_idle: u32::try_from(self.readers.idle()).unwrap_or(0),
             holds_expired: self.holds_expired.load(Ordering::Relaxed),
             writes_waiting: writes.waiting.load(Ordering::Relaxed) as u64,
             writes_refused: writes.refused.load(Ordering::Relaxed),
