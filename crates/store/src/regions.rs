@@ -133,3 +133,22 @@ pub trait RegionStore: Send + Sync {
     /// Pending forwards, and the oldest one's creation time.
     async fn forwarding_backlog(&self) -> Result<(u64, Option<Timestamp>)>;
 }
+
+/// A region's own part of a directory: its clinics (in a full snapshot, also
+/// those without doctors yet), and the doctors of those clinics. Both
+/// backends make their snapshots with it.
+pub(crate) fn own_part(
+    region: &str,
+    clinics: Vec<ClinicRecord>,
+    doctors: Vec<(DoctorRecord, ClinicRecord)>,
+) -> (Vec<ClinicRecord>, Vec<DoctorRecord>) {
+    let mut own: Vec<ClinicRecord> = clinics.into_iter().filter(|c| c.region == region).collect();
+    let mut mine = Vec::new();
+    for (d, c) in doctors.into_iter().filter(|(_, c)| c.region == region) {
+        if !own.iter().any(|x| x.id == c.id) {
+            own.push(c);
+        }
+        mine.push(d);
+    }
+    (own, mine)
+}

@@ -401,6 +401,29 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
     assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
 }
 
+/// A region tells its peers what it owns: everything, or the doctors changed
+/// since the peer's cursor, each with its clinic; never another region's.
+async fn region_snapshots_carry_the_regions_own_doctors_in_full_or_since(f: &Fixture) {
+    let now = Timestamp::now();
+    let full = f.store.region_snapshot("local", "peer", None, now).await.unwrap();
+    assert!(full.full);
+    assert_eq!(full.doctors.iter().map(|d| d.id).collect::<Vec<_>>(), vec![f.doctor]);
+    assert_eq!(full.clinics.len(), 1);
+    assert_eq!(full.clinics[0].id, full.doctors[0].clinic_id);
+    assert!(f.store.region_snapshot("elsewhere", "peer", None, now).await.unwrap().doctors.is_empty());
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let mark = Timestamp::now();
+    let none = f.store.region_snapshot("local", "peer", Some(mark), Timestamp::now()).await.unwrap();
+    assert!(!none.full && none.doctors.is_empty() && none.clinics.is_empty(), "nothing changed since");
+    let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    d.bio = "changed".into();
+    d.updated_at = Timestamp::now();
+    f.store.update_doctor(&d, d.version).await.unwrap();
+    let since = f.store.region_snapshot("local", "peer", Some(mark), Timestamp::now()).await.unwrap();
+    assert_eq!(since.doctors.iter().map(|d| (d.id, d.bio.as_str())).collect::<Vec<_>>(), vec![(f.doctor, "changed")]);
+    assert_eq!(since.clinics.iter().map(|c| c.id).collect::<Vec<_>>(), vec![d.clinic_id], "with its clinic");
+}
+
 async fn doctors_are_found_by_licence_number(f: &Fixture) {
     let mine = f.store.doctor(f.doctor).await.unwrap().unwrap();
     let found = f.store.doctors_with_licence(&mine.licence_number).await.unwrap();
@@ -651,6 +674,7 @@ conformance!(
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
     doctors_are_found_by_licence_number,
+    region_snapshots_carry_the_regions_own_doctors_in_full_or_since,
     activity_counts_what_happened_per_clinic,
     outbox_fan_out_happens_once,
     deliveries_are_claimed_by_one_worker_until_the_lease_runs_out,
@@ -675,6 +699,7 @@ conformance!(
     bulk_loads_are_checked_and_all_or_nothing,
     staff_listings_include_unverified_doctors,
     doctors_are_found_by_licence_number,
+    region_snapshots_carry_the_regions_own_doctors_in_full_or_since,
     activity_counts_what_happened_per_clinic,
     outbox_fan_out_happens_once,
     deliveries_are_claimed_by_one_worker_until_the_lease_runs_out,

@@ -34,10 +34,12 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
     };
     let topic = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
     let created_payload = outbox_payload(Uuid::now_v7(), topic, None, &created, Some(cmd.patient_id), cmd.now);
-    let hold = AppointmentRecord { status: AppointmentStatus::Held, ..created.clone() };
-    let confirmed = AppointmentRecord { status: AppointmentStatus::Booked, hold_expires_at: None, ..created.clone() };
-    let confirmed_payload =
-        outbox_payload(Uuid::now_v7(), "appointment.booked", Some(&hold), &confirmed, Some(cmd.patient_id), cmd.now);
+    // Only a booking can confirm the patient's own hold.
+    let confirmed_payload = (cmd.status == AppointmentStatus::Booked).then(|| {
+        let hold = AppointmentRecord { status: AppointmentStatus::Held, ..created.clone() };
+        let confirmed = AppointmentRecord { hold_expires_at: None, ..created.clone() };
+        outbox_payload(Uuid::now_v7(), "appointment.booked", Some(&hold), &confirmed, Some(cmd.patient_id), cmd.now)
+    });
 
     let mut tx = pool.begin().await.map_err(map_err)?;
     let row = sqlx::query(

@@ -51,9 +51,9 @@ pub(super) async fn clinic(e: impl PgExecutor<'_>, id: ClinicId) -> Result<Optio
     row.as_ref().map(clinic_row).transpose()
 }
 
-pub(super) async fn list_clinics(pool: &PgPool) -> Result<Vec<ClinicRecord>> {
+pub(super) async fn list_clinics(e: impl PgExecutor<'_>) -> Result<Vec<ClinicRecord>> {
     let rows = sqlx::query(&format!("SELECT {CLINIC_COLS} FROM clinics c ORDER BY c.name, c.id"))
-        .fetch_all(pool)
+        .fetch_all(e)
         .await
         .map_err(map_err)?;
     rows.iter().map(clinic_row).collect()
@@ -184,6 +184,21 @@ pub(super) async fn list_doctors(
     ))
     .bind(clinic.map(|c| c.0))
     .bind(verification.map(|v| v.as_str()))
+    .fetch_all(e)
+    .await
+    .map_err(map_err)?;
+    rows.iter().map(doctor_and_clinic).collect()
+}
+
+/// These doctors, whatever their verification, with their clinics.
+pub(super) async fn doctors_with_clinics(
+    e: impl PgExecutor<'_>,
+    ids: &[DoctorId],
+) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+    let rows = sqlx::query(&format!(
+        "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id WHERE d.id = ANY($1)"
+    ))
+    .bind(ids.iter().map(|d| d.0).collect::<Vec<_>>())
     .fetch_all(e)
     .await
     .map_err(map_err)?;

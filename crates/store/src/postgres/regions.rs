@@ -148,52 +148,15 @@ impl RegionStore for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        let (clinics, doctors): (Vec<ClinicRecord>, Vec<DoctorRecord>) = match since {
+        let (clinics, doctors) = match since {
             None => {
-                let doctors = directory::list_doctors(&mut *tx, None, None).await?;
-                let mut clinics: Vec<ClinicRecord> = Vec::new();
-                let mut mine = Vec::new();
-                for (d, c) in doctors.into_iter().filter(|(_, c)| c.region == region) {
-                    if !clinics.iter().any(|x| x.id == c.id) {
-                        clinics.push(c);
-                    }
-                    mine.push(d);
-                }
-                // Clinics without doctors yet are the region's too.
-                let rows =
-                    sqlx::query(&format!("SELECT {} FROM clinics c WHERE c.region = $1", crate::columns::CLINIC_COLS))
-                        .bind(region)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(map_err)?;
-                for c in rows.iter().map(clinic_row) {
-                    let c = c?;
-                    if !clinics.iter().any(|x| x.id == c.id) {
-                        clinics.push(c);
-                    }
-                }
-                clinics.sort_by(|a, b| (&a.name, a.id).cmp(&(&b.name, b.id)));
-                (clinics, mine)
+                let clinics = directory::list_clinics(&mut *tx).await?;
+                crate::regions::own_part(region, clinics, directory::list_doctors(&mut *tx, None, None).await?)
             }
             // Incremental: only the changed doctors, and their clinics.
             Some(t) => {
                 let changed = directory::doctors_changed_since(&mut *tx, t, now).await?;
-                let mut clinics: Vec<ClinicRecord> = Vec::new();
-                let mut doctors = Vec::new();
-                for id in changed {
-                    let Some(d) = directory::doctor(&mut *tx, id).await? else { continue };
-                    let clinic = match clinics.iter().find(|c| c.id == d.clinic_id) {
-                        Some(c) => Some(c.clone()),
-                        None => directory::clinic(&mut *tx, d.clinic_id).await?,
-                    };
-                    if let Some(c) = clinic.filter(|c| c.region == region) {
-                        if !clinics.iter().any(|x| x.id == c.id) {
-                            clinics.push(c);
-                        }
-                        doctors.push(d);
-                    }
-                }
-                (clinics, doctors)
+                crate::regions::own_part(region, Vec::new(), directory::doctors_with_clinics(&mut *tx, &changed).await?)
             }
         };
         let doctor_ids: Vec<DoctorId> = doctors.iter().map(|d| d.id).collect();

@@ -195,6 +195,21 @@ pub(super) fn list_doctors(
     )
 }
 
+/// These doctors, whatever their verification, with their clinics.
+pub(super) fn doctors_with_clinics(c: &Connection, ids: &[DoctorId]) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
+    let mut out = Vec::new();
+    // SQLite caps bound parameters; long lists go in chunks.
+    for chunk in ids.chunks(400) {
+        let sql = format!(
+            "SELECT {DOCTOR_COLS}, {CLINIC_COLS} FROM doctors d JOIN clinics c ON c.id = d.clinic_id
+             WHERE d.id IN ({})",
+            placeholders(chunk.len())
+        );
+        out.extend(all_once(c, &sql, params_from_iter(chunk.iter().map(|d| d.to_string())), doctor_and_clinic)?);
+    }
+    Ok(out)
+}
+
 pub(super) fn doctors_updated_since(c: &Connection, since: Timestamp) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
     // One second earlier: a change at 12:00:00.5 sorts before "12:00:00Z" as text.
     let from = (since - jiff::SignedDuration::from_secs(1)).to_string();

@@ -131,37 +131,12 @@ fn snapshot(
     since: Option<Timestamp>,
     now: Timestamp,
 ) -> Result<RegionSnapshot> {
-    let (clinics, doctors): (Vec<ClinicRecord>, Vec<DoctorRecord>) = match since {
-        None => {
-            let clinics: Vec<ClinicRecord> =
-                directory::list_clinics(c)?.into_iter().filter(|c| c.region == region).collect();
-            let ids: HashSet<ClinicId> = clinics.iter().map(|c| c.id).collect();
-            let doctors = directory::list_doctors(c, None, None)?
-                .into_iter()
-                .filter(|(_, c)| ids.contains(&c.id))
-                .map(|(d, _)| d)
-                .collect();
-            (clinics, doctors)
-        }
+    let (clinics, doctors) = match since {
+        None => crate::regions::own_part(region, directory::list_clinics(c)?, directory::list_doctors(c, None, None)?),
         // Incremental: only the changed doctors, and their clinics.
         Some(t) => {
-            let mut clinics: Vec<ClinicRecord> = Vec::new();
-            let mut doctors = Vec::new();
-            let changed: HashSet<DoctorId> = directory::doctors_changed_since(c, t, now)?.into_iter().collect();
-            for id in changed {
-                let Some(d) = directory::doctor(c, id)? else { continue };
-                let clinic = match clinics.iter().find(|c| c.id == d.clinic_id) {
-                    Some(found) => Some(found.clone()),
-                    None => directory::clinic(c, d.clinic_id)?,
-                };
-                if let Some(clinic) = clinic.filter(|c| c.region == region) {
-                    if !clinics.iter().any(|x| x.id == clinic.id) {
-                        clinics.push(clinic);
-                    }
-                    doctors.push(d);
-                }
-            }
-            (clinics, doctors)
+            let changed = directory::doctors_changed_since(c, t, now)?;
+            crate::regions::own_part(region, Vec::new(), directory::doctors_with_clinics(c, &changed)?)
         }
     };
     let doctor_ids: Vec<DoctorId> = doctors.iter().map(|d| d.id).collect();
