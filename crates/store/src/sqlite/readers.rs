@@ -102,18 +102,21 @@ mod tests {
         assert_eq!(name, "sqlite-reader-0");
         // One read holds the only reader, one more fills the queue, the next is refused.
         let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = std::sync::mpsc::channel::<()>();
         let held = {
             let readers = readers.clone();
             tokio::spawn(async move {
                 readers
                     .read(move |_| {
+                        started.send(()).ok();
                         wait.recv().ok();
                         Ok(())
                     })
                     .await
             })
         };
-        while readers.idle() > 0 {
+        // Until the held read runs on the reader (not merely queued).
+        while running.try_recv().is_err() {
             tokio::task::yield_now().await;
         }
         let mut refused = false;
