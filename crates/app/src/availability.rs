@@ -1,12 +1,14 @@
 //! Reading availability: a doctor's free slots, search with next free slot,
 //! and the alternatives offered when a slot was just taken.
 
-use crate::cache::{Directory, Listing, Refresh};
+use crate::cache::Listing;
 use crate::{access::Actor, App, AppError};
 use jiff::{SignedDuration, Timestamp};
 use medislot_domain::{
-    people::parse_tag, schedule::local_rfc3339, Coordinates, DoctorId, Interval, Invalid, Mode, Slot, VerificationState,
+    free_index::Known, people::parse_tag, schedule::local_rfc3339, Coordinates, DoctorId, Interval, Invalid, Mode,
+    Slot, VerificationState,
 };
+use medislot_store::search::{SearchFilter, SearchRow};
 use medislot_store::{ClinicRecord, DoctorQuery, DoctorRecord};
 use std::{collections::HashMap, sync::Arc};
 
@@ -76,17 +78,28 @@ pub struct SearchHit {
     pub next_slot: Option<SlotView>,
 }
 
-/// A search candidate with its next free slot, before the page is cut.
+/// A search candidate with its first free start in the window, before the page is cut.
 struct Ranked {
-    listing: Listing,
+    doctor_id: DoctorId,
+    name: String,
+    position: Coordinates,
     distance_km: Option<f64>,
-    next_slot: Option<SlotView>,
+    key: Option<Timestamp>,
 }
 
 impl Ranked {
-    fn into_hit(self) -> SearchHit {
-        let (doctor, clinic) = Arc::unwrap_or_clone(self.listing);
-        SearchHit { doctor, clinic, distance_km: self.distance_km, next_slot: self.next_slot }
+    fn of(row: &SearchRow, distance_km: Option<f64>, key: Option<Timestamp>) -> Self {
+        Ranked { doctor_id: row.doctor_id, name: row.name.clone(), position: row.position, distance_km, key }
+    }
+
+    /// Soonest first, then nearest, then by name (and id, so that pages never overlap).
+    fn order(a: &Ranked, b: &Ranked) -> std::cmp::Ordering {
+        a.key
+            .unwrap_or(Timestamp::MAX)
+            .cmp(&b.key.unwrap_or(Timestamp::MAX))
+            .then(a.distance_km.unwrap_or(0.0).total_cmp(&b.distance_km.unwrap_or(0.0)))
+            .then(a.name.cmp(&b.name))
+            .then(a.doctor_id.cmp(&b.doctor_id))
     }
 }
 
@@ -224,72 +237,185 @@ impl App {
         errs.finish()?;
         let window = Interval { start: from, end: to };
         let radius = p.radius_km.unwrap_or(25.0);
-        let query = DoctorQuery {
-            specialty,
-            language,
-            mode,
-            bounding_box: near.map(|c| c.bounding_box(radius)),
-            exclude_doctor: None,
+        let filter =
+            SearchFilter { specialty: specialty.unwrap_or_default(), language, mode, near: near.map(|c| (c, radius)) };
+        let explicit = p.available_from.is_some() || p.available_to.is_some();
+        let offset = ((p.page - 1) as usize).saturating_mul(p.per_page as usize);
+        let want = offset + p.per_page as usize;
+        // A window that starts now reads the index in its order; a radius
+        // bounds the candidates, and a later window needs their free times.
+        let (ranked, total) = if near.is_none() && p.available_from.is_none_or(|f| f <= now) {
+            self.ranked_by_index(&filter, window, now, want, explicit).await?
+        } else {
+            self.ranked_by_scan(&filter, window, now, explicit).await?
         };
-        let candidates = self.candidates(&query).await?;
-        let mut hits = self.with_next_slots(candidates, near, Some(radius), window, mode, now).await?;
-        if p.available_from.is_some() || p.available_to.is_some() {
-            hits.retain(|h| h.next_slot.is_some());
-        }
-        let total = hits.len();
-        let start = ((p.page - 1) as usize).saturating_mul(p.per_page as usize);
-        let items = hits.into_iter().skip(start).take(p.per_page as usize).map(Ranked::into_hit).collect();
+        let page: Vec<Ranked> = ranked.into_iter().skip(offset).take(p.per_page as usize).collect();
+        let items = self.hits(page, window, mode, now, explicit).await?;
         Ok(SearchPage { items, page: p.page, per_page: p.per_page, total, window })
     }
 
-    /// Filters candidates by exact distance, finds each one's next free slot,
-    /// and sorts them: soonest first, then nearest, then by name (and id, so
-    /// that pages never overlap).
-    async fn with_next_slots(
+    /// The window starting now, from the index: the rows still fresh in its
+    /// order, merged with those whose indexed start may have passed (read
+    /// from their free times); soonest first, then those without a slot.
+    async fn ranked_by_index(
         &self,
-        candidates: Vec<Listing>,
-        near: Option<Coordinates>,
-        radius: Option<f64>,
+        filter: &SearchFilter,
+        window: Interval,
+        now: Timestamp,
+        want: usize,
+        explicit: bool,
+    ) -> Result<(Vec<Ranked>, usize), AppError> {
+        let limit = u32::try_from(want).unwrap_or(u32::MAX);
+        let r = self.store.search_indexed(filter, now, window.end, limit, (!explicit).then_some(limit)).await?;
+        let mut soon: Vec<Ranked> = r.soonest.into_iter().map(|row| Ranked::of(&row, None, row.next)).collect();
+        let mut without: Vec<Ranked> = r.without_slot.into_iter().map(|row| Ranked::of(&row, None, None)).collect();
+        let keyed = self.keys(r.stale, filter.mode, window, now).await?;
+        let stale_soon = keyed.iter().filter(|k| k.key.is_some()).count();
+        for k in keyed {
+            if k.key.is_some() {
+                soon.push(k)
+            } else {
+                without.push(k)
+            }
+        }
+        soon.sort_by(Ranked::order);
+        without.sort_by(Ranked::order);
+        let soon_total = r.soonest_count as usize + stale_soon;
+        let total = if explicit { soon_total } else { r.total as usize };
+        soon.truncate(want);
+        if !explicit {
+            soon.extend(without.into_iter().take(want.saturating_sub(soon.len())));
+        }
+        Ok((soon, total))
+    }
+
+    /// Every candidate the filter finds, keyed from its free times; those
+    /// further than the radius dropped.
+    async fn ranked_by_scan(
+        &self,
+        filter: &SearchFilter,
+        window: Interval,
+        now: Timestamp,
+        explicit: bool,
+    ) -> Result<(Vec<Ranked>, usize), AppError> {
+        let mut rows = self.store.search_candidates(filter).await?;
+        if let Some((c, km)) = filter.near {
+            rows.retain(|r| c.distance_km(r.position) <= km);
+        }
+        let mut ranked = self.keys(rows, filter.mode, window, now).await?;
+        if let Some((c, _)) = filter.near {
+            for r in &mut ranked {
+                r.distance_km = Some(c.distance_km(r.position));
+            }
+        }
+        if explicit {
+            ranked.retain(|r| r.key.is_some());
+        }
+        ranked.sort_by(Ranked::order);
+        let total = ranked.len();
+        Ok((ranked, total))
+    }
+
+    /// Each row's first free start in the window, from its free times; the
+    /// few the free times cannot tell computed from the schedule.
+    async fn keys(
+        &self,
+        rows: Vec<SearchRow>,
+        mode: Option<Mode>,
+        window: Interval,
+        now: Timestamp,
+    ) -> Result<Vec<Ranked>, AppError> {
+        let mut out = Vec::with_capacity(rows.len());
+        let mut unknown = Vec::new();
+        for row in rows {
+            let known = row.free.as_ref().map(|f| {
+                let horizon = f.covered_until.duration_since(f.computed_at);
+                let from = window.start.max(now + f.notice);
+                let to = window.end.min(now + horizon);
+                if to <= from {
+                    Known::Yes(None)
+                } else {
+                    f.first_in(from, to, mode)
+                }
+            });
+            match known {
+                Some(Known::Yes(key)) => out.push(Ranked::of(&row, None, key)),
+                _ => unknown.push(row),
+            }
+        }
+        if !unknown.is_empty() {
+            let ids: Vec<DoctorId> = unknown.iter().map(|r| r.doctor_id).collect();
+            let exact = self.first_slots(&ids, window, mode, now).await?;
+            for row in unknown {
+                let key = exact.get(&row.doctor_id).and_then(|(_, s)| s.as_ref()).map(|s| s.start);
+                out.push(Ranked::of(&row, None, key));
+            }
+        }
+        Ok(out)
+    }
+
+    /// These doctors (verified ones) with their clinics and first free slot
+    /// in the window, computed from the schedule and fresh busy times.
+    async fn first_slots(
+        &self,
+        ids: &[DoctorId],
         window: Interval,
         mode: Option<Mode>,
         now: Timestamp,
-    ) -> Result<Vec<Ranked>, AppError> {
-        let candidates: Vec<(Listing, Option<f64>)> = candidates
+    ) -> Result<HashMap<DoctorId, (Listing, Option<Slot>)>, AppError> {
+        let listed: Vec<Listing> = self
+            .store
+            .doctors_by_id(ids)
+            .await?
             .into_iter()
-            .filter_map(|l| {
-                let dist = near.map(|n| n.distance_km(l.1.position));
-                match (dist, radius) {
-                    (Some(km), Some(r)) if km > r => None,
-                    _ => Some((l, dist)),
-                }
-            })
+            .filter(|(d, _)| d.verification == VerificationState::Verified)
+            .map(Arc::new)
             .collect();
-        let ids: Vec<DoctorId> = candidates.iter().map(|(l, _)| l.0.id).collect();
+        let verified: Vec<DoctorId> = listed.iter().map(|l| l.0.id).collect();
         let mut busy: HashMap<DoctorId, Vec<Interval>> = HashMap::new();
-        for (d, iv) in self.busy_of(&ids, window, now).await? {
-            busy.entry(d).or_default().push(iv);
+        if !verified.is_empty() {
+            for (d, iv) in self.busy_of(&verified, window, now).await? {
+                busy.entry(d).or_default().push(iv);
+            }
         }
-        let mut hits: Vec<Ranked> = candidates
+        Ok(listed
             .into_iter()
-            .map(|(listing, distance_km)| {
-                let (doctor, clinic) = &*listing;
+            .map(|l| {
+                let (doctor, clinic) = &*l;
                 let w = intersect(window, doctor.schedule.bookable_window(now));
                 let tz = clinic.time_zone.tz();
                 let b = busy.get(&doctor.id).map(Vec::as_slice).unwrap_or(&[]);
-                let next = first_slot(&doctor.schedule, doctor.id, &tz, w, b, mode);
-                let next_slot = next.map(|s| SlotView::new(&s, clinic));
-                Ranked { listing, distance_km, next_slot }
+                let slot = first_slot(&doctor.schedule, doctor.id, &tz, w, b, mode);
+                (doctor.id, (l.clone(), slot))
             })
-            .collect();
-        hits.sort_by(|a, b| {
-            let key = |h: &Ranked| h.next_slot.as_ref().map_or(Timestamp::MAX, |s| s.start);
-            key(a)
-                .cmp(&key(b))
-                .then(a.distance_km.unwrap_or(0.0).total_cmp(&b.distance_km.unwrap_or(0.0)))
-                .then(a.listing.0.name.cmp(&b.listing.0.name))
-                .then(a.listing.0.id.cmp(&b.listing.0.id))
-        });
-        Ok(hits)
+            .collect())
+    }
+
+    /// The page's hits, each with its next slot computed from the schedule
+    /// and fresh busy times (the index only chose and ordered them).
+    async fn hits(
+        &self,
+        page: Vec<Ranked>,
+        window: Interval,
+        mode: Option<Mode>,
+        now: Timestamp,
+        explicit: bool,
+    ) -> Result<Vec<SearchHit>, AppError> {
+        let ids: Vec<DoctorId> = page.iter().map(|r| r.doctor_id).collect();
+        let mut found = self.first_slots(&ids, window, mode, now).await?;
+        Ok(page
+            .into_iter()
+            .filter_map(|r| {
+                let (listing, slot) = found.remove(&r.doctor_id)?;
+                // Taken since the index was written: a window asked for free doctors only.
+                if explicit && slot.is_none() {
+                    return None;
+                }
+                let (doctor, clinic) = Arc::unwrap_or_clone(listing);
+                let next_slot = slot.map(|s| SlotView::new(&s, &clinic));
+                Some(SearchHit { doctor, clinic, distance_km: r.distance_km, next_slot })
+            })
+            .collect())
     }
 
     /// Up to five free slots to offer instead of a taken one: the same doctor's
@@ -316,16 +442,14 @@ impl App {
             Err(_) => vec![],
         };
         if out.is_empty() {
-            let query = DoctorQuery {
-                specialty: doctor.specialties.first().cloned(),
-                bounding_box: Some(clinic.position.bounding_box(NEARBY_KM)),
-                exclude_doctor: Some(doctor.id),
+            let filter = SearchFilter {
+                specialty: doctor.specialties.first().cloned().unwrap_or_default(),
+                near: Some((clinic.position, NEARBY_KM)),
                 ..Default::default()
             };
-            if let Ok(candidates) = self.candidates(&query).await {
-                if let Ok(hits) =
-                    self.with_next_slots(candidates, Some(clinic.position), Some(NEARBY_KM), soon, None, now).await
-                {
+            if let Ok((ranked, _)) = self.ranked_by_scan(&filter, soon, now, true).await {
+                let others: Vec<Ranked> = ranked.into_iter().filter(|r| r.doctor_id != doctor.id).take(5).collect();
+                if let Ok(hits) = self.hits(others, soon, None, now, true).await {
                     out = hits.into_iter().filter_map(|h| h.next_slot).take(5).collect();
                 }
             }
@@ -458,115 +582,49 @@ impl App {
         Ok(out)
     }
 
-    /// This node changed the doctor's availability: its cached busy times are gone.
+    /// This node changed the doctor's availability: its cached busy times
+    /// are gone, and the search index computes them again.
     pub(crate) fn availability_changed(&self, doctor: DoctorId) {
         self.cache.invalidate(doctor);
+        self.search_changed(doctor);
     }
 
-    /// Whether search reads a copy of the directory kept by this node (off with
-    /// the availability cache or a zero directory TTL).
-    pub fn keeps_directory_copy(&self) -> bool {
-        self.directory.enabled()
-    }
-
-    /// Search's copy of the directory, loading it first when this node has
-    /// none yet: `serve` calls it at start-up, and requests that come before
-    /// that load ends wait for it rather than start their own.
-    pub async fn warm_directory(&self) -> Result<Arc<Directory>, AppError> {
-        let _first = self.directory.first_load().await;
-        match self.directory.get() {
-            Some((dir, _)) => Ok(dir),
-            // Only a stale snapshot is refreshed in the background: with none
-            // yet, this (under the first-load lock) is the only load.
-            None => match self.directory.start_refresh() {
-                Some(refresh) => self.load_directory(refresh).await,
-                None => Err(AppError::Unavailable("the directory is being loaded".into())),
-            },
-        }
-    }
-
-    /// Reads what the claimed refresh needs: the whole directory, or only
-    /// the doctors changed since the last load.
-    async fn load_directory(&self, refresh: Refresh) -> Result<Arc<Directory>, AppError> {
-        let began = self.now();
-        let rows = match refresh {
-            Refresh::Full => self.store.search_doctors(&DoctorQuery::default()).await,
-            Refresh::ChangedSince(since) => self.store.doctors_updated_since(since).await,
-        };
-        match rows {
-            Ok(rows) => Ok(self.directory.finish_refresh(refresh, began, rows)),
-            Err(e) => {
-                self.directory.abandon_refresh();
-                Err(e.into())
-            }
-        }
-    }
-
-    /// A doctor's profile, schedule or verification changed through this node:
-    /// search shows the change at once.
+    /// A doctor's profile, schedule or verification changed through this node.
+    /// Search shows it before the change is answered (such changes are few;
+    /// bookings go through the keeper instead).
     pub(crate) async fn directory_changed(&self, doctor: &DoctorRecord) {
-        match self.store.clinic(doctor.clinic_id).await {
-            Ok(Some(clinic)) => self.directory.patch(vec![(doctor.clone(), clinic)]),
-            _ => self.directory.expire(),
-        }
+        self.listings.invalidate(doctor.id);
+        self.index_now(doctor.id).await;
     }
 
-    /// A peer's directory was applied here: search shows the doctors it lists
-    /// at once; after a full snapshot, which may drop doctors, the rest follows
-    /// with a background refresh.
+    /// A peer's directory was applied here: its doctors' cached reads go,
+    /// and the search index computes them again.
     pub fn replica_changed(&self, snap: &medislot_store::RegionSnapshot) {
-        let clinics: HashMap<_, _> = snap.clinics.iter().map(|c| (c.id, c)).collect();
-        let listed: Option<Vec<(DoctorRecord, ClinicRecord)>> =
-            snap.doctors.iter().map(|d| clinics.get(&d.clinic_id).map(|c| (d.clone(), (*c).clone()))).collect();
-        match listed {
-            Some(rows) if !snap.full => {
-                for d in rows.iter().map(|(d, _)| d.id).chain(snap.busy.iter().map(|(d, _)| *d)) {
-                    self.cache.invalidate(d);
-                }
-                self.directory.patch(rows);
-            }
-            _ => {
-                self.cache.clear();
-                self.directory.expire();
-            }
+        if snap.full {
+            self.cache.clear();
+            self.listings.clear();
+        }
+        for d in snap.doctors.iter().map(|d| d.id).chain(snap.busy.iter().map(|(d, _)| *d)) {
+            self.cache.invalidate(d);
+            self.listings.invalidate(d);
+            self.search_changed(d);
         }
     }
 
-    /// A verified doctor and their clinic from this node's fresh copy of the
-    /// directory, if it lists them: what a booking checks its slot against
-    /// (the database, not this copy, decides whether the slot is free). A
-    /// doctor changed through this node shows at once, through another node
-    /// within the directory's TTL; one not listed is read from the store.
-    pub(crate) fn listed(&self, doctor: DoctorId) -> Option<Listing> {
-        match self.directory.get() {
-            Some((dir, true)) => dir.listing(doctor),
-            _ => None,
+    /// A verified doctor and their clinic as read a moment ago: what a
+    /// booking checks its slot against (the database, not this copy, decides
+    /// whether the slot is free). A doctor changed through this node shows at
+    /// once, through another node within the cache's TTL.
+    pub(crate) async fn listed(&self, doctor: DoctorId) -> Result<Option<Listing>, AppError> {
+        if let Some(l) = self.listings.get(doctor) {
+            return Ok(Some(l));
         }
-    }
-
-    /// Verified doctors matching the query. With the cache on, from this
-    /// node's directory snapshot (filters applied in memory); a stale snapshot
-    /// is served while one task refreshes it.
-    async fn candidates(&self, q: &DoctorQuery) -> Result<Vec<Listing>, AppError> {
-        if !self.directory.enabled() {
-            return Ok(self.store.search_doctors(q).await?.into_iter().map(Arc::new).collect());
-        }
-        let dir = match self.directory.get() {
-            Some((dir, true)) => dir,
-            Some((stale, false)) => {
-                if let Some(refresh) = self.directory.start_refresh() {
-                    let app = self.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = app.load_directory(refresh).await {
-                            tracing::warn!(error = %e, "refreshing the directory cache failed");
-                        }
-                    });
-                }
-                stale
-            }
-            None => self.warm_directory().await?,
-        };
-        Ok(dir.matching(q))
+        let found = self.store.doctors_by_id(&[doctor]).await?.into_iter().next();
+        Ok(found.filter(|(d, _)| d.verification == VerificationState::Verified).map(|row| {
+            let l = Arc::new(row);
+            self.listings.put(l.clone());
+            l
+        }))
     }
 }
 

@@ -8,7 +8,6 @@ use crate::{
 use jiff::Timestamp;
 use medislot_domain::{
     appointment::Action, AppointmentId, AppointmentStatus, DoctorId, Invalid, Mode, Role, Slot, SlotId,
-    VerificationState,
 };
 use medislot_store::{
     AppointmentChange, AppointmentQuery, AppointmentRecord, ClinicRecord, Decide, DoctorRecord, IdempotencyKey,
@@ -119,16 +118,9 @@ impl App {
     pub(crate) async fn bookable(&self, slot_id: &str, mode: Option<&str>, field: &str) -> Result<Bookable, AppError> {
         let id = SlotId::parse(field, slot_id)?;
         let requested_mode = mode.map(|m| Mode::parse("mode", m)).transpose()?;
-        let (doctor, clinic) = match self.listed(id.doctor) {
+        let (doctor, clinic) = match self.listed(id.doctor).await? {
             Some(listing) => (listing.0.clone(), listing.1.clone()),
-            None => {
-                let doctor = match self.store.doctor(id.doctor).await? {
-                    Some(d) if d.verification == VerificationState::Verified => d,
-                    _ => return Err(Invalid::field(field, "refers to no bookable doctor").into()),
-                };
-                let clinic = self.clinic(doctor.clinic_id).await?;
-                (doctor, clinic)
-            }
+            None => return Err(Invalid::field(field, "refers to no bookable doctor").into()),
         };
         let tz = clinic.time_zone.tz();
         let Some(slot) = doctor.schedule.slot_at(doctor.id, &tz, id.start) else {

@@ -545,7 +545,8 @@ impl App {
         let (d, _) = self.doctor_to_manage(actor, id).await?;
         let t = TimeOffRecord { id: uuid::Uuid::now_v7(), doctor_id: d.id, interval: Interval { start, end }, reason };
         self.store.add_time_off(&t).await?;
-        self.availability_changed(d.id);
+        self.cache.invalidate(d.id);
+        self.index_now(d.id).await;
         Ok(t)
     }
 }

@@ -12,6 +12,7 @@ mod error;
 pub mod metrics;
 mod notifications;
 mod regions;
+pub mod search_index;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
@@ -48,9 +49,9 @@ pub struct AppConfig {
     pub max_holds_per_patient: u32,
     /// How long availability reads may be served from this node's cache (zero: no cache).
     pub availability_cache_ttl: std::time::Duration,
-    /// How long search may use this node's copy of the directory (doctors by
-    /// specialty, language and mode); changes made through this node drop it
-    /// at once. Off when the availability cache is off.
+    /// How long a doctor's listing read for the booking path is reused;
+    /// changes made through this node drop it at once. Off when the
+    /// availability cache is off.
     pub directory_cache_ttl: std::time::Duration,
     /// How long a slot offered from the waitlist is held for the patient.
     pub waitlist_hold_ttl: SignedDuration,
@@ -83,7 +84,8 @@ pub struct App {
     clock: Clock,
     metrics: Arc<metrics::Metrics>,
     cache: Arc<cache::AvailabilityCache>,
-    directory: Arc<cache::DirectoryCache>,
+    listings: Arc<cache::ListingCache>,
+    keeper: Arc<search_index::Keeper>,
     tokens: Arc<cache::TokenCache>,
     /// The alternatives offered for a taken slot, shared by its race's losers.
     alternatives: Arc<cache::Memo<(medislot_domain::DoctorId, Timestamp), Vec<SlotView>>>,
@@ -97,12 +99,12 @@ impl App {
 
     pub fn with_clock(store: DynStore, config: AppConfig, clock: Clock) -> Self {
         let cache = Arc::new(cache::AvailabilityCache::new(config.availability_cache_ttl));
-        let directory_ttl = if config.availability_cache_ttl.is_zero() {
+        let listing_ttl = if config.availability_cache_ttl.is_zero() {
             std::time::Duration::ZERO
         } else {
             config.directory_cache_ttl
         };
-        let directory = Arc::new(cache::DirectoryCache::new(directory_ttl));
+        let listings = Arc::new(cache::ListingCache::new(listing_ttl));
         // At most a second, and never longer than availability may be cached.
         let memo_ttl = config.availability_cache_ttl.min(std::time::Duration::from_secs(1));
         let alternatives = Arc::new(cache::Memo::new(memo_ttl));
@@ -112,7 +114,8 @@ impl App {
             clock,
             metrics: Arc::default(),
             cache,
-            directory,
+            listings,
+            keeper: Arc::default(),
             tokens: Arc::default(),
             alternatives,
             regions: None,
@@ -136,7 +139,7 @@ impl App {
 
     /// The metrics exposition, with the store's and the cache's figures sampled now.
     pub fn render_metrics(&self, format: metrics::Exposition) -> String {
-        format.write(self.metrics.render(self.store.stats(), self.cache.oldest_age(), self.directory.age()))
+        format.write(self.metrics.render(self.store.stats(), self.cache.oldest_age(), self.search_index_lag()))
     }
 
     pub fn store(&self) -> &DynStore {

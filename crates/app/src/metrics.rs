@@ -118,8 +118,8 @@ impl Default for Metrics {
         );
         let directory_age = Gauge::<f64, std::sync::atomic::AtomicU64>::default();
         registry.register(
-            "directory_cache_age_seconds",
-            "Age of this node's copy of the directory that search reads",
+            "search_index_lag_seconds",
+            "How far behind this node's changes the search index may be (since its keeper's last finished round began)",
             directory_age.clone(),
         );
         let deliveries = Family::<DeliveryLabels, Counter>::default();

@@ -8,6 +8,7 @@ pub mod appointment;
 pub mod clinic;
 pub mod contact;
 pub mod error;
+pub mod free_index;
 pub mod ids;
 pub mod instant;
 pub mod people;

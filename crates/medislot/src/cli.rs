@@ -176,9 +176,9 @@ pub struct ServeArgs {
     /// cache; 0 turns it off. Bookings always go to the database.
     #[arg(long, env = "MEDISLOT_AVAILABILITY_CACHE_TTL_MS", default_value_t = 2000)]
     pub availability_cache_ttl_ms: u64,
-    /// How long search may use this node's copy of the directory before it is
-    /// refreshed in the background; changes made through this node, or replicated
-    /// to it, show at once. 0 (or no availability cache) reads the database instead.
+    /// How long a doctor's listing read for a booking is reused (a cache bounded
+    /// in bytes); changes made through this node drop it at once. 0 (or no
+    /// availability cache) reads the database every time.
     #[arg(long, env = "MEDISLOT_DIRECTORY_CACHE_TTL_MS", default_value_t = 10000)]
     pub directory_cache_ttl_ms: u64,
     /// The longest a request may take; past it the client gets 503 with Retry-After.

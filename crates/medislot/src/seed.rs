@@ -190,5 +190,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
         app.store().bulk_load(&batch).await?;
     }
     app.store().refresh_statistics().await?;
+    // Search's index, so that the first search after `serve` reads it at once.
+    app.catch_up_search_index().await?;
     Ok((args.clinics, args.doctors, args.patients, appointments))
 }

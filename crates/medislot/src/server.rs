@@ -28,16 +28,6 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if args.demo {
         crate::demo::seed(&app).await.context("seeding demo data")?;
     }
-    if app.keeps_directory_copy() {
-        // Search's copy of the directory loads now rather than under the first searches.
-        let warm = app.clone();
-        tokio::spawn(async move {
-            match warm.warm_directory().await {
-                Ok(dir) => tracing::info!(doctors = dir.len(), "directory loaded for search"),
-                Err(e) => tracing::warn!(error = %e, "loading the directory failed; the first search retries"),
-            }
-        });
-    }
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
@@ -93,6 +83,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
         }))
     });
+    // Search's index: this node's changes, rows coming due, and a catch-up at start.
+    let keeper = {
+        let (app, stopped) = (app.clone(), stopped.clone());
+        tokio::spawn(async move { app.run_search_keeper(stopped).await })
+    };
     let router = node.router;
     let publisher = {
         let mut stopped = stopped.clone();
@@ -138,6 +133,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(w) = workers {
         let _ = w.await;
     }
+    let _ = keeper.await;
     if let Some(r) = region_loops {
         let _ = r.await;
     }

@@ -10,6 +10,7 @@ mod notify;
 pub mod postgres;
 mod records;
 mod regions;
+pub mod search;
 pub mod sqlite;
 
 pub use notify::*;
@@ -61,7 +62,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 pub type Decide = Box<dyn Fn(&AppointmentRecord) -> Result<AppointmentChange> + Send + Sync>;
 
 #[async_trait]
-pub trait Store: NotifyStore + RegionStore + Send + Sync + 'static {
+pub trait Store: NotifyStore + RegionStore + search::SearchStore + Send + Sync + 'static {
     /// Which backend this is (`sqlite`, `postgres`), for logs and `/readyz`.
     fn backend(&self) -> &'static str;
     /// This process's view of the store, for metrics.

@@ -15,6 +15,7 @@ mod directory;
 mod notifications;
 mod regions;
 mod rows;
+mod search;
 
 use crate::*;
 use sqlx::{postgres::PgPoolOptions, PgPool, Postgres, Transaction};

@@ -18,6 +18,7 @@ mod notifications;
 mod readers;
 mod regions;
 mod rows;
+mod search;
 mod values;
 mod writer;
 
