@@ -172,6 +172,7 @@ impl World {
             clinics: clinics.iter().map(|c| (c.clone(), admin.id)).collect(),
             doctors: doctors.clone(),
             appointments: vec![],
+            search: vec![],
         };
         store.bulk_load(&load).await.unwrap();
         let peer_clinic = clinic("Berlin", 52.52, 13.405, "Europe/Berlin", PEER, now);

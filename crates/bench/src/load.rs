@@ -16,6 +16,8 @@ use std::{
 pub enum Kind {
     Book,
     Search,
+    /// Search as patients mix it (see [`crate::search::Query`]).
+    SearchMix,
     Slots,
     Mixed,
 }
@@ -148,6 +150,7 @@ async fn one(w: &World, kind: Kind) -> Option<u16> {
             );
             w.http.get(url).send().await
         }
+        Kind::SearchMix => w.http.get(crate::search::Query::random(&mut rng).url(&w.api)).send().await,
         Kind::Slots => {
             let d = w.doctors.choose(&mut rng)?;
             w.http.get(format!("{}/doctors/{d}/slots", w.api)).send().await
@@ -288,6 +291,7 @@ pub async fn run(kind: Kind, t: &Target) -> anyhow::Result<Value> {
     let name = match kind {
         Kind::Book => "book",
         Kind::Search => "search",
+        Kind::SearchMix => "search-mix",
         Kind::Slots => "slots",
         Kind::Mixed => "mixed",
     };

@@ -8,6 +8,10 @@
 //! medislot-bench book   --url http://127.0.0.1:8080 --rate 1500 --seconds 20
 //! medislot-bench race   --url … --clients 200
 //! medislot-bench search --url … --rate 200 --seconds 20
+//! medislot-bench search-mix --url … --rate 200 --seconds 20
+//! medislot-bench search-limit --database-url sqlite:data/medislot.db --seconds 10
+//! medislot-bench freshness --book-url http://node-a --search-url http://node-b
+//! medislot-bench first-search --url …
 //! medislot-bench slots  --url … --rate 500 --seconds 20
 //! medislot-bench mixed  --url … --rate 500 --seconds 20
 //! medislot-bench book   --url … --clients 64 --seconds 20   (closed loop: the node's capacity)
@@ -20,6 +24,7 @@
 mod abuse;
 mod limit;
 mod load;
+mod search;
 
 use clap::{Parser, Subcommand};
 
@@ -75,6 +80,18 @@ enum Scenario {
     },
     /// Search by specialty, radius and date window, with each hit's next slot.
     Search(Target),
+    /// Search as patients mix it: a specialty, with or without a 50 km radius, a
+    /// language, a mode, a date window.
+    SearchMix(Target),
+    /// The database's own rate for the search mix's queries (no HTTP, no application).
+    SearchLimit(search::LimitArgs),
+    /// How soon a booking through one node stops showing in another node's search.
+    Freshness(search::FreshnessArgs),
+    /// The time a node just started takes to answer its first search.
+    FirstSearch {
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+    },
     /// One doctor's week of free slots.
     Slots(Target),
     /// A realistic day: 80% reads (search, slots), 15% bookings, 5% reschedules and cancels.
@@ -97,6 +114,10 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Book { target, clients: None } => load::run(load::Kind::Book, &target).await?,
         Scenario::Race { target, clients } => load::race(&target, clients).await?,
         Scenario::Search(t) => load::run(load::Kind::Search, &t).await?,
+        Scenario::SearchMix(t) => load::run(load::Kind::SearchMix, &t).await?,
+        Scenario::SearchLimit(a) => search::limit(&a).await?,
+        Scenario::Freshness(a) => search::freshness(&a).await?,
+        Scenario::FirstSearch { url } => search::first(&url).await?,
         Scenario::Slots(t) => load::run(load::Kind::Slots, &t).await?,
         Scenario::Mixed(t) => load::run(load::Kind::Mixed, &t).await?,
         Scenario::SqliteLimit(a) => tokio::task::spawn_blocking(move || limit::sqlite(&a)).await??,

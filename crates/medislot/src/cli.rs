@@ -168,6 +168,11 @@ pub struct ServeArgs {
     /// a file is republished when its data changed and it is at least this old.
     #[arg(long, env = "MEDISLOT_BULK_REPUBLISH_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub bulk_republish_secs: u64,
+    /// Publish the SMART bulk files (FHIR Location, Schedule, Slot) from this node.
+    /// Off on nodes that do not serve them: at a million doctors a publication
+    /// keeps a core busy for many minutes.
+    #[arg(long, env = "MEDISLOT_BULK_PUBLISH", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bulk_publish: bool,
     /// A proxy (address or CIDR range) whose X-Forwarded-For names the client; repeat
     /// the flag (env: comma-separated). Without one, X-Forwarded-For is ignored.
     #[arg(long = "trusted-proxy", env = "MEDISLOT_TRUSTED_PROXIES", value_delimiter = ',')]

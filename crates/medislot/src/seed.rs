@@ -5,16 +5,18 @@
 
 use jiff::SignedDuration;
 use medislot_app::App;
+use medislot_domain::free_index::FreeIndex;
 use medislot_domain::{
     schedule::{RangeInput, ScheduleInput},
     AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, PostalAddress, Role,
     Schedule, TimeZoneName, UserId, VerificationState,
 };
+use medislot_store::search::{SearchEntry, SearchListing};
 use medislot_store::{AppointmentRecord, BulkLoad, ClinicRecord, DoctorRecord, UserRecord};
 use rand::{rngs::StdRng, Rng, SeedableRng};
 
 pub const PASSWORD: &str = "seed-password";
-const BATCH: usize = 500;
+const BATCH: usize = 5000;
 
 /// (city, state where the country uses one, country, dialling code, latitude, longitude, zone)
 type City = (&'static str, Option<&'static str>, &'static str, &'static str, f64, f64, &'static str);
@@ -128,6 +130,8 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
 
     let mut appointments = 0;
     let week = Interval { start: now + SignedDuration::from_hours(2), end: now + SignedDuration::from_hours(24 * 7) };
+    // One batch is written while the next is generated.
+    let mut writing: Option<tokio::task::JoinHandle<Result<(), medislot_store::StoreError>>> = None;
     for chunk in (0..args.doctors).collect::<Vec<_>>().chunks(BATCH) {
         let mut batch = BulkLoad::default();
         for &i in chunk {
@@ -187,10 +191,62 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
             batch.doctors.push(d);
         }
         appointments += batch.appointments.len();
-        app.store().bulk_load(&batch).await?;
+        batch.search = search_entries(&batch, &clinics, now);
+        if let Some(previous) = writing.take() {
+            previous.await??;
+        }
+        let store = app.store().clone();
+        writing = Some(tokio::spawn(async move { store.bulk_load(&batch).await }));
+    }
+    if let Some(last) = writing {
+        last.await??;
     }
     app.store().refresh_statistics().await?;
     // Search's index, so that the first search after `serve` reads it at once.
     app.catch_up_search_index().await?;
     Ok((args.clinics, args.doctors, args.patients, appointments))
+}
+
+/// The batch's doctors' search rows, computed from their schedules and the
+/// appointments seeded for them, on every core.
+fn search_entries(batch: &BulkLoad, clinics: &[ClinicRecord], now: jiff::Timestamp) -> Vec<SearchEntry> {
+    let clinics: std::collections::HashMap<ClinicId, &ClinicRecord> = clinics.iter().map(|c| (c.id, c)).collect();
+    let mut busy: std::collections::HashMap<DoctorId, Vec<Interval>> = std::collections::HashMap::new();
+    for a in &batch.appointments {
+        busy.entry(a.doctor_id).or_default().push(Interval { start: a.start, end: a.end });
+    }
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let per = batch.doctors.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = batch
+            .doctors
+            .chunks(per)
+            .map(|doctors| {
+                let (clinics, busy) = (&clinics, &busy);
+                scope.spawn(move || {
+                    doctors
+                        .iter()
+                        .map(|d| {
+                            let c = clinics[&d.clinic_id];
+                            let b = busy.get(&d.id).map(Vec::as_slice).unwrap_or(&[]);
+                            let free = FreeIndex::compute(&d.schedule, d.id, &c.time_zone.tz(), b, now);
+                            SearchEntry {
+                                doctor_id: d.id,
+                                at: now,
+                                listing: Some(SearchListing {
+                                    name: d.name.clone(),
+                                    specialties: d.specialties.clone(),
+                                    languages: d.languages.clone(),
+                                    modes: d.modes.clone(),
+                                    position: c.position,
+                                    free,
+                                }),
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts.into_iter().flat_map(|p| p.join().unwrap_or_default()).collect()
+    })
 }

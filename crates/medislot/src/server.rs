@@ -89,12 +89,12 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tokio::spawn(async move { app.run_search_keeper(stopped).await })
     };
     let router = node.router;
-    let publisher = {
+    let publisher = args.bulk_publish.then(|| {
         let mut stopped = stopped.clone();
         tokio::spawn(node.publisher.run(async move {
             let _ = stopped.wait_for(|s| *s).await;
         }))
-    };
+    });
     // Tests and scripts read this line to find the port.
     println!("medislot listening on http://{addr}");
     tracing::info!(%addr, region = %args.region, "listening");
@@ -137,7 +137,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(r) = region_loops {
         let _ = r.await;
     }
-    let _ = publisher.await;
+    if let Some(p) = publisher {
+        let _ = p.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -211,6 +211,8 @@ pub struct BulkLoad {
     pub doctors: Vec<DoctorRecord>,
     /// Booked appointments.
     pub appointments: Vec<AppointmentRecord>,
+    /// Search rows of the doctors loaded (computed by the loader; see [`crate::search`]).
+    pub search: Vec<crate::search::SearchEntry>,
 }
 
 /// Appointment activity over a period, for the operations page.

@@ -9,6 +9,10 @@ use medislot_domain::{
 use medislot_store::*;
 use std::sync::Arc;
 
+#[path = "conformance/search.rs"]
+mod search;
+use search::*;
+
 struct Fixture {
     store: DynStore,
     doctor: DoctorId,
@@ -660,6 +664,7 @@ macro_rules! conformance {
 
 conformance!(
     sqlite,
+    search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
     clock_skew_between_nodes_never_double_books,
@@ -685,6 +690,7 @@ conformance!(
 
 conformance!(
     postgres,
+    search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
     clock_skew_between_nodes_never_double_books,

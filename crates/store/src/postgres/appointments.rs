@@ -178,30 +178,6 @@ pub(super) async fn record_change(
 }
 
 /// A booked appointment from seed data: no audit or outbox rows (nothing happened to it).
-pub(super) async fn insert_seeded(tx: &mut Tx, a: &AppointmentRecord) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                   origin_region, hold_expires_at, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $11, $12)",
-    )
-    .bind(a.id.0)
-    .bind(a.doctor_id.0)
-    .bind(a.patient_id.0)
-    .bind(ts(a.start))
-    .bind(ts(a.end))
-    .bind(a.mode.as_str())
-    .bind(&a.reason)
-    .bind(a.status.as_str())
-    .bind(a.version)
-    .bind(&a.origin_region)
-    .bind(ts(a.created_at))
-    .bind(ts(a.updated_at))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    Ok(())
-}
-
 pub(super) async fn appointment(pool: &PgPool, id: AppointmentId) -> Result<Option<AppointmentRecord>> {
     let row = sqlx::query(&format!("SELECT {APPT_COLS} FROM appointments a WHERE a.id = $1"))
         .bind(id.0)

@@ -11,6 +11,7 @@
 mod accounts;
 mod admission;
 mod appointments;
+mod copy;
 mod directory;
 mod notifications;
 mod regions;
@@ -325,12 +326,9 @@ impl Store for PgStore {
         for (c, admin) in &data.clinics {
             directory::insert_clinic(&mut tx, c, *admin).await?;
         }
-        for d in &data.doctors {
-            directory::insert_doctor(&mut tx, d).await?;
-        }
-        for a in &data.appointments {
-            appointments::insert_seeded(&mut tx, a).await?;
-        }
+        copy::doctors(&mut tx, &data.doctors).await?;
+        copy::appointments(&mut tx, &data.appointments).await?;
+        copy::search_entries(&mut tx, &data.search).await?;
         self.commit(tx).await
     }
 

@@ -320,6 +320,9 @@ impl Store for SqliteStore {
             for a in &data.appointments {
                 appointments::insert_seeded(c, a)?;
             }
+            for e in &data.search {
+                search::put(c, e, e.at)?;
+            }
             Ok(())
         })
         .await
