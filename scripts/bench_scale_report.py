@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Writes docs/bench-scale.md from the JSON reports of `scripts/bench scale`."""
+import json
+import os
+import sys
+
+work, big, small, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+
+
+def load(name):
+    path = os.path.join(work, name + ".json")
+    return json.load(open(path)) if os.path.exists(path) else {}
+
+
+def row(backend, label):
+    b, s = f"{backend}-{big}", f"{backend}-{small}"
+    mix, limit = load(b + "-search-mix"), load(b + "-search-limit")
+    mem_big, mem_small = load(b + "-memory").get("peak_rss_mb"), load(s + "-memory").get("peak_rss_mb")
+    fresh = load(b + "-freshness").get("gone_after_ms", {})
+    status = mix.get("status", {})
+    ok = sum(n for k, n in status.items() if k.startswith("2"))
+    growth = f"{(mem_big / mem_small - 1) * 100:+.0f}%" if mem_big and mem_small else "—"
+    return (
+        f"| {label} | {load(b + '-seed').get('seconds', '—')} s | {load(b + '-first').get('ms', '—')} ms "
+        f"| {mix.get('latency_ms', {}).get('p50', '—')} / {mix.get('latency_ms', {}).get('p99', '—')} ms "
+        f"| {ok} of {mix.get('answered', '—')} | {limit.get('queries_per_second', '—')}/s, p99 {limit.get('latency_ms', {}).get('p99', '—')} ms "
+        f"| {mem_big} MB ({mem_small} MB at {small:,}: {growth}) | p50 {fresh.get('p50', '—')} / max {fresh.get('max', '—')} ms |"
+    )
+
+
+print(f"""# Search at scale
+
+`scripts/bench scale` on this machine: {big:,} doctors × 60 days per backend, the
+search mix (a specialty, with or without a 50 km radius, a language, a mode, a date
+window) offered at 200/s for {seconds} s, the store's own rate for the same queries
+(`medislot-bench search-limit`, no HTTP, no application code, 8 callers) in the same run,
+and the same search run at {small:,} doctors for the memory comparison.
+
+| backend | seed | first search after start | search p50 / p99 | answered 2xx | store's own rate | node peak RSS | freshness (book on node A, gone from node B's search) |
+|---|---|---|---|---|---|---|---|
+{row("sqlite", "SQLite")}
+{row("pg", "PostgreSQL")}
+
+Targets: p99 ≤ 50 ms with every request answered 200; RSS ≤ 250 MB and at most 20% above
+the small run; first search ≤ 1 s; freshness ≤ 2 s; seed ≤ 10 min per backend.
+""")
