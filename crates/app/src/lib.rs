@@ -12,11 +12,12 @@ mod error;
 pub mod metrics;
 mod notifications;
 mod regions;
+mod search;
 pub mod search_index;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
-pub use availability::{SearchHit, SearchPage, SearchParams, SlotList, SlotView};
+pub use availability::{SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{
     ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification, MEMBERSHIP_DECISIONS,
@@ -29,6 +30,7 @@ pub use regions::{
     ChangeAnswer, ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, PeerView, RegionLink, RegionsView,
     RemoteChange,
 };
+pub use search::{SearchHit, SearchPage, SearchParams};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;

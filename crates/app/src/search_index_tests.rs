@@ -398,6 +398,20 @@ impl World {
             let (want, total) = self.computed(&q).await;
             prop_assert_eq!(&got, &want, "after {} at {}, search {:?}", after, self.now(), q);
             prop_assert_eq!(page.total, total, "total after {}, search {:?}", after, q);
+            // The same search in pages of three, each from the last one's cursor.
+            let mut paged = vec![];
+            let mut cursor = None;
+            for _ in 0..=want.len() / 3 {
+                let p = SearchParams { per_page: 3, cursor: cursor.take(), ..q.clone() };
+                let page = self.app.search(p).await.unwrap();
+                paged.extend(page.items.iter().map(|h| (h.doctor.id, h.next_slot.as_ref().map(|s| s.start))));
+                cursor = page.next_cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+            prop_assert!(cursor.is_none(), "a cursor after the last page, search {:?}", q);
+            prop_assert_eq!(&paged, &want, "paged by cursor after {} at {}, search {:?}", after, self.now(), q);
         }
         Ok(())
     }

@@ -119,7 +119,7 @@ pub async fn limit(a: &LimitArgs) -> anyhow::Result<Value> {
                     store.search_candidates(&q.filter()).await.is_ok()
                 } else {
                     let to = now + SignedDuration::from_hours(24 * 14);
-                    store.search_indexed(&q.filter(), now, to, 20, Some(20)).await.is_ok()
+                    store.search_indexed(&q.filter(), now, to, 20, Some(20), None).await.is_ok()
                 };
                 if !ok {
                     errors += 1;

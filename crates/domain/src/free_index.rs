@@ -148,16 +148,16 @@ impl FreeIndex {
 
     fn first_of(&self, from: Timestamp, to: Timestamp, mode: Mode) -> Known<Option<Timestamp>> {
         let m = mode_index(mode);
-        let listed: Vec<Timestamp> = self.upcoming.iter().filter(|(_, um)| *um == mode).map(|(t, _)| *t).collect();
-        if let Some(t) = listed.iter().find(|t| **t >= from) {
-            return Known::Yes((*t < to).then_some(*t));
+        let listed = || self.upcoming.iter().filter(|(_, um)| *um == mode).map(|(t, _)| *t);
+        if let Some(t) = listed().find(|t| *t >= from) {
+            return Known::Yes((t < to).then_some(t));
         }
         // Past what is listed: from here on, only the days' first and last starts.
         let known_until = self.covered_until;
         if self.complete[m] {
             return if to <= known_until { Known::Yes(None) } else { Known::Unknown };
         }
-        let last_listed = listed.last().copied().unwrap_or(Timestamp::MIN);
+        let last_listed = listed().next_back().unwrap_or(Timestamp::MIN);
         let mut day = day_of(from);
         while at_minute(day, 0) < to.min(known_until) {
             let Some(entry) = usize::try_from(day - self.first_day).ok().and_then(|i| self.days.get(i)) else {

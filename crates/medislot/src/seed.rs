@@ -83,6 +83,11 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
     anyhow::ensure!(args.patients >= 1, "--patients must be at least 1");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let now = app.now();
+    // The records are dated a little before the search rows computed from
+    // them: the rows already say what they hold, so a node starting on the
+    // set has nothing to catch up (it looks at changes shortly before the
+    // newest rows).
+    let dated = now - SignedDuration::from_mins(1);
     let hash = app.password_hash(PASSWORD).await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let run = uuid::Uuid::new_v4().simple().to_string()[..8].to_string();
     let user = |role: Role, email: String, name: String| UserRecord {
@@ -91,7 +96,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
         password_hash: hash.clone(),
         role,
         name,
-        created_at: now,
+        created_at: dated,
     };
 
     let mut first = BulkLoad::default();
@@ -121,7 +126,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
             time_zone: TimeZoneName::parse("time_zone", tz).map_err(|e| anyhow::anyhow!("{e:?}"))?,
             region: "local".into(),
             policy: if i % 2 == 0 { Policy::Strict } else { Policy::Available },
-            created_at: now,
+            created_at: dated,
         };
         clinics.push(c.clone());
         first.clinics.push((c, admin_id));
@@ -159,8 +164,8 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                 membership: medislot_domain::Membership::Active,
                 schedule: schedule(&mut rng, args.days, online)?,
                 version: 1,
-                created_at: now,
-                updated_at: now,
+                created_at: dated,
+                updated_at: dated,
             };
             // Booked appointments on distinct slots of the first week.
             let slots = d.schedule.slots(d.id, &clinic.time_zone.tz(), week, &[]);
@@ -184,8 +189,8 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                     hold_expires_at: None,
                     cancel_reason: None,
                     cancelled_by: None,
-                    created_at: now,
-                    updated_at: now,
+                    created_at: dated,
+                    updated_at: dated,
                 });
             }
             batch.doctors.push(d);

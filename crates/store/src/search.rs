@@ -59,6 +59,16 @@ pub struct IndexedSearch {
     pub total: u64,
 }
 
+/// Where the previous page of an indexed search ended: its last row's place
+/// in the index's order (next start, then name and id; rows without a start
+/// after every row with one). A page after it starts strictly later.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchAfter {
+    pub next: Option<Timestamp>,
+    pub name: String,
+    pub doctor_id: DoctorId,
+}
+
 /// What the application writes for one doctor.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SearchEntry {
@@ -150,7 +160,9 @@ pub trait SearchStore: Send + Sync {
     /// candidates the filter bounds (a radius) or whose window starts later.
     async fn search_candidates(&self, filter: &SearchFilter) -> Result<Vec<SearchRow>>;
 
-    /// A search in the index's order, for windows starting now (see [`IndexedSearch`]).
+    /// A search in the index's order, for windows starting now (see
+    /// [`IndexedSearch`]); with `after`, `soonest` and `without_slot` hold
+    /// only rows past it (the counts and `stale` stay whole).
     async fn search_indexed(
         &self,
         filter: &SearchFilter,
@@ -158,6 +170,7 @@ pub trait SearchStore: Send + Sync {
         to: Timestamp,
         limit: u32,
         without_slot: Option<u32>,
+        after: Option<&SearchAfter>,
     ) -> Result<IndexedSearch>;
 
     /// Replaces each doctor's rows, unless they hold free times computed

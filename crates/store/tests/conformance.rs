@@ -665,6 +665,7 @@ macro_rules! conformance {
 conformance!(
     sqlite,
     search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
+    indexed_pages_by_keyset_add_up_to_the_whole_order,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
     clock_skew_between_nodes_never_double_books,
@@ -691,6 +692,7 @@ conformance!(
 conformance!(
     postgres,
     search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
+    indexed_pages_by_keyset_add_up_to_the_whole_order,
     overlap_of_any_length_is_refused,
     expired_holds_free_their_slot_and_are_audited,
     clock_skew_between_nodes_never_double_books,

@@ -132,6 +132,7 @@ pub async fn search(
         available_to: date(&q, "to", &mut errors).map(|t| t + SignedDuration::from_hours(24)),
         page,
         per_page: 10,
+        cursor: None,
     };
     let result = if errors.is_empty() { Some(s.app.search(params).await) } else { None };
     let found = match result {

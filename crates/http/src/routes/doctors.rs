@@ -204,6 +204,10 @@ struct SearchView {
     /// The window searched for free slots.
     available_from: String,
     available_to: String,
+    /// Pass as `cursor` for the next page (keyset: cheap however deep, and
+    /// stable while free times change); absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_cursor: Option<String>,
 }
 
 /// Search verified doctors; each hit carries its next free slot. Sorted by soonest slot, then distance.
@@ -211,7 +215,8 @@ struct SearchView {
     params(("specialty" = Option<String>, Query, pattern = r"^[A-Za-z0-9][A-Za-z0-9 _-]{1,39}$"), ("near" = Option<String>, Query, description = "LAT,LON in degrees", pattern = r"^-?[0-9]{1,2}(\.[0-9]+)?,-?[0-9]{1,3}(\.[0-9]+)?$"),
            ("radius_km" = Option<f64>, Query, description = "with near; default 25", exclusive_minimum = 0, maximum = 1000),
            ("mode" = Option<Mode>, Query), ("language" = Option<String>, Query, pattern = r"^[A-Za-z0-9][A-Za-z0-9 _-]{1,39}$"),
-           ("available_from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("available_to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("page" = Option<u32>, Query, minimum = 1, maximum = 10000), ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100)),
+           ("available_from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("available_to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("page" = Option<u32>, Query, minimum = 1, maximum = 10000), ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100),
+           ("cursor" = Option<String>, Query, description = "a previous page's next_cursor; the page after it (instead of page)", pattern = r"^[A-Za-z0-9_-]{1,1024}$")),
     responses((status = 200, body = SearchView), (status = 422)))]
 async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<SearchView>> {
     let (page, per_page) = q.page()?;
@@ -225,6 +230,7 @@ async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<Search
         available_to: q.instant("available_to")?,
         page,
         per_page,
+        cursor: q.text("cursor"),
     };
     let result = s.app.search(params).await.map_err(ApiError::from)?;
     let replicas = s.app.replica_times().await?;
@@ -235,5 +241,6 @@ async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<Search
         total: result.total as u64,
         available_from: result.window.start.to_string(),
         available_to: result.window.end.to_string(),
+        next_cursor: result.next_cursor,
     }))
 }

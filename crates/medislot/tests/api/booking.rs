@@ -203,6 +203,14 @@ async fn only_verified_doctors_are_searchable_and_bookable_and_search_sorts_by_s
     let (_, page2) = p.get("/doctors?specialty=cardiology&per_page=1&page=2").await;
     assert_eq!((page2["total"].as_u64(), page2["items"].as_array().unwrap().len()), (Some(2), 1));
     assert_eq!(page2["items"][0]["doctor"]["name"], "Dr Test");
+    // By keyset: the first page's cursor leads to the same second page, and the last has none.
+    let (_, first) = p.get("/doctors?specialty=cardiology&per_page=1").await;
+    let cursor = first["next_cursor"].as_str().expect("a page with more after it has a cursor");
+    let (_, next) = p.get(&format!("/doctors?specialty=cardiology&per_page=1&cursor={cursor}")).await;
+    assert_eq!(next["items"][0]["doctor"]["name"], "Dr Test", "{next}");
+    assert!(next.get("next_cursor").is_none(), "the last page: {next}");
+    let (s, e) = p.get(&format!("/doctors?specialty=cardiology&cursor={cursor}&page=2")).await;
+    assert_eq!((s.as_u16(), e["errors"][0]["field"].as_str()), (422, Some("page")), "a cursor beside a page: {e}");
 }
 
 #[tokio::test]

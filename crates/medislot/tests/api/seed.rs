@@ -24,8 +24,8 @@ async fn seed_loads_a_searchable_bookable_data_set_and_refuses_bad_sizes() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("seeded 10 clinics, 60 doctors, 5 patients"));
     // What was loaded is what users see: searchable, with free slots, bookable.
-    // The running node loaded its directory copy before the seed wrote behind its
-    // back: search shows the seeded doctors once the copy is refreshed (10 s TTL).
+    // The seed writes search's read model with the doctors; the running node may
+    // have cached an empty answer for this search (at most the 10 s cache TTL).
     let http = client();
     let started = std::time::Instant::now();
     let v = loop {

@@ -136,6 +136,11 @@ async fn p4_every_kind_of_bad_input_names_its_field() {
     assert_problem(s, &b, 422, "per_page");
     let (s, b) = p.get("/doctors?near=abc&radius_km=5").await;
     assert_problem(s, &b, 422, "near");
+    // A cursor search never handed out.
+    for forged in ["nonsense", "eyJrIjoxfQ", "%00%ff", &"A".repeat(5000)] {
+        let (s, b) = p.get(&format!("/doctors?cursor={forged}")).await;
+        assert_problem(s, &b, 422, "cursor");
+    }
     let (s, b) = p.get("/doctors?available_from=2030-01-10&available_to=2030-01-01").await;
     assert_problem(s, &b, 422, "available_to");
     // Unknown ids and non-UUID ids.

@@ -112,6 +112,16 @@ async fn strict_refuses_fast_and_available_accepts_as_pending_then_settles() {
     mesh.isolate("eu", Fault::Blackhole);
     let us = mesh.region("us");
     wait_state(us, &http, "eu", "down").await;
+    // Search stays local: us answers from its replica of eu's read model, with
+    // its age, without waiting on the black-holed link (a fan-out would hang).
+    let t0 = Instant::now();
+    let (s, cut_off) = patient.get("/doctors?specialty=cardiology").await;
+    let took = t0.elapsed();
+    assert_eq!(s, 200, "{cut_off}");
+    let hits = cut_off["items"].as_array().unwrap();
+    assert_eq!(hits.len(), 2, "{cut_off}");
+    assert!(hits.iter().all(|h| h["as_of"].is_string() && h["next_slot"].is_object()), "{cut_off}");
+    assert!(took < Duration::from_secs(2), "a cut-off peer slowed search: {took:?}");
     // strict: 503 home-region-unreachable, fast (the circuit is open), nothing recorded.
     let (s, v, took) = book(&patient, &strict_slots[12], "k-3").await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");

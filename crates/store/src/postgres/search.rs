@@ -35,6 +35,7 @@ enum Bind {
     Int(i16),
     Time(Timestamp),
     Long(i64),
+    Uuid(uuid::Uuid),
 }
 
 impl Sql {
@@ -56,6 +57,7 @@ impl Sql {
                 Bind::Int(x) => q.bind(*x),
                 Bind::Time(t) => q.bind(ts(*t)),
                 Bind::Long(x) => q.bind(*x),
+                Bind::Uuid(x) => q.bind(*x),
             };
         }
         q
@@ -162,6 +164,7 @@ impl SearchStore for PgStore {
         to: Timestamp,
         limit: u32,
         without_slot: Option<u32>,
+        after: Option<&SearchAfter>,
     ) -> Result<IndexedSearch> {
         let next = next_column(filter.mode);
         let from = filtered(filter, false);
@@ -177,6 +180,21 @@ impl SearchStore for PgStore {
             s
         };
         let mut soonest_sql = soon(&cols);
+        match after {
+            // Past the rows with a start: none of them left.
+            Some(SearchAfter { next: None, .. }) => soonest_sql.push(" AND false"),
+            Some(SearchAfter { next: Some(t), name, doctor_id }) => soonest_sql
+                .push(&format!(" AND e.{next} >= "))
+                .bind(Bind::Time(*t))
+                .push(&format!(" AND (e.{next}, e.name, e.doctor_id) > ("))
+                .bind(Bind::Time(*t))
+                .push(", ")
+                .bind(Bind::Text(name.clone()))
+                .push(", ")
+                .bind(Bind::Uuid(doctor_id.0))
+                .push(")"),
+            None => &mut soonest_sql,
+        };
         soonest_sql.push(&format!(" ORDER BY e.{next}, e.name, e.doctor_id LIMIT ")).bind(Bind::Long(i64::from(limit)));
         let mut stale_sql = select(&format!("{cols}, f.free"), &filtered(filter, true));
         stale_sql.push(" AND e.fresh_until < ").bind(Bind::Time(now));
@@ -188,8 +206,15 @@ impl SearchStore for PgStore {
             Some(n) => {
                 let mut s = select(&cols, &from);
                 fresh(&mut s);
-                s.push(&format!(" AND (e.{next} IS NULL OR e.{next} >= ")).bind(Bind::Time(to));
-                s.push(") ORDER BY e.name, e.doctor_id LIMIT ").bind(Bind::Long(i64::from(n)));
+                s.push(&format!(" AND (e.{next} IS NULL OR e.{next} >= ")).bind(Bind::Time(to)).push(")");
+                if let Some(SearchAfter { next: None, name, doctor_id }) = after {
+                    s.push(" AND (e.name, e.doctor_id) > (")
+                        .bind(Bind::Text(name.clone()))
+                        .push(", ")
+                        .bind(Bind::Uuid(doctor_id.0))
+                        .push(")");
+                }
+                s.push(" ORDER BY e.name, e.doctor_id LIMIT ").bind(Bind::Long(i64::from(n)));
                 fetch(&mut tx, &s, false, Some(now)).await?
             }
             None => vec![],

@@ -21,6 +21,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "clinic contact", include_str!("../../migrations/sqlite/0008_clinic_contact.sql")),
     (9, "strict tables", include_str!("../../migrations/sqlite/0009_strict_tables.sql")),
     (10, "search index", include_str!("../../migrations/sqlite/0010_search_index.sql")),
+    (11, "change indexes", include_str!("../../migrations/sqlite/0011_change_indexes.sql")),
 ];
 
 /// Brings the schema up to date on the writing connection, before the writer

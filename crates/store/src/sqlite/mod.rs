@@ -321,7 +321,7 @@ impl Store for SqliteStore {
                 appointments::insert_seeded(c, a)?;
             }
             for e in &data.search {
-                search::put(c, e, e.at)?;
+                search::insert(c, e, e.at)?;
             }
             Ok(())
         })

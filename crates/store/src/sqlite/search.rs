@@ -143,6 +143,7 @@ fn indexed(
     to: Timestamp,
     limit: u32,
     without_slot: Option<u32>,
+    after: Option<&SearchAfter>,
 ) -> Result<IndexedSearch> {
     let Some((from, values)) = filtered(c, f, false)? else { return Ok(IndexedSearch::default()) };
     let Some((from_free, values_free)) = filtered(c, f, true)? else { return Ok(IndexedSearch::default()) };
@@ -152,10 +153,26 @@ fn indexed(
     let fresh = "(e.fresh_until IS NULL OR e.fresh_until >= ?)";
     let soon = format!("{from} AND e.{next} >= ? AND e.{next} < ? AND {fresh}");
     let soon_values = [now_s.clone(), to_s.clone(), now_s.clone()];
+    let (past, past_values) = match after {
+        // Past the rows with a start: none of them left.
+        Some(SearchAfter { next: None, .. }) => (" AND 0".to_string(), vec![]),
+        Some(SearchAfter { next: Some(t), name, doctor_id }) => (
+            format!(" AND e.{next} >= ? AND (e.{next}, e.name, e.doctor_id) > (?, ?, ?)"),
+            vec![
+                Value::Integer(secs(*t)),
+                Value::Integer(secs(*t)),
+                Value::Text(name.clone()),
+                Value::Text(doctor_id.to_string()),
+            ],
+        ),
+        None => (String::new(), vec![]),
+    };
     let soonest = rows(
         c,
-        &format!("SELECT {ROW}, e.{next}, e.fresh_until FROM {soon} ORDER BY e.{next}, e.name, e.doctor_id LIMIT ?"),
-        with(&[soon_values.as_slice(), &[Value::Integer(i64::from(limit))]].concat()),
+        &format!(
+            "SELECT {ROW}, e.{next}, e.fresh_until FROM {soon}{past} ORDER BY e.{next}, e.name, e.doctor_id LIMIT ?"
+        ),
+        with(&[soon_values.as_slice(), &past_values, &[Value::Integer(i64::from(limit))]].concat()),
         false,
         Some(now),
     )?;
@@ -168,16 +185,25 @@ fn indexed(
         Some(now),
     )?;
     let without_slot = match without_slot {
-        Some(n) => rows(
-            c,
-            &format!(
-                "SELECT {ROW}, e.{next}, e.fresh_until FROM {from} AND {fresh} AND (e.{next} IS NULL OR e.{next} >= ?)
-                 ORDER BY e.name, e.doctor_id LIMIT ?"
-            ),
-            with(&[now_s, to_s, Value::Integer(i64::from(n))]),
-            false,
-            Some(now),
-        )?,
+        Some(n) => {
+            let (past, past_values) = match after {
+                Some(SearchAfter { next: None, name, doctor_id }) => (
+                    " AND (e.name, e.doctor_id) > (?, ?)",
+                    vec![Value::Text(name.clone()), Value::Text(doctor_id.to_string())],
+                ),
+                _ => ("", vec![]),
+            };
+            rows(
+                c,
+                &format!(
+                    "SELECT {ROW}, e.{next}, e.fresh_until FROM {from} AND {fresh} AND (e.{next} IS NULL OR e.{next} >= ?){past}
+                     ORDER BY e.name, e.doctor_id LIMIT ?"
+                ),
+                with(&[&[now_s, to_s][..], &past_values, &[Value::Integer(i64::from(n))]].concat()),
+                false,
+                Some(now),
+            )?
+        }
         None => vec![],
     };
     let total = count(c, &format!("SELECT count(*) FROM {from}"), values.clone())?;
@@ -212,6 +238,13 @@ pub(super) fn put(c: &Connection, entry: &SearchEntry, at: Timestamp) -> Result<
     }
     exec(c, "DELETE FROM search_places WHERE id IN (SELECT id FROM search_entries WHERE doctor_id = ?)", [&id])?;
     exec(c, "DELETE FROM search_entries WHERE doctor_id = ?", [&id])?;
+    insert(c, entry, at)
+}
+
+/// Writes the rows of a doctor who has none (a bulk load's new doctors; [`put`]
+/// after it cleared the old ones).
+pub(super) fn insert(c: &Connection, entry: &SearchEntry, at: Timestamp) -> Result<()> {
+    let id = entry.doctor_id.to_string();
     let Some(l) = &entry.listing else {
         // A tombstone: a put computed before the doctor left cannot bring them back.
         exec(
@@ -317,9 +350,11 @@ impl SearchStore for SqliteStore {
         to: Timestamp,
         limit: u32,
         without_slot: Option<u32>,
+        after: Option<&SearchAfter>,
     ) -> Result<IndexedSearch> {
         let f = filter.clone();
-        self.read(move |c| in_snapshot(c, |c| indexed(c, &f, now, to, limit, without_slot))).await
+        let after = after.cloned();
+        self.read(move |c| in_snapshot(c, |c| indexed(c, &f, now, to, limit, without_slot, after.as_ref()))).await
     }
 
     async fn put_search_entries(&self, entries: &[SearchEntry]) -> Result<()> {

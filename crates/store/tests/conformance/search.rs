@@ -6,7 +6,7 @@ use jiff::{SignedDuration, Timestamp};
 use medislot_domain::{
     free_index::FreeIndex,
     schedule::{RangeInput, ScheduleInput},
-    Coordinates, DoctorId, Mode, Schedule, VerificationState,
+    ClinicId, Coordinates, DoctorId, Mode, Schedule, VerificationState,
 };
 use medislot_store::search::*;
 use medislot_store::*;
@@ -22,6 +22,27 @@ fn schedule() -> Schedule {
         min_notice_minutes: Some(0),
     };
     Schedule::parse(&input).unwrap()
+}
+
+fn doctor(clinic: ClinicId, name: &str, specialty: &str, schedule: Schedule, at: Timestamp) -> DoctorRecord {
+    DoctorRecord {
+        id: DoctorId::new(),
+        user_id: None,
+        clinic_id: clinic,
+        name: name.into(),
+        specialties: vec![specialty.into()],
+        languages: vec!["fr".into()],
+        modes: vec![Mode::InPerson, Mode::Online],
+        licence_number: format!("L-{name}"),
+        bio: String::new(),
+        verification: VerificationState::Verified,
+        verification_reason: None,
+        membership: medislot_domain::Membership::Active,
+        schedule,
+        version: 1,
+        created_at: at,
+        updated_at: at,
+    }
 }
 
 fn listing(d: &DoctorRecord, position: Coordinates, at: Timestamp) -> SearchEntry {
@@ -101,8 +122,11 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
         assert_eq!(found(f, &filter).await.contains(&d.id), hit, "{what}");
     }
     let online = SearchFilter { mode: Some(Mode::Online), ..filter("dermatology") };
-    let indexed =
-        f.store.search_indexed(&online, at, at + SignedDuration::from_hours(24 * 14), 10, Some(10)).await.unwrap();
+    let indexed = f
+        .store
+        .search_indexed(&online, at, at + SignedDuration::from_hours(24 * 14), 10, Some(10), None)
+        .await
+        .unwrap();
     assert_eq!(
         indexed.soonest.iter().map(|r| (r.doctor_id, r.next)).collect::<Vec<_>>(),
         vec![(d.id, Some("2030-01-08T13:00:00Z".parse().unwrap()))]
@@ -114,7 +138,7 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
     let later = monday + SignedDuration::from_mins(1);
     let stale = f
         .store
-        .search_indexed(&filter("dermatology"), later, later + SignedDuration::from_hours(48), 10, None)
+        .search_indexed(&filter("dermatology"), later, later + SignedDuration::from_hours(48), 10, None, None)
         .await
         .unwrap();
     assert!(stale.soonest.is_empty());
@@ -137,7 +161,7 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
         .unwrap();
     let moved = f
         .store
-        .search_indexed(&filter("dermatology"), later, later + SignedDuration::from_hours(48), 10, None)
+        .search_indexed(&filter("dermatology"), later, later + SignedDuration::from_hours(48), 10, None, None)
         .await
         .unwrap();
     assert_eq!(
@@ -176,4 +200,53 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
         "the fixture's doctor has no rows"
     );
     assert!(f.store.search_entries_as_of().await.unwrap() >= Some(at + SignedDuration::from_hours(3)));
+}
+
+/// Paging by keyset: each page starts right after the previous page's last
+/// row, in the index's order (next start, name, id; rows without a start in
+/// the window after those with one), and the pages together are the whole.
+pub async fn indexed_pages_by_keyset_add_up_to_the_whole_order(f: &Fixture) {
+    let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
+    let place = f.store.clinic(clinic).await.unwrap().unwrap().position;
+    let at: Timestamp = "2030-01-06T18:00:00Z".parse().unwrap();
+    let tuesday_only = Schedule::parse(&ScheduleInput {
+        weekly: vec![RangeInput::weekly("tuesday", "14:00", "15:00", "online", 20)],
+        extra: vec![],
+        horizon_days: Some(30),
+        min_notice_minutes: Some(0),
+    })
+    .unwrap();
+    // Ties on the start and on the name: only the id tells them apart.
+    let names = ["Dr Zed", "Dr Abel", "Dr Abel", "Dr Mia", "Dr Abel", "Dr Bo", "Dr Bo"];
+    let doctors: Vec<DoctorRecord> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| doctor(clinic, n, "keyset", if i % 3 == 2 { tuesday_only.clone() } else { schedule() }, at))
+        .collect();
+    let search = doctors.iter().map(|d| listing(d, place, at)).collect();
+    f.store.bulk_load(&BulkLoad { doctors: doctors.clone(), search, ..Default::default() }).await.unwrap();
+    // Until Monday night: the Tuesday doctors have no start in the window.
+    let to: Timestamp = "2030-01-07T23:00:00Z".parse().unwrap();
+    let filter = filter("keyset");
+    let whole = f.store.search_indexed(&filter, at, to, 100, Some(100), None).await.unwrap();
+    let order =
+        |r: &IndexedSearch| -> Vec<DoctorId> { r.soonest.iter().chain(&r.without_slot).map(|r| r.doctor_id).collect() };
+    let all = order(&whole);
+    assert_eq!(all.len(), doctors.len(), "every doctor once");
+    assert_eq!((whole.soonest.len(), whole.without_slot.len()), (5, 2));
+    let mut paged = vec![];
+    let mut after: Option<SearchAfter> = None;
+    for _ in 0..doctors.len() {
+        let page = f.store.search_indexed(&filter, at, to, 2, Some(2), after.as_ref()).await.unwrap();
+        assert_eq!((page.total, page.soonest_count), (7, 5), "counts are of the whole search");
+        let rows: Vec<&SearchRow> = page.soonest.iter().chain(&page.without_slot).take(2).collect();
+        let Some(last) = rows.last() else { break };
+        after = Some(SearchAfter {
+            next: last.next.filter(|t| *t < to),
+            name: last.name.clone(),
+            doctor_id: last.doctor_id,
+        });
+        paged.extend(rows.iter().map(|r| r.doctor_id));
+    }
+    assert_eq!(paged, all, "the pages, one after another, are the whole order");
 }
