@@ -12,7 +12,7 @@ use jiff::{SignedDuration, Timestamp};
 use medislot_domain::{
     free_index::Known, people::parse_tag, Coordinates, DoctorId, Interval, Invalid, Mode, Slot, VerificationState,
 };
-use medislot_store::search::{SearchAfter, SearchFilter, SearchRow};
+use medislot_store::search::{SearchAfter, SearchFilter, SearchRow, COUNT_CAP};
 use medislot_store::{ClinicRecord, DoctorRecord};
 use std::{cmp::Ordering, collections::HashMap, sync::Arc};
 
@@ -149,7 +149,10 @@ pub struct SearchPage {
     pub items: Vec<SearchHit>,
     pub page: u32,
     pub per_page: u32,
+    /// Matches: exact, or (`total_is_lower_bound`) at least this many; a
+    /// broad search at scale is counted only so far.
     pub total: usize,
+    pub total_is_lower_bound: bool,
     /// The window searched for free slots.
     pub window: Interval,
     /// Where the next page starts, when there is one.
@@ -234,7 +237,7 @@ impl App {
         let after = after.as_ref();
         // A window that starts now reads the index in its order; a radius
         // bounds the candidates, and a later window needs their free times.
-        let (ranked, total) = if near.is_none() && p.available_from.is_none_or(|f| f <= now) {
+        let (ranked, (total, total_is_lower_bound)) = if near.is_none() && p.available_from.is_none_or(|f| f <= now) {
             self.ranked_by_index(&filter, window, now, want, explicit, after).await?
         } else {
             self.ranked_by_scan(&filter, window, now, explicit, after).await?
@@ -243,7 +246,7 @@ impl App {
         let page: Vec<Ranked> = ranked.into_iter().skip(offset).take(p.per_page as usize).collect();
         let next_cursor = page.last().filter(|_| more).map(|r| SearchCursor::of(r).encode());
         let items = self.hits(page, window, mode, now, explicit).await?;
-        Ok(SearchPage { items, page: p.page, per_page: p.per_page, total, window, next_cursor })
+        Ok(SearchPage { items, page: p.page, per_page: p.per_page, total, total_is_lower_bound, window, next_cursor })
     }
 
     /// The window starting now, from the index: the rows still fresh in its
@@ -257,7 +260,7 @@ impl App {
         want: usize,
         explicit: bool,
         after: Option<&SearchCursor>,
-    ) -> Result<(Vec<Ranked>, usize), AppError> {
+    ) -> Result<(Vec<Ranked>, (usize, bool)), AppError> {
         let limit = u32::try_from(want).unwrap_or(u32::MAX);
         let store_after = after.map(SearchCursor::store_after);
         let r = self
@@ -277,8 +280,11 @@ impl App {
         }
         soon.sort_by(Ranked::order);
         without.sort_by(Ranked::order);
-        let soon_total = r.soonest_count as usize + stale_soon;
-        let total = if explicit { soon_total } else { r.total as usize };
+        // Counts past the cap say only "more than the cap".
+        let cap = COUNT_CAP as usize;
+        let soon_total = (r.soonest_count > COUNT_CAP, r.soonest_count as usize + stale_soon);
+        let (capped, total) = if explicit { soon_total } else { (r.total > COUNT_CAP, r.total as usize) };
+        let total = if capped { (cap, true) } else { (total, false) };
         soon.truncate(want);
         if !explicit {
             soon.extend(without.into_iter().take(want.saturating_sub(soon.len())));
@@ -295,7 +301,7 @@ impl App {
         now: Timestamp,
         explicit: bool,
         after: Option<&SearchCursor>,
-    ) -> Result<(Vec<Ranked>, usize), AppError> {
+    ) -> Result<(Vec<Ranked>, (usize, bool)), AppError> {
         let mut rows = self.store.search_candidates(filter).await?;
         if let Some((c, km)) = filter.near {
             rows.retain(|r| c.distance_km(r.position) <= km);
@@ -312,7 +318,7 @@ impl App {
         ranked.sort_by(Ranked::order);
         let total = ranked.len();
         ranked.retain(|r| r.is_after(after));
-        Ok((ranked, total))
+        Ok((ranked, (total, false)))
     }
 
     /// Each row's first free start in the window, from its free times; the

@@ -18,6 +18,8 @@ pub enum Kind {
     Search,
     /// Search as patients mix it (see [`crate::search::Query`]).
     SearchMix,
+    /// The mix without date windows: every search starts now.
+    SearchNow,
     Slots,
     Mixed,
 }
@@ -151,6 +153,10 @@ async fn one(w: &World, kind: Kind) -> Option<u16> {
             w.http.get(url).send().await
         }
         Kind::SearchMix => w.http.get(crate::search::Query::random(&mut rng).url(&w.api)).send().await,
+        Kind::SearchNow => {
+            let q = crate::search::Query { window: None, ..crate::search::Query::random(&mut rng) };
+            w.http.get(q.url(&w.api)).send().await
+        }
         Kind::Slots => {
             let d = w.doctors.choose(&mut rng)?;
             w.http.get(format!("{}/doctors/{d}/slots", w.api)).send().await
@@ -292,6 +298,7 @@ pub async fn run(kind: Kind, t: &Target) -> anyhow::Result<Value> {
         Kind::Book => "book",
         Kind::Search => "search",
         Kind::SearchMix => "search-mix",
+        Kind::SearchNow => "search-now",
         Kind::Slots => "slots",
         Kind::Mixed => "mixed",
     };

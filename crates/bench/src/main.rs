@@ -83,6 +83,8 @@ enum Scenario {
     /// Search as patients mix it: a specialty, with or without a 50 km radius, a
     /// language, a mode, a date window.
     SearchMix(Target),
+    /// The search mix without date windows (every search starts now).
+    SearchNow(Target),
     /// The database's own rate for the search mix's queries (no HTTP, no application).
     SearchLimit(search::LimitArgs),
     /// How soon a booking through one node stops showing in another node's search.
@@ -115,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Race { target, clients } => load::race(&target, clients).await?,
         Scenario::Search(t) => load::run(load::Kind::Search, &t).await?,
         Scenario::SearchMix(t) => load::run(load::Kind::SearchMix, &t).await?,
+        Scenario::SearchNow(t) => load::run(load::Kind::SearchNow, &t).await?,
         Scenario::SearchLimit(a) => search::limit(&a).await?,
         Scenario::Freshness(a) => search::freshness(&a).await?,
         Scenario::FirstSearch { url } => search::first(&url).await?,

@@ -196,7 +196,9 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
             batch.doctors.push(d);
         }
         appointments += batch.appointments.len();
-        batch.search = search_entries(&batch, &clinics, now);
+        // As of now, not as of the seed's start: a long seed's first rows would
+        // otherwise be minutes old, their next starts passed, when it ends.
+        batch.search = search_entries(&batch, &clinics, app.now());
         if let Some(previous) = writing.take() {
             previous.await??;
         }

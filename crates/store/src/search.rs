@@ -41,6 +41,11 @@ pub struct SearchRow {
     pub free: Option<FreeIndex>,
 }
 
+/// How far an indexed search counts: past this, a count says only "more"
+/// (`COUNT_CAP + 1`). Counting every match of a broad search at a million
+/// doctors would read every row of a specialty per request.
+pub const COUNT_CAP: u64 = 1000;
+
 /// A search by index order, read in one snapshot: the doctors whose indexed
 /// next start is still bookable, soonest first; those whose indexed start
 /// may have passed, with their free times so the caller can read the next
@@ -49,13 +54,14 @@ pub struct SearchRow {
 pub struct IndexedSearch {
     /// Fresh rows with a next start in `[now, to)`, by (next, name, id), at most the limit asked.
     pub soonest: Vec<SearchRow>,
-    /// Fresh rows with a next start in `[now, to)`.
+    /// Fresh rows with a next start in `[now, to)`, counted up to [`COUNT_CAP`] + 1.
     pub soonest_count: u64,
     /// Rows whose indexed start may have passed (with free times), all of them.
     pub stale: Vec<SearchRow>,
-    /// Fresh rows without a free start before `to`, by (name, id), where asked.
+    /// Fresh rows without a free start before `to`, by (name, id), where
+    /// asked and `soonest` did not fill the limit.
     pub without_slot: Vec<SearchRow>,
-    /// Every row matching the filter.
+    /// Every row matching the filter, counted up to [`COUNT_CAP`] + 1.
     pub total: u64,
 }
 

@@ -156,7 +156,7 @@ pub async fn search(
         h1 { "Find a doctor and book online" }
         (search_form(&q, &errors))
         @if let Some(p) = &found {
-            h2 #results { (p.total) " doctors found" }
+            h2 #results { (p.total) @if p.total_is_lower_bound { "+" } " doctors found" }
             @for hit in &p.items {
                 div.card {
                     p { a href={ "/doctors/" (hit.doctor.id) } { strong { (hit.doctor.name) } } " — " (hit.doctor.specialties.join(", ")) }
@@ -172,7 +172,7 @@ pub async fn search(
                     }
                 }
             }
-            @if (p.page as usize) * (p.per_page as usize) < p.total {
+            @if p.next_cursor.is_some() {
                 @let mut next = q.clone();
                 @let _ = next.insert("page".into(), (p.page + 1).to_string());
                 p { a href={ "/?" (next.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")) } { "More results" } }

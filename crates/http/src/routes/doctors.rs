@@ -196,11 +196,22 @@ async fn slots(
 }
 
 #[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum TotalRelation {
+    Eq,
+    Gte,
+}
+
+#[derive(Serialize, utoipa::ToSchema)]
 struct SearchView {
     items: Vec<SearchHitView>,
     page: u32,
     per_page: u32,
+    /// How many doctors match: exactly, or at least (see `total_relation`).
     total: u64,
+    /// `eq`: `total` is exact; `gte`: at least `total` match (a broad search
+    /// at scale is counted only up to 1000).
+    total_relation: TotalRelation,
     /// The window searched for free slots.
     available_from: String,
     available_to: String,
@@ -239,6 +250,7 @@ async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<Search
         page: result.page,
         per_page: result.per_page,
         total: result.total as u64,
+        total_relation: if result.total_is_lower_bound { TotalRelation::Gte } else { TotalRelation::Eq },
         available_from: result.window.start.to_string(),
         available_to: result.window.end.to_string(),
         next_cursor: result.next_cursor,

@@ -42,4 +42,21 @@ async fn seed_loads_a_searchable_bookable_data_set_and_refuses_bad_sizes() {
     let slot = free_slots(&p, doctor).await[0]["slot_id"].clone();
     let (s, a) = p.post("/appointments", serde_json::json!({"slot_id": slot})).await;
     assert_eq!(s, 201, "{a}");
+    assert_eq!(v["total_relation"], "eq", "{v}");
+    // Past a thousand matches a search counts only so far, and says so.
+    let out = seed(&["--doctors", "1000", "--clinics", "10", "--patients", "5", "--days", "30"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let started = std::time::Instant::now();
+    let v = loop {
+        let r = http.get(srv.api("/doctors?per_page=5&language=en")).send().await.unwrap();
+        let v: serde_json::Value = r.json().await.unwrap();
+        if v["total_relation"] == "gte" || started.elapsed() > std::time::Duration::from_secs(20) {
+            break v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!((v["total"].as_u64(), v["total_relation"].as_str()), (Some(1000), Some("gte")), "{v}");
+    assert!(v["next_cursor"].is_string(), "{v}");
+    let page = http.get(format!("{}/?language=en", srv.url)).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("1000+ doctors found") && page.contains("More results"), "{page}");
 }

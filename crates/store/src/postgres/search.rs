@@ -124,7 +124,12 @@ async fn fetch(
     rows.iter().map(|r| row_of(r, with_free, now)).collect()
 }
 
-async fn count(tx: &mut sqlx::PgConnection, sql: &Sql) -> Result<u64> {
+/// The rows `SELECT 1 FROM …` gives, counted up to [`COUNT_CAP`] + 1.
+async fn count(tx: &mut sqlx::PgConnection, rows: &Sql) -> Result<u64> {
+    let sql = Sql {
+        text: format!("SELECT count(*) FROM ({} LIMIT {}) AS counted", rows.text, COUNT_CAP + 1),
+        values: rows.values.clone(),
+    };
     let row = sql.query().fetch_one(&mut *tx).await.map_err(map_err)?;
     let n: i64 = row.try_get(0).map_err(map_err)?;
     Ok(n as u64)
@@ -200,10 +205,10 @@ impl SearchStore for PgStore {
         stale_sql.push(" AND e.fresh_until < ").bind(Bind::Time(now));
         let mut tx = self.snapshot().await?;
         let soonest = fetch(&mut tx, &soonest_sql, false, Some(now)).await?;
-        let soonest_count = count(&mut tx, &soon("count(*)")).await?;
+        let soonest_count = count(&mut tx, &soon("1")).await?;
         let stale = fetch(&mut tx, &stale_sql, true, Some(now)).await?;
         let without = match without_slot {
-            Some(n) => {
+            Some(n) if soonest.len() < limit as usize => {
                 let mut s = select(&cols, &from);
                 fresh(&mut s);
                 s.push(&format!(" AND (e.{next} IS NULL OR e.{next} >= ")).bind(Bind::Time(to)).push(")");
@@ -217,9 +222,9 @@ impl SearchStore for PgStore {
                 s.push(" ORDER BY e.name, e.doctor_id LIMIT ").bind(Bind::Long(i64::from(n)));
                 fetch(&mut tx, &s, false, Some(now)).await?
             }
-            None => vec![],
+            _ => vec![],
         };
-        let total = count(&mut tx, &select("count(*)", &from)).await?;
+        let total = count(&mut tx, &select("1", &from)).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(IndexedSearch { soonest, soonest_count, stale, without_slot: without, total })
     }

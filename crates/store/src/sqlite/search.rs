@@ -122,8 +122,10 @@ fn rows(
     Ok(out)
 }
 
-fn count(c: &Connection, sql: &str, values: Vec<Value>) -> Result<u64> {
-    let mut stmt = c.prepare_cached(sql).map_err(map_err)?;
+/// The rows of `FROM …`, counted up to [`COUNT_CAP`] + 1.
+fn capped_count(c: &Connection, from: &str, values: Vec<Value>) -> Result<u64> {
+    let sql = format!("SELECT count(*) FROM (SELECT 1 FROM {from} LIMIT {})", COUNT_CAP + 1);
+    let mut stmt = c.prepare_cached(&sql).map_err(map_err)?;
     stmt.query_row(params_from_iter(values), |r| r.get::<_, i64>(0)).map(|n| n as u64).map_err(map_err)
 }
 
@@ -176,7 +178,7 @@ fn indexed(
         false,
         Some(now),
     )?;
-    let soonest_count = count(c, &format!("SELECT count(*) FROM {soon}"), with(&soon_values))?;
+    let soonest_count = capped_count(c, &soon, with(&soon_values))?;
     let stale = rows(
         c,
         &format!("SELECT {ROW}, e.{next}, e.fresh_until, f.free FROM {from_free} AND e.fresh_until < ?"),
@@ -185,7 +187,7 @@ fn indexed(
         Some(now),
     )?;
     let without_slot = match without_slot {
-        Some(n) => {
+        Some(n) if soonest.len() < limit as usize => {
             let (past, past_values) = match after {
                 Some(SearchAfter { next: None, name, doctor_id }) => (
                     " AND (e.name, e.doctor_id) > (?, ?)",
@@ -204,9 +206,9 @@ fn indexed(
                 Some(now),
             )?
         }
-        None => vec![],
+        _ => vec![],
     };
-    let total = count(c, &format!("SELECT count(*) FROM {from}"), values.clone())?;
+    let total = capped_count(c, &from, values.clone())?;
     Ok(IndexedSearch { soonest, soonest_count, stale, without_slot, total })
 }
 

@@ -250,3 +250,27 @@ pub async fn indexed_pages_by_keyset_add_up_to_the_whole_order(f: &Fixture) {
     }
     assert_eq!(paged, all, "the pages, one after another, are the whole order");
 }
+
+/// Counts stop just past the cap: a broad search at scale does not read every row.
+pub async fn indexed_counts_stop_past_the_cap(f: &Fixture) {
+    let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
+    let place = f.store.clinic(clinic).await.unwrap().unwrap().position;
+    let at: Timestamp = "2030-01-06T18:00:00Z".parse().unwrap();
+    let n = COUNT_CAP as usize + 5;
+    let doctors: Vec<DoctorRecord> =
+        (0..n).map(|i| doctor(clinic, &format!("Dr {i}"), "capped", schedule(), at)).collect();
+    let search = doctors.iter().map(|d| listing(d, place, at)).collect();
+    f.store.bulk_load(&BulkLoad { doctors, search, ..Default::default() }).await.unwrap();
+    let to = at + SignedDuration::from_hours(24 * 14);
+    let r = f.store.search_indexed(&filter("capped"), at, to, 10, Some(10), None).await.unwrap();
+    assert_eq!((r.soonest_count, r.total), (COUNT_CAP + 1, COUNT_CAP + 1), "counted to one past the cap");
+    assert_eq!(r.soonest.len(), 10);
+    assert!(r.without_slot.is_empty(), "a full page of soonest rows needs no rows without a slot");
+    let few = f
+        .store
+        .search_indexed(&filter("capped"), at, at + SignedDuration::from_hours(13), 10, None, None)
+        .await
+        .unwrap();
+    assert_eq!(few.soonest_count, 0, "before Monday 09:00 Paris, nothing: {few:?}");
+    assert_eq!(few.total, COUNT_CAP + 1);
+}
