@@ -54,14 +54,17 @@ pub const COUNT_CAP: u64 = 1000;
 pub struct IndexedSearch {
     /// Fresh rows with a next start in `[now, to)`, by (next, name, id), at most the limit asked.
     pub soonest: Vec<SearchRow>,
-    /// Fresh rows with a next start in `[now, to)`, counted up to [`COUNT_CAP`] + 1.
+    /// Fresh rows with a next start in `[now, to)`, counted up to
+    /// [`COUNT_CAP`] + 1 where rows without a slot are not asked for (a
+    /// window asked for: the matches are those with a slot); else 0.
     pub soonest_count: u64,
     /// Rows whose indexed start may have passed (with free times), all of them.
     pub stale: Vec<SearchRow>,
     /// Fresh rows without a free start before `to`, by (name, id), where
     /// asked and `soonest` did not fill the limit.
     pub without_slot: Vec<SearchRow>,
-    /// Every row matching the filter, counted up to [`COUNT_CAP`] + 1.
+    /// Every row matching the filter, counted up to [`COUNT_CAP`] + 1,
+    /// where rows without a slot are asked for; else 0.
     pub total: u64,
 }
 

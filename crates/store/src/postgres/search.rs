@@ -205,7 +205,7 @@ impl SearchStore for PgStore {
         stale_sql.push(" AND e.fresh_until < ").bind(Bind::Time(now));
         let mut tx = self.snapshot().await?;
         let soonest = fetch(&mut tx, &soonest_sql, false, Some(now)).await?;
-        let soonest_count = count(&mut tx, &soon("1")).await?;
+        let soonest_count = if without_slot.is_none() { count(&mut tx, &soon("1")).await? } else { 0 };
         let stale = fetch(&mut tx, &stale_sql, true, Some(now)).await?;
         let without = match without_slot {
             Some(n) if soonest.len() < limit as usize => {
@@ -224,7 +224,7 @@ impl SearchStore for PgStore {
             }
             _ => vec![],
         };
-        let total = count(&mut tx, &select("1", &from)).await?;
+        let total = if without_slot.is_some() { count(&mut tx, &select("1", &from)).await? } else { 0 };
         tx.commit().await.map_err(map_err)?;
         Ok(IndexedSearch { soonest, soonest_count, stale, without_slot: without, total })
     }

@@ -113,7 +113,10 @@ fn setup(conn: &Connection, busy: std::time::Duration, read_only: bool) -> Resul
     conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
         .map_err(map_err)?;
     if read_only {
-        conn.execute_batch("PRAGMA query_only = ON").map_err(map_err)?;
+        // Searches at scale touch thousands of rows of the read model per
+        // query: a reader keeps 16 MiB of pages rather than SQLite's 2 MiB, so
+        // they are read from its cache rather than from the OS one by one.
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA cache_size = -16384").map_err(map_err)?;
     }
     Ok(())
 }

@@ -178,7 +178,7 @@ fn indexed(
         false,
         Some(now),
     )?;
-    let soonest_count = capped_count(c, &soon, with(&soon_values))?;
+    let soonest_count = if without_slot.is_none() { capped_count(c, &soon, with(&soon_values))? } else { 0 };
     let stale = rows(
         c,
         &format!("SELECT {ROW}, e.{next}, e.fresh_until, f.free FROM {from_free} AND e.fresh_until < ?"),
@@ -186,6 +186,7 @@ fn indexed(
         true,
         Some(now),
     )?;
+    let asked_without = without_slot.is_some();
     let without_slot = match without_slot {
         Some(n) if soonest.len() < limit as usize => {
             let (past, past_values) = match after {
@@ -208,7 +209,7 @@ fn indexed(
         }
         _ => vec![],
     };
-    let total = capped_count(c, &from, values.clone())?;
+    let total = if asked_without { capped_count(c, &from, values.clone())? } else { 0 };
     Ok(IndexedSearch { soonest, soonest_count, stale, without_slot, total })
 }
 
