@@ -302,7 +302,9 @@ impl App {
         explicit: bool,
         after: Option<&SearchCursor>,
     ) -> Result<(Vec<Ranked>, (usize, bool)), AppError> {
-        let mut rows = self.store.search_candidates(filter).await?;
+        // A window starting now needs the free times of stale rows only.
+        let fresh_at = (window.start <= now).then_some(now);
+        let mut rows = self.store.search_candidates(filter, fresh_at).await?;
         if let Some((c, km)) = filter.near {
             rows.retain(|r| c.distance_km(r.position) <= km);
         }
@@ -333,6 +335,12 @@ impl App {
         let mut out = Vec::with_capacity(rows.len());
         let mut unknown = Vec::new();
         for row in rows {
+            // Fresh, for a window starting now: its indexed next start is the first.
+            if row.free.is_none() && !row.stale && window.start <= now {
+                let key = row.next.filter(|t| *t < window.end);
+                out.push(Ranked::of(&row, key));
+                continue;
+            }
             let known = row.free.as_ref().map(|f| {
                 let horizon = f.covered_until.duration_since(f.computed_at);
                 let from = window.start.max(now + f.notice);

@@ -116,7 +116,7 @@ pub async fn limit(a: &LimitArgs) -> anyhow::Result<Value> {
                 let t = Instant::now();
                 let now = Timestamp::now();
                 let ok = if q.near.is_some() || q.window.is_some() {
-                    store.search_candidates(&q.filter()).await.is_ok()
+                    store.search_candidates(&q.filter(), q.window.is_none().then_some(now)).await.is_ok()
                 } else {
                     let to = now + SignedDuration::from_hours(24 * 14);
                     store.search_indexed(&q.filter(), now, to, 20, Some(20), None).await.is_ok()

@@ -167,7 +167,10 @@ pub fn mode_bit(m: Mode) -> i64 {
 pub trait SearchStore: Send + Sync {
     /// Every row matching the filter, with free times: for searches whose
     /// candidates the filter bounds (a radius) or whose window starts later.
-    async fn search_candidates(&self, filter: &SearchFilter) -> Result<Vec<SearchRow>>;
+    /// With `fresh_at`, rows still fresh then come without free times (their
+    /// indexed next start is still bookable, which is all a window starting
+    /// then needs); the stale ones with.
+    async fn search_candidates(&self, filter: &SearchFilter, fresh_at: Option<Timestamp>) -> Result<Vec<SearchRow>>;
 
     /// A search in the index's order, for windows starting now (see
     /// [`IndexedSearch`]); with `after`, `soonest` and `without_slot` hold

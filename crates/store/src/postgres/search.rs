@@ -66,7 +66,11 @@ impl Sql {
 
 /// `FROM … WHERE …` for a filter.
 fn filtered(f: &SearchFilter, with_free: bool) -> Sql {
-    let mut s = Sql::default();
+    filtered_after(Sql::default(), f, with_free)
+}
+
+/// `head` followed by `FROM … WHERE …` for a filter (its values after head's).
+fn filtered_after(mut s: Sql, f: &SearchFilter, with_free: bool) -> Sql {
     s.push("search_entries e");
     if with_free {
         s.push(" JOIN search_free f ON f.doctor_id = e.doctor_id");
@@ -98,11 +102,10 @@ fn row_of(r: &PgRow, with_free: bool, now: Option<Timestamp>) -> Result<SearchRo
     let next: Option<chrono::DateTime<chrono::Utc>> = r.try_get(4).map_err(map_err)?;
     let fresh_until: Option<chrono::DateTime<chrono::Utc>> = r.try_get(5).map_err(map_err)?;
     let fresh_until = fresh_until.map(from_ts).transpose()?;
-    let free = if with_free {
-        let bytes: Vec<u8> = r.try_get(6).map_err(map_err)?;
-        Some(FreeIndex::decode(&bytes).ok_or_else(|| StoreError::Internal("unreadable free times".into()))?)
-    } else {
-        None
+    let bytes: Option<Vec<u8>> = if with_free { r.try_get(6).map_err(map_err)? } else { None };
+    let free = match bytes {
+        Some(b) => Some(FreeIndex::decode(&b).ok_or_else(|| StoreError::Internal("unreadable free times".into()))?),
+        None => None,
     };
     Ok(SearchRow {
         doctor_id: DoctorId(r.try_get(0).map_err(map_err)?),
@@ -153,11 +156,21 @@ impl PgStore {
 
 #[async_trait]
 impl SearchStore for PgStore {
-    async fn search_candidates(&self, filter: &SearchFilter) -> Result<Vec<SearchRow>> {
+    async fn search_candidates(&self, filter: &SearchFilter, fresh_at: Option<Timestamp>) -> Result<Vec<SearchRow>> {
         let next = next_column(filter.mode);
-        let sql = select(&format!("{ROW}, e.{next}, e.fresh_until, f.free"), &filtered(filter, true));
+        let sql = match fresh_at {
+            None => select(&format!("{ROW}, e.{next}, e.fresh_until, f.free"), &filtered(filter, true)),
+            Some(at) => {
+                // Free times only for the stale rows: the subquery runs for them alone.
+                let mut head = Sql::default();
+                head.push(&format!("SELECT {ROW}, e.{next}, e.fresh_until, CASE WHEN e.fresh_until < "))
+                    .bind(Bind::Time(at))
+                    .push(" THEN (SELECT s.free FROM search_free s WHERE s.doctor_id = e.doctor_id) END FROM ");
+                filtered_after(head, filter, false)
+            }
+        };
         let mut tx = self.snapshot().await?;
-        let rows = fetch(&mut tx, &sql, true, None).await?;
+        let rows = fetch(&mut tx, &sql, true, fresh_at).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(rows)
     }

@@ -86,11 +86,11 @@ fn row_of(r: &Row, with_free: bool, now: Option<Timestamp>) -> Result<SearchRow>
     };
     let next = int(4)?.map(from_secs).transpose()?;
     let fresh_until = int(5)?.map(from_secs).transpose()?;
-    let free = if with_free {
-        let bytes: Vec<u8> = r.get(6).map_err(map_err)?;
-        Some(FreeIndex::decode(&bytes).ok_or_else(|| crate::StoreError::Internal("unreadable free times".into()))?)
-    } else {
-        None
+    let free = match with_free.then(|| r.get::<_, Option<Vec<u8>>>(6)).transpose().map_err(map_err)?.flatten() {
+        Some(bytes) => {
+            Some(FreeIndex::decode(&bytes).ok_or_else(|| crate::StoreError::Internal("unreadable free times".into()))?)
+        }
+        None => None,
     };
     Ok(SearchRow {
         doctor_id: DoctorId(uuid(&text(0)?)?),
@@ -131,11 +131,22 @@ fn capped_count(c: &Connection, from: &str, values: Vec<Value>) -> Result<u64> {
 
 const ROW: &str = "e.doctor_id, e.name, e.latitude, e.longitude";
 
-fn candidates(c: &Connection, f: &SearchFilter) -> Result<Vec<SearchRow>> {
-    let Some((from, values)) = filtered(c, f, true)? else { return Ok(vec![]) };
+fn candidates(c: &Connection, f: &SearchFilter, fresh_at: Option<Timestamp>) -> Result<Vec<SearchRow>> {
     let next = next_column(f.mode);
-    let sql = format!("SELECT {ROW}, e.{next}, e.fresh_until, f.free FROM {from}");
-    rows(c, &sql, values, true, None)
+    let Some(at) = fresh_at else {
+        let Some((from, values)) = filtered(c, f, true)? else { return Ok(vec![]) };
+        let sql = format!("SELECT {ROW}, e.{next}, e.fresh_until, f.free FROM {from}");
+        return rows(c, &sql, values, true, None);
+    };
+    let Some((from, values)) = filtered(c, f, false)? else { return Ok(vec![]) };
+    // Free times only for the stale rows: the subquery runs for them alone.
+    let sql = format!(
+        "SELECT {ROW}, e.{next}, e.fresh_until,
+           CASE WHEN e.fresh_until < ? THEN (SELECT s.free FROM search_free s WHERE s.doctor_id = e.doctor_id) END
+         FROM {from}"
+    );
+    let values = std::iter::once(Value::Integer(secs(at))).chain(values).collect();
+    rows(c, &sql, values, true, Some(at))
 }
 
 fn indexed(
@@ -341,9 +352,9 @@ fn advance(c: &Connection, a: &Advance) -> Result<()> {
 
 #[async_trait]
 impl SearchStore for SqliteStore {
-    async fn search_candidates(&self, filter: &SearchFilter) -> Result<Vec<SearchRow>> {
+    async fn search_candidates(&self, filter: &SearchFilter, fresh_at: Option<Timestamp>) -> Result<Vec<SearchRow>> {
         let f = filter.clone();
-        self.read(move |c| in_snapshot(c, |c| candidates(c, &f))).await
+        self.read(move |c| in_snapshot(c, |c| candidates(c, &f, fresh_at))).await
     }
 
     async fn search_indexed(

@@ -66,7 +66,7 @@ fn filter(specialty: &str) -> SearchFilter {
 }
 
 async fn found(f: &Fixture, filter: &SearchFilter) -> Vec<DoctorId> {
-    f.store.search_candidates(filter).await.unwrap().into_iter().map(|r| r.doctor_id).collect()
+    f.store.search_candidates(filter, None).await.unwrap().into_iter().map(|r| r.doctor_id).collect()
 }
 
 pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them(f: &Fixture) {
@@ -98,7 +98,7 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
         .bulk_load(&BulkLoad { doctors: vec![d.clone()], search: vec![entry.clone()], ..Default::default() })
         .await
         .unwrap();
-    let rows = f.store.search_candidates(&filter("dermatology")).await.unwrap();
+    let rows = f.store.search_candidates(&filter("dermatology"), None).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].name, d.name);
     assert_eq!(rows[0].free.as_ref(), entry.listing.as_ref().map(|l| &l.free), "free times read back as written");
@@ -147,6 +147,15 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
     assert!(stale.soonest.is_empty());
     assert_eq!(stale.stale.iter().map(|r| r.doctor_id).collect::<Vec<_>>(), vec![d.id]);
     assert!(stale.stale[0].free.is_some(), "stale rows come with their free times");
+    // Candidates for a window starting then: free times for the stale rows only.
+    let fresh = f.store.search_candidates(&filter("dermatology"), Some(at)).await.unwrap();
+    assert_eq!(
+        fresh.iter().map(|r| (r.doctor_id, r.stale, r.free.is_some())).collect::<Vec<_>>(),
+        vec![(d.id, false, false)]
+    );
+    assert_eq!(fresh[0].next, Some(monday));
+    let passed = f.store.search_candidates(&filter("dermatology"), Some(later)).await.unwrap();
+    assert_eq!(passed.iter().map(|r| (r.stale, r.free.is_some())).collect::<Vec<_>>(), vec![(true, true)]);
     let due = f.store.search_entries_due(later, 100).await.unwrap();
     let mine = due.iter().find(|e| e.doctor_id == d.id).expect("due once its next start passed");
     let medislot_domain::free_index::Known::Yes(next) = mine.free.next_at(later) else {
