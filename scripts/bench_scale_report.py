@@ -8,8 +8,16 @@ work, big, small, seconds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys
 
 
 def load(name):
+    """A step's report; {} when it was not run or failed (see the step's .err file)."""
     path = os.path.join(work, name + ".json")
-    return json.load(open(path)) if os.path.exists(path) else {}
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return {}
+    report = json.load(open(path))
+    return {} if report.get("failed") else report
+
+
+def mb(v):
+    return f"{v} MB" if v else "—"
 
 
 def shape(backend, label, run):
@@ -32,7 +40,7 @@ def row(backend, label):
         f"| {label} | {load(b + '-seed').get('seconds', '—')} s | {load(b + '-first').get('ms', '—')} ms "
         f"| {mix.get('latency_ms', {}).get('p50', '—')} / {mix.get('latency_ms', {}).get('p99', '—')} ms "
         f"| {ok} of {mix.get('answered', '—')} | {limit.get('queries_per_second', '—')}/s, p99 {limit.get('latency_ms', {}).get('p99', '—')} ms "
-        f"| {mem_big} MB ({mem_small} MB at {small:,}: {growth}) | p50 {fresh.get('p50', '—')} / max {fresh.get('max', '—')} ms |"
+        f"| {mb(mem_big)} ({mb(mem_small)} at {small:,}: {growth}) | p50 {fresh.get('p50', '—')} / max {fresh.get('max', '—')} ms |"
     )
 
 
