@@ -99,8 +99,9 @@ pub(crate) struct SearchCursor {
     doctor_id: DoctorId,
 }
 
-/// Longer than any cursor search hands out.
-const MAX_CURSOR_LEN: usize = 1024;
+/// Longer than any cursor search hands out (a name of 200 four-byte
+/// characters makes one of about 1,200).
+const MAX_CURSOR_LEN: usize = 2048;
 
 impl SearchCursor {
     fn of(r: &Ranked) -> Self {
@@ -435,6 +436,23 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_cursor_search_hands_out_comes_back_as_it_went() {
+        let r = Ranked {
+            doctor_id: DoctorId::new(),
+            // The longest name a doctor may have, in four-byte characters, with quotes.
+            name: format!("\"{}\"", "🩺".repeat(198)),
+            position: Coordinates { lat: 0.0, lon: 0.0 },
+            distance_km: Some(12.5),
+            key: Some("2030-01-07T08:00:00Z".parse().unwrap()),
+        };
+        let c = SearchCursor::of(&r);
+        let s = c.encode();
+        assert!(s.len() <= MAX_CURSOR_LEN, "{} characters", s.len());
+        assert_eq!(SearchCursor::decode(&s).unwrap(), c);
+        assert!(SearchCursor::decode(&s[..s.len() - 2]).is_err(), "cut short");
+    }
     use medislot_domain::schedule::{RangeInput, ScheduleInput};
 
     #[test]

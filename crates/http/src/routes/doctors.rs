@@ -227,7 +227,7 @@ struct SearchView {
            ("radius_km" = Option<f64>, Query, description = "with near; default 25", exclusive_minimum = 0, maximum = 1000),
            ("mode" = Option<Mode>, Query), ("language" = Option<String>, Query, pattern = r"^[A-Za-z0-9][A-Za-z0-9 _-]{1,39}$"),
            ("available_from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("available_to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$"), ("page" = Option<u32>, Query, minimum = 1, maximum = 10000), ("per_page" = Option<u32>, Query, minimum = 1, maximum = 100),
-           ("cursor" = Option<String>, Query, description = "a previous page's next_cursor; the page after it (instead of page)", pattern = r"^[A-Za-z0-9_-]{1,1024}$")),
+           ("cursor" = Option<String>, Query, description = "a previous page's next_cursor; the page after it (instead of page)", pattern = r"^[A-Za-z0-9_-]{1,2048}$")),
     responses((status = 200, body = SearchView), (status = 422)))]
 async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<SearchView>> {
     let (page, per_page) = q.page()?;
