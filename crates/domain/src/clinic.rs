@@ -92,8 +92,11 @@ impl Coordinates {
         if !(lon.is_finite() && (-180.0..=180.0).contains(&lon)) {
             errs.push(crate::FieldError::new(format!("{field_prefix}longitude"), "must be between -180 and 180"));
         }
+        // Under a nanodegree (a tenth of a millimetre) is zero: the database's
+        // geometry (PostgreSQL's earthdistance) refuses what would underflow.
+        let snap = |x: f64| if x.abs() < 1e-9 { 0.0 } else { x };
         if errs.is_empty() {
-            Ok(Self { lat, lon })
+            Ok(Self { lat: snap(lat), lon: snap(lon) })
         } else {
             Err(Invalid(errs))
         }

@@ -71,6 +71,15 @@ async fn p4_every_kind_of_bad_input_names_its_field() {
         .await;
     assert_problem(s, &b, 422, "latitude");
     assert!(field(&b).contains(&"name".to_string()));
+    // Coordinates too small for the database's geometry are zero, not a 500.
+    let (s, b) = w
+        .clinic_admin
+        .post(
+            "/clinics",
+            json!({"name": "Null Island", "address": "Y", "latitude": 5e-324, "longitude": -1e-310, "time_zone": "Europe/London"}),
+        )
+        .await;
+    assert_eq!((s.as_u16(), b["latitude"].as_f64()), (201, Some(0.0)), "{b}");
     // End before start: a schedule range and a time-off period.
     let (s, b) = w.doctor.put(&format!("/doctors/{}/schedule", w.doctor_id), json!({"weekly": [{"weekday": "monday", "start": "12:00", "end": "09:00", "mode": "online", "slot_minutes": 30}]})).await;
     assert_problem(s, &b, 422, "weekly[0].end");
@@ -136,6 +145,12 @@ async fn p4_every_kind_of_bad_input_names_its_field() {
     assert_problem(s, &b, 422, "per_page");
     let (s, b) = p.get("/doctors?near=abc&radius_km=5").await;
     assert_problem(s, &b, 422, "near");
+    // The smallest radius there is: nothing near, and no error (PostgreSQL's
+    // earth_box underflowed on it).
+    for q in ["near=0,0&radius_km=5e-324&language=en&mode=online", "near=5e-324,-1e-310&radius_km=1"] {
+        let (s, b) = p.get(&format!("/doctors?{q}")).await;
+        assert_eq!((s.as_u16(), b["total"].as_u64()), (200, Some(0)), "{q}: {b}");
+    }
     // A cursor search never handed out.
     for forged in ["nonsense", "eyJrIjoxfQ", "%00%ff", &"A".repeat(5000)] {
         let (s, b) = p.get(&format!("/doctors?cursor={forged}")).await;

@@ -78,13 +78,15 @@ fn filtered_after(mut s: Sql, f: &SearchFilter, with_free: bool) -> Sql {
     s.push(" WHERE e.specialty = ").bind(Bind::Text(f.specialty.clone()));
     if let Some((c, km)) = f.near {
         // earthdistance's earth is a little larger than ours: a box a little
-        // wider than the radius; callers check the exact distance.
+        // wider than the radius, and at least a metre (a radius of a few
+        // hundred femtometres underflows in earth_box); callers check the
+        // exact distance.
         s.push(" AND earth_box(ll_to_earth(")
             .bind(Bind::Float(c.lat))
             .push(", ")
             .bind(Bind::Float(c.lon))
             .push("), ")
-            .bind(Bind::Float(km * 1010.0))
+            .bind(Bind::Float((km * 1010.0).max(1.0)))
             .push(") @> e.place");
     }
     if let Some(l) = &f.language {
