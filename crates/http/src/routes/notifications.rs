@@ -193,7 +193,7 @@ async fn revoke_calendar_token(
 /// The doctor's agenda as an iCalendar feed (RFC 5545, times in UTC), for
 /// whoever holds the feed's current token: 30 days back to the booking horizon,
 /// each event with its patient and status (arrived, fulfilled, no-show included).
-#[utoipa::path(get, path = "/doctors/{id}/calendar.ics", params(("id" = uuid::Uuid, Path), ("token" = String, Query, min_length = 1)),
+#[utoipa::path(get, path = "/doctors/{id}/calendar.ics", params(("id" = uuid::Uuid, Path), ("token" = String, Query, description = "the feed's token, as POST /doctors/{id}/calendar-token gave it", pattern = r"^[A-Za-z0-9_-]{1,256}$")),
     responses((status = 200, content_type = "text/calendar"), (status = 404)))]
 async fn calendar_feed(
     State(s): State<AppState>,
