@@ -456,6 +456,7 @@ impl App {
             Err(AppError::SlotTaken { .. }) => "slot_taken",
             Err(AppError::Invalid(_)) => "invalid",
             Err(AppError::Unavailable(_)) => "unavailable",
+            Err(AppError::OutcomeUnknown(_)) => "outcome_unknown",
             Err(_) => "other",
         };
         self.metrics.booking(outcome, region);

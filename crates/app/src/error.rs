@@ -46,6 +46,10 @@ pub enum AppError {
     Remote { status: u16, detail: String },
     #[error("the service is temporarily unavailable: {0}")]
     Unavailable(String),
+    /// The database lost the connection while committing: the change may have
+    /// been made. Retry with the same Idempotency-Key to find out.
+    #[error("the database did not confirm the change; it may or may not have been made: retry with the same Idempotency-Key to find out ({0})")]
+    OutcomeUnknown(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -64,6 +68,7 @@ impl From<StoreError> for AppError {
                 Err(other) => AppError::Internal(other.to_string()),
             },
             StoreError::Unavailable(m) | StoreError::Retry(m) => AppError::Unavailable(m),
+            StoreError::OutcomeUnknown(m) => AppError::OutcomeUnknown(m),
             StoreError::Internal(m) => AppError::Internal(m),
         }
     }

@@ -143,6 +143,17 @@ impl From<AppError> for ApiError {
                 a.retry_after = Some(2);
                 a
             }
+            AppError::OutcomeUnknown(_) => {
+                let mut a = Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "outcome-unknown",
+                    "Outcome unknown",
+                    "the database did not confirm the change; it may or may not have been made: \
+                     retry with the same Idempotency-Key to find out",
+                );
+                a.retry_after = Some(2);
+                a
+            }
             AppError::HomeRegionUnreachable { .. } => {
                 let mut a =
                     Self::new(S::SERVICE_UNAVAILABLE, "home-region-unreachable", "Home region unreachable", detail);

@@ -34,6 +34,16 @@ pub enum Command {
         #[command(flatten)]
         seed: crate::seed::SeedArgs,
     },
+    /// Copy the embedded database to a new file, consistently, while nodes keep
+    /// serving (SQLite's online backup). PostgreSQL has its own tools: see
+    /// docs/operations.md, "Backups and restore".
+    Backup {
+        #[command(flatten)]
+        db: DbArgs,
+        /// The file to write; it must not exist.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Platform administration.
     Admin {
         #[command(subcommand)]
@@ -325,6 +335,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(db) => {
             db.connect(true).await?;
             println!("migrations applied");
+            Ok(())
+        }
+        Command::Backup { db, to } => {
+            let url = db.url()?;
+            if !url.starts_with("sqlite:") {
+                anyhow::bail!(
+                    "medislot backup copies the embedded SQLite database; for PostgreSQL use pg_basebackup \
+                     with a WAL archive, or pg_dump (docs/operations.md, \"Backups and restore\")"
+                );
+            }
+            let t0 = std::time::Instant::now();
+            let s = medislot_store::sqlite::backup::backup(&url, &to).context("backing up the database")?;
+            println!(
+                "backed up {} appointments and {} users to {} ({} bytes) in {:.1} s",
+                s.appointments,
+                s.users,
+                to.display(),
+                s.bytes,
+                t0.elapsed().as_secs_f64()
+            );
             Ok(())
         }
         Command::Seed { db, seed } => {

@@ -50,6 +50,12 @@ pub enum StoreError {
     /// The database is down or too busy: callers answer 503 and retry later.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// A write's COMMIT was sent but its answer never came (the connection
+    /// broke, the server went away): it may or may not have committed. Never
+    /// retried by the store; the caller's retry with the same Idempotency-Key
+    /// finds out.
+    #[error("the database did not confirm the commit: {0}")]
+    OutcomeUnknown(String),
     #[error("database error: {0}")]
     Internal(String),
 }

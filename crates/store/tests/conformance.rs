@@ -717,3 +717,63 @@ conformance!(
     waitlist_offers_go_first_come_and_never_twice,
     calendar_tokens_are_replaced_and_revoked,
 );
+
+/// PostgreSQL only: a database that turns read-only under the store — what a
+/// primary demoted by a failover is — makes writes "unavailable, retry", and
+/// once it is writable again the same store writes without a restart: pooled
+/// connections whose session is still read-only are dropped, not reused.
+#[tokio::test]
+async fn postgres_turned_read_only_is_unavailable_then_followed_without_a_restart() {
+    use sqlx::Connection;
+    let f = postgres().await;
+    let TestDb::Postgres { admin_url, name } = &f.db else { unreachable!("a PostgreSQL fixture") };
+    let mut admin = sqlx::PgConnection::connect(admin_url).await.unwrap();
+    // One connection: the one that met the read-only server is the one the pool would hand out again.
+    let (base, _) = admin_url.rsplit_once('/').unwrap();
+    let store =
+        connect(&format!("{base}/{name}"), &ConnectOptions { max_connections: 1, ..Default::default() }).await.unwrap();
+    let user = |i: usize| UserRecord {
+        id: UserId::new(),
+        email: format!("ro{i}@example.org"),
+        password_hash: "x".into(),
+        role: Role::Patient,
+        name: format!("RO{i}"),
+        created_at: Timestamp::now(),
+    };
+    store.create_user(&user(0)).await.unwrap();
+
+    // The server turns read-only, and the store's sessions are cut, as a failover cuts them.
+    exec(&mut admin, &format!("ALTER DATABASE {name} SET default_transaction_read_only = on")).await;
+    exec(
+        &mut admin,
+        &format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        ),
+    )
+    .await;
+    // The first tries may meet a cut connection; then a fresh one, read-only.
+    let mut read_only = false;
+    for i in 1..10 {
+        let refused = store.create_user(&user(i)).await.unwrap_err();
+        assert!(matches!(refused, StoreError::Unavailable(_)), "a read-only server means retry: {refused:?}");
+        if refused.to_string().contains("read-only") {
+            read_only = true;
+            break;
+        }
+    }
+    assert!(read_only, "a write reached the read-only server and was refused as such");
+
+    // Writable again (the new primary); the pool still holds the session opened read-only.
+    exec(&mut admin, &format!("ALTER DATABASE {name} RESET default_transaction_read_only")).await;
+    let again = user(10);
+    store.create_user(&again).await.expect("the same store writes again, on a fresh connection");
+    assert!(store.user_by_email(&again.email).await.unwrap().is_some());
+    drop(admin);
+    drop(store);
+    drop(f.store);
+    f.db.drop_db().await;
+}
+
+async fn exec(admin: &mut sqlx::PgConnection, sql: &str) {
+    sqlx::query(sql).execute(admin).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+}

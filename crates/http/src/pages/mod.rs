@@ -172,6 +172,13 @@ impl Web {
                 "Try again",
                 "The service is busy right now. Please try again in a moment.".into(),
             ),
+            AppError::OutcomeUnknown(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Please check",
+                "We could not confirm that your change was saved. Please check your appointments \
+                 in a moment before trying again."
+                    .into(),
+            ),
             other => (StatusCode::UNPROCESSABLE_ENTITY, "Not possible", other.to_string()),
         };
         self.render(status, title, html! { h1 { (title) } p { (text) } p { a href="/" { "Back to the start" } } })

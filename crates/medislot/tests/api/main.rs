@@ -3,6 +3,7 @@
 mod helpers;
 
 mod accounts;
+mod backup;
 mod booking;
 mod fhir;
 mod hardening;

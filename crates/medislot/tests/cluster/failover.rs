@@ -46,3 +46,66 @@ async fn promoting_the_synchronous_standby_keeps_every_acknowledged_booking() {
     }
     eprintln!("failover: {summary:?}");
 }
+
+/// A booking whose COMMIT was sent but never answered may exist: the node says
+/// so (503 "outcome unknown", never "nothing happened"), and the same
+/// Idempotency-Key settles it once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_commit_cut_off_while_it_waits_for_the_standby_is_outcome_unknown_and_the_key_settles_it() {
+    let _turn = crate::one_at_a_time().await;
+    let (pg, primary, _standby) = PgCluster::replicated();
+    let srv = TestServer::start_on_url(&primary, &["--request-timeout-ms", "30000"]);
+    let http = client();
+    let f = fixture(&srv, &http, "unknown", 1, 1).await;
+    let patient = &f.patients[0];
+    let slot = slot_pool(patient, &f.doctors, 1).await.remove(0);
+
+    // No synchronous standby: the booking's COMMIT waits for one…
+    pg.server("stop", Some("standby"));
+    let key = uuid::Uuid::new_v4().to_string();
+    let booking = {
+        let (p, slot_id, key) = (patient.clone(), slot.slot_id.clone(), key.clone());
+        tokio::spawn(async move {
+            p.send(Method::POST, "/appointments", Some(json!({"slot_id": slot_id})), &[("Idempotency-Key", &key)]).await
+        })
+    };
+    // …until its session is cut, as a primary's shutdown or a proxy cuts it.
+    let admin = primary.replace("/medislot", "/postgres");
+    let mut cut = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        cut =
+            query(&admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
+                [0][0]
+                .parse::<usize>()
+                .unwrap();
+        if cut > 0 {
+            break;
+        }
+    }
+    assert!(cut > 0, "a commit waited for the synchronous standby");
+    let (s, body, headers) = booking.await.unwrap();
+    assert_eq!(s, 503, "{body}");
+    assert_eq!(body["type"], "https://medislot.dev/problems/outcome-unknown", "{body}");
+    assert!(headers.contains_key("retry-after"));
+
+    // The standby is back; the retry with the same key finds the booking that was made.
+    pg.server("start", Some("standby"));
+    let mut answer = None;
+    for _ in 0..50 {
+        let (s, body, _) = patient
+            .send(Method::POST, "/appointments", Some(json!({"slot_id": slot.slot_id})), &[("Idempotency-Key", &key)])
+            .await;
+        if s != 503 {
+            answer = Some((s, body));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (s, body) = answer.expect("the node books again once the standby is back");
+    assert_eq!(s, 201, "the retry answers with the booking the cut commit made: {body}");
+    let rows = history::rows(&primary, &f.doctors);
+    let active: Vec<_> = rows.iter().filter(|r| r.status != "cancelled").collect();
+    assert_eq!(active.len(), 1, "one appointment, not two: {rows:?}");
+    assert_eq!(active[0].id, body["id"].as_str().unwrap());
+}

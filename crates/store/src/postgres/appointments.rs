@@ -3,7 +3,7 @@
 //! and write the change with its audit and outbox rows.
 
 use super::rows::*;
-use super::{lock, map_err, Tx};
+use super::{commit_write, lock, map_err, Tx};
 use crate::columns::{Event, APPT_COLS};
 use crate::*;
 use medislot_domain::AppointmentStatus;
@@ -68,7 +68,7 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
         _ => map_err(e),
     })?;
     // The function lifted the statement timeout for the rest of the transaction: the commit may wait.
-    tx.commit().await.map_err(map_err)?;
+    commit_write(tx).await?;
     let row = row.ok_or(StoreError::NotFound)?;
     let expired = u64::try_from(get::<i64>(&row, "expired")?).unwrap_or(0);
     let appointment = appointment_row(&row)?;

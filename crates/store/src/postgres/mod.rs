@@ -20,7 +20,7 @@ mod search;
 
 use crate::*;
 use sqlx::{postgres::PgPoolOptions, PgPool, Postgres, Transaction};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -42,6 +42,7 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(connections)
             .acquire_timeout(options.busy_timeout)
+            .before_acquire(|conn, _| Box::pin(async move { writable_after_failover(conn).await }))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     for stmt in
@@ -79,12 +80,48 @@ impl PgStore {
     /// Idempotency-Key is answered from whatever the database really holds.
     async fn commit(&self, mut tx: Tx) -> Result<()> {
         sqlx::query("SET LOCAL statement_timeout = 0").execute(&mut *tx).await.map_err(map_err)?;
-        tx.commit().await.map_err(map_err)
+        commit_write(tx).await
     }
 
     fn count_expired(&self, n: u64) {
         self.holds_expired.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// Commits a write transaction. A COMMIT whose answer never came (the
+/// connection broke, the server shut down while the commit waited for its
+/// synchronous standby) may have committed: that is
+/// [`StoreError::OutcomeUnknown`], never "unavailable, nothing happened".
+async fn commit_write(tx: Tx) -> Result<()> {
+    tx.commit().await.map_err(|e| match map_err(e) {
+        StoreError::Unavailable(why) => StoreError::OutcomeUnknown(why),
+        other => other,
+    })
+}
+
+/// Until when (Unix milliseconds) pooled connections are checked before use:
+/// set for a while after a write met a read-only server, which is what a
+/// connection to a former primary sees once a failover demoted it.
+static READ_ONLY_SEEN_UNTIL: AtomicI64 = AtomicI64::new(0);
+
+/// How long after a read-only refusal connections are checked before use.
+const READ_ONLY_CHECK_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn unix_ms() -> i64 {
+    Timestamp::now().as_millisecond()
+}
+
+/// The pool's check before handing out a connection: after a read-only
+/// refusal, a connection that still reaches a read-only server (a demoted
+/// primary, a standby) is dropped, so that the next one is made afresh through
+/// whatever routes to the new primary. Otherwise free.
+async fn writable_after_failover(conn: &mut sqlx::PgConnection) -> std::result::Result<bool, sqlx::Error> {
+    if READ_ONLY_SEEN_UNTIL.load(Ordering::Relaxed) < unix_ms() {
+        return Ok(true);
+    }
+    let read_only: String =
+        sqlx::query_scalar("SELECT current_setting('transaction_read_only')").fetch_one(&mut *conn).await?;
+    Ok(read_only != "on")
 }
 
 /// Serializes writers of one key (a doctor, an idempotency key) for the rest
@@ -142,8 +179,19 @@ fn map_err(e: sqlx::Error) -> StoreError {
             } else if matches!(code.as_ref(), "40001" | "40P01") {
                 // serialization failure, deadlock: worth retrying at once
                 StoreError::Retry(msg.to_string())
-            } else if matches!(code.as_ref(), "55P03" | "57014" | "57P01" | "57P03" | "53300") {
-                // lock or statement timeout, shutting down, starting up, too many connections
+            } else if code == "25006" {
+                // A read-only server: this connection reaches a former primary
+                // (demoted by a failover) or a standby. Check connections for a while.
+                READ_ONLY_SEEN_UNTIL.store(
+                    unix_ms() + i64::try_from(READ_ONLY_CHECK_FOR.as_millis()).unwrap_or(i64::MAX),
+                    Ordering::Relaxed,
+                );
+                StoreError::Unavailable(format!("the database is read-only (a standby?): {msg}"))
+            } else if code.starts_with("08")
+                || matches!(code.as_ref(), "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300")
+            {
+                // connection exception, lock or statement timeout, shutting
+                // down, crashed, starting up, too many connections
                 StoreError::Unavailable(msg.to_string())
             } else {
                 StoreError::Internal(msg.to_string())

@@ -12,6 +12,7 @@
 
 mod accounts;
 mod appointments;
+pub mod backup;
 mod directory;
 mod migrate;
 mod notifications;
