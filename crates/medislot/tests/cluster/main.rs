@@ -1,14 +1,16 @@
 //! Black-box tests of many medislot nodes on PostgreSQL: one database shared
-//! by several nodes, the database going away and coming back, and failing
-//! over to a synchronous standby. These always run on PostgreSQL.
+//! by several nodes, the database going away and coming back, failing over to
+//! a synchronous standby by hand and under Patroni. These always run on PostgreSQL.
 
 #[path = "../api/helpers.rs"]
 mod helpers;
 
 mod history;
+mod patroni;
 mod pg;
 
 mod failover;
+mod ha;
 mod multi_node;
 mod outage;
 
