@@ -2,6 +2,7 @@
 //! when a slot was just taken, and the busy times both are computed from.
 
 use crate::cache::Listing;
+use crate::replica::Reader;
 use crate::search::Ranked;
 use crate::{access::Actor, App, AppError};
 use jiff::{SignedDuration, Timestamp};
@@ -51,6 +52,8 @@ pub struct SlotList {
     pub doctor: DoctorRecord,
     pub clinic: ClinicRecord,
     pub window: Interval,
+    /// Read from a replica: its data is at least as new as this.
+    pub as_of: Option<Timestamp>,
 }
 
 /// Checks a `[from, to)` window: ordered, not absurdly long.
@@ -86,13 +89,23 @@ impl App {
         let doctor = self.doctor(actor, doctor_id).await?;
         let clinic = self.clinic(doctor.clinic_id).await?;
         let window = Interval { start: from, end: to };
-        let slots = self.free_slots(&doctor, &clinic, window, mode, now).await?;
-        Ok(SlotList { slots: slots.iter().map(|s| SlotView::new(s, &clinic)).collect(), doctor, clinic, window })
+        let (doctor, clinic) = (&doctor, &clinic);
+        let (slots, as_of) = self
+            .stale_read(|r| async move { Ok((self.free_slots(&r, doctor, clinic, window, mode, now).await?, r.as_of)) })
+            .await?;
+        Ok(SlotList {
+            slots: slots.iter().map(|s| SlotView::new(s, clinic)).collect(),
+            doctor: doctor.clone(),
+            clinic: clinic.clone(),
+            window,
+            as_of,
+        })
     }
 
     /// Free slots within the doctor's bookable window (notice, horizon) and `window`.
     pub(crate) async fn free_slots(
         &self,
+        reader: &Reader,
         doctor: &DoctorRecord,
         clinic: &ClinicRecord,
         window: Interval,
@@ -104,7 +117,7 @@ impl App {
             return Ok(vec![]);
         }
         let busy: Vec<Interval> =
-            self.busy_of(&[doctor.id], window, now).await?.into_iter().map(|(_, iv)| iv).collect();
+            self.busy_of(reader, &[doctor.id], window, now).await?.into_iter().map(|(_, iv)| iv).collect();
         let tz = clinic.time_zone.tz();
         let mut slots = doctor.schedule.slots(doctor.id, &tz, window, &busy);
         if let Some(m) = mode {
@@ -132,7 +145,8 @@ impl App {
     ) -> Vec<SlotView> {
         let now = self.now();
         let soon = Interval { start: after.max(now), end: after.max(now) + SignedDuration::from_hours(24 * SOON_DAYS) };
-        let mut out: Vec<SlotView> = match self.free_slots(doctor, clinic, soon, None, now).await {
+        let reader = self.reader();
+        let mut out: Vec<SlotView> = match self.free_slots(&reader, doctor, clinic, soon, None, now).await {
             Ok(slots) => slots.iter().take(5).map(|s| SlotView::new(s, clinic)).collect(),
             Err(_) => vec![],
         };
@@ -142,9 +156,9 @@ impl App {
                 near: Some((clinic.position, NEARBY_KM)),
                 ..Default::default()
             };
-            if let Ok((ranked, _)) = self.ranked_by_scan(&filter, soon, now, true, None).await {
+            if let Ok((ranked, _)) = self.ranked_by_scan(&reader, &filter, soon, now, true, None).await {
                 let others: Vec<Ranked> = ranked.into_iter().filter(|r| r.doctor_id != doctor.id).take(5).collect();
-                if let Ok(hits) = self.hits(others, soon, None, now, true).await {
+                if let Ok(hits) = self.hits(&reader, others, soon, None, now, true).await {
                     out = hits.into_iter().filter_map(|h| h.next_slot).take(5).collect();
                 }
             }
@@ -156,7 +170,7 @@ impl App {
 impl App {
     /// The public directory: every verified doctor with their clinic.
     pub async fn directory(&self) -> Result<Vec<(DoctorRecord, ClinicRecord)>, AppError> {
-        Ok(self.store.search_doctors(&DoctorQuery::default()).await?)
+        self.stale_read(|r| async move { Ok(r.store.search_doctors(&DoctorQuery::default()).await?) }).await
     }
 
     /// The appointment whose slot starts at `start` for this doctor: one that
@@ -225,7 +239,7 @@ impl App {
         clinic: &ClinicRecord,
         window: Interval,
     ) -> Result<Vec<SlotView>, AppError> {
-        let slots = self.free_slots(doctor, clinic, window, None, self.now()).await?;
+        let slots = self.free_slots(&self.reader(), doctor, clinic, window, None, self.now()).await?;
         Ok(slots.iter().map(|s| SlotView::new(s, clinic)).collect())
     }
 
@@ -246,16 +260,23 @@ impl App {
     /// (over a wide window, cached for the next readers).
     pub(crate) async fn busy_of(
         &self,
+        reader: &Reader,
         doctors: &[DoctorId],
         window: Interval,
         now: Timestamp,
     ) -> Result<Vec<(DoctorId, Interval)>, AppError> {
+        // Doctors changed through this node lately are read where the change is.
+        let (own, doctors): (Vec<DoctorId>, Vec<DoctorId>) =
+            doctors.iter().partition(|d| reader.as_of.is_some() && self.read_own_writes(**d));
+        let mut out = if own.is_empty() { vec![] } else { self.store.busy(&own, window, now).await? };
         if !self.cache.enabled() {
-            return Ok(self.store.busy(doctors, window, now).await?);
+            if !doctors.is_empty() {
+                out.extend(reader.store.busy(&doctors, window, now).await?);
+            }
+            return Ok(out);
         }
-        let mut out = vec![];
         let mut misses = vec![];
-        for d in doctors {
+        for d in &doctors {
             let cached = self.cache.get(*d, window);
             self.metrics.cache(cached.is_some());
             match cached {
@@ -266,7 +287,7 @@ impl App {
         if !misses.is_empty() {
             let span = crate::cache::AvailabilityCache::span(window, now);
             let mut fetched: HashMap<DoctorId, Vec<Interval>> = misses.iter().map(|d| (*d, vec![])).collect();
-            for (d, iv) in self.store.busy(&misses, span, now).await? {
+            for (d, iv) in reader.store.busy(&misses, span, now).await? {
                 fetched.entry(d).or_default().push(iv);
             }
             for (d, busy) in fetched {
@@ -280,6 +301,7 @@ impl App {
     /// This node changed the doctor's availability: its cached busy times
     /// are gone, and the search index computes them again.
     pub(crate) fn availability_changed(&self, doctor: DoctorId) {
+        self.changed_here(doctor);
         self.cache.invalidate(doctor);
         self.search_changed(doctor);
     }
@@ -288,6 +310,7 @@ impl App {
     /// Search shows it before the change is answered (such changes are few;
     /// bookings go through the keeper instead).
     pub(crate) async fn directory_changed(&self, doctor: &DoctorRecord) {
+        self.changed_here(doctor.id);
         self.listings.invalidate(doctor.id);
         self.index_now(doctor.id).await;
     }

@@ -12,6 +12,7 @@ mod error;
 pub mod metrics;
 mod notifications;
 mod regions;
+mod replica;
 mod search;
 pub mod search_index;
 
@@ -92,6 +93,8 @@ pub struct App {
     /// The alternatives offered for a taken slot, shared by its race's losers.
     alternatives: Arc<cache::Memo<(medislot_domain::DoctorId, Timestamp), Vec<SlotView>>>,
     regions: Option<Arc<dyn RegionLink>>,
+    /// A read replica for stale-tolerant reads (see [`replica`]).
+    replica: Option<Arc<replica::ReadReplica>>,
 }
 
 impl App {
@@ -121,6 +124,7 @@ impl App {
             tokens: Arc::default(),
             alternatives,
             regions: None,
+            replica: None,
         }
     }
 

@@ -41,6 +41,15 @@ pub struct CacheLabels {
     pub result: String,
 }
 
+/// A metric that has no sample until it is first set.
+type NoLabels = Vec<(String, String)>;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReplicaLabels {
+    /// served (by the replica) | fell_back (the replica failed; the primary answered)
+    pub outcome: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub requests: Family<RequestLabels, Histogram>,
@@ -62,6 +71,10 @@ pub struct Metrics {
     replication_lag: Family<PeerLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
     forwarding_queue: Gauge,
     forwarding_queue_age: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Only with a read replica configured: an empty family renders no sample.
+    replica_up: Family<NoLabels, Gauge>,
+    replica_lag: Family<NoLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    replica_reads: Family<ReplicaLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -160,8 +173,29 @@ impl Default for Metrics {
             "Age of the oldest booking waiting for its home region",
             forwarding_queue_age.clone(),
         );
+        let replica_up = Family::<NoLabels, Gauge>::default();
+        registry.register(
+            "db_replica_up",
+            "1 while the read replica answers and keeps up (within --read-max-lag-ms), else 0",
+            replica_up.clone(),
+        );
+        let replica_lag = Family::<NoLabels, Gauge<f64, std::sync::atomic::AtomicU64>>::default();
+        registry.register(
+            "db_replica_lag_seconds",
+            "How far the read replica's data is behind the primary's, as last measured (+Inf: no answer)",
+            replica_lag.clone(),
+        );
+        let replica_reads = Family::<ReplicaLabels, Counter>::default();
+        registry.register(
+            "db_replica_reads",
+            "Stale-tolerant reads sent to the read replica, by outcome",
+            replica_reads.clone(),
+        );
         Self {
             registry,
+            replica_up,
+            replica_lag,
+            replica_reads,
             region_link_up,
             replication_lag,
             forwarding_queue,
@@ -217,6 +251,17 @@ impl Metrics {
     pub fn forwarding_queue(&self, pending: u64, oldest_age_seconds: f64) {
         self.forwarding_queue.set(i64::try_from(pending).unwrap_or(i64::MAX));
         self.forwarding_queue_age.set(oldest_age_seconds);
+    }
+
+    /// The read replica's lag as just measured (`None`: no answer), and whether it may serve.
+    pub fn read_replica(&self, lag: Option<std::time::Duration>, serves: bool) {
+        self.replica_lag.get_or_create(&vec![]).set(lag.map_or(f64::INFINITY, |l| l.as_secs_f64()));
+        self.replica_up.get_or_create(&vec![]).set(i64::from(serves));
+    }
+
+    pub fn replica_read(&self, served: bool) {
+        let outcome = if served { "served" } else { "fell_back" };
+        self.replica_reads.get_or_create(&ReplicaLabels { outcome: outcome.into() }).inc();
     }
 
     pub fn cache(&self, hit: bool) {

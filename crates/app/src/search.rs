@@ -6,6 +6,7 @@
 
 use crate::availability::{check_window, intersect, SlotView};
 use crate::cache::Listing;
+use crate::replica::Reader;
 use crate::{App, AppError};
 use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
 use jiff::{SignedDuration, Timestamp};
@@ -158,6 +159,20 @@ pub struct SearchPage {
     pub window: Interval,
     /// Where the next page starts, when there is one.
     pub next_cursor: Option<String>,
+    /// Read from a replica: its data is at least as new as this.
+    pub as_of: Option<Timestamp>,
+}
+
+/// A search, checked.
+struct Query {
+    filter: SearchFilter,
+    window: Interval,
+    now: Timestamp,
+    explicit: bool,
+    near: bool,
+    after: Option<SearchCursor>,
+    page: u32,
+    per_page: u32,
 }
 
 /// The first free slot of a doctor in `window`: slots come sorted by start, so
@@ -232,29 +247,46 @@ impl App {
         let filter =
             SearchFilter { specialty: specialty.unwrap_or_default(), language, mode, near: near.map(|c| (c, radius)) };
         let explicit = p.available_from.is_some() || p.available_to.is_some();
-        let offset = ((p.page - 1) as usize).saturating_mul(p.per_page as usize);
+        let q =
+            Query { filter, window, now, explicit, near: near.is_some(), after, page: p.page, per_page: p.per_page };
+        let q = &q;
+        self.stale_read(|r| async move { self.search_on(&r, q).await.map(|page| (page, r.as_of)) }).await.map(
+            |(mut page, as_of)| {
+                page.as_of = as_of;
+                page
+            },
+        )
+    }
+
+    /// The search itself, its reads from `r`.
+    async fn search_on(&self, r: &Reader, q: &Query) -> Result<SearchPage, AppError> {
+        let Query { ref filter, window, now, explicit, near, ref after, page, per_page } = *q;
+        let mode = filter.mode;
+        let offset = ((page - 1) as usize).saturating_mul(per_page as usize);
         // One more than the page: whether another follows.
-        let want = offset + p.per_page as usize + 1;
+        let want = offset + per_page as usize + 1;
         let after = after.as_ref();
         // A window that starts now reads the index in its order; a radius
         // bounds the candidates, and a later window needs their free times.
-        let (ranked, (total, total_is_lower_bound)) = if near.is_none() && p.available_from.is_none_or(|f| f <= now) {
-            self.ranked_by_index(&filter, window, now, want, explicit, after).await?
+        let (ranked, (total, total_is_lower_bound)) = if !near && window.start <= now {
+            self.ranked_by_index(r, filter, window, now, want, explicit, after).await?
         } else {
-            self.ranked_by_scan(&filter, window, now, explicit, after).await?
+            self.ranked_by_scan(r, filter, window, now, explicit, after).await?
         };
-        let more = ranked.len() > offset + p.per_page as usize;
-        let page: Vec<Ranked> = ranked.into_iter().skip(offset).take(p.per_page as usize).collect();
-        let next_cursor = page.last().filter(|_| more).map(|r| SearchCursor::of(r).encode());
-        let items = self.hits(page, window, mode, now, explicit).await?;
-        Ok(SearchPage { items, page: p.page, per_page: p.per_page, total, total_is_lower_bound, window, next_cursor })
+        let more = ranked.len() > offset + per_page as usize;
+        let shown: Vec<Ranked> = ranked.into_iter().skip(offset).take(per_page as usize).collect();
+        let next_cursor = shown.last().filter(|_| more).map(|k| SearchCursor::of(k).encode());
+        let items = self.hits(r, shown, window, mode, now, explicit).await?;
+        Ok(SearchPage { items, page, per_page, total, total_is_lower_bound, window, next_cursor, as_of: None })
     }
 
     /// The window starting now, from the index: the rows still fresh in its
     /// order, merged with those whose indexed start may have passed (read
     /// from their free times); soonest first, then those without a slot.
+    #[allow(clippy::too_many_arguments)]
     async fn ranked_by_index(
         &self,
+        reader: &Reader,
         filter: &SearchFilter,
         window: Interval,
         now: Timestamp,
@@ -264,13 +296,13 @@ impl App {
     ) -> Result<(Vec<Ranked>, (usize, bool)), AppError> {
         let limit = u32::try_from(want).unwrap_or(u32::MAX);
         let store_after = after.map(SearchCursor::store_after);
-        let r = self
+        let r = reader
             .store
             .search_indexed(filter, now, window.end, limit, (!explicit).then_some(limit), store_after.as_ref())
             .await?;
         let mut soon: Vec<Ranked> = r.soonest.into_iter().map(|row| Ranked::of(&row, row.next)).collect();
         let mut without: Vec<Ranked> = r.without_slot.into_iter().map(|row| Ranked::of(&row, None)).collect();
-        let keyed = self.keys(r.stale, filter.mode, window, now).await?;
+        let keyed = self.keys(reader, r.stale, filter.mode, window, now).await?;
         let stale_soon = keyed.iter().filter(|k| k.key.is_some()).count();
         for k in keyed.into_iter().filter(|k| k.is_after(after)) {
             if k.key.is_some() {
@@ -297,6 +329,7 @@ impl App {
     /// further than the radius dropped.
     pub(crate) async fn ranked_by_scan(
         &self,
+        reader: &Reader,
         filter: &SearchFilter,
         window: Interval,
         now: Timestamp,
@@ -305,11 +338,11 @@ impl App {
     ) -> Result<(Vec<Ranked>, (usize, bool)), AppError> {
         // A window starting now needs the free times of stale rows only.
         let fresh_at = (window.start <= now).then_some(now);
-        let mut rows = self.store.search_candidates(filter, fresh_at).await?;
+        let mut rows = reader.store.search_candidates(filter, fresh_at).await?;
         if let Some((c, km)) = filter.near {
             rows.retain(|r| c.distance_km(r.position) <= km);
         }
-        let mut ranked = self.keys(rows, filter.mode, window, now).await?;
+        let mut ranked = self.keys(reader, rows, filter.mode, window, now).await?;
         if let Some((c, _)) = filter.near {
             for r in &mut ranked {
                 r.distance_km = Some(c.distance_km(r.position));
@@ -328,6 +361,7 @@ impl App {
     /// few the free times cannot tell computed from the schedule.
     async fn keys(
         &self,
+        reader: &Reader,
         rows: Vec<SearchRow>,
         mode: Option<Mode>,
         window: Interval,
@@ -359,7 +393,7 @@ impl App {
         }
         if !unknown.is_empty() {
             let ids: Vec<DoctorId> = unknown.iter().map(|r| r.doctor_id).collect();
-            let exact = self.first_slots(&ids, window, mode, now).await?;
+            let exact = self.first_slots(reader, &ids, window, mode, now).await?;
             for row in unknown {
                 let key = exact.get(&row.doctor_id).and_then(|(_, s)| s.as_ref()).map(|s| s.start);
                 out.push(Ranked::of(&row, key));
@@ -372,12 +406,13 @@ impl App {
     /// in the window, computed from the schedule and fresh busy times.
     async fn first_slots(
         &self,
+        reader: &Reader,
         ids: &[DoctorId],
         window: Interval,
         mode: Option<Mode>,
         now: Timestamp,
     ) -> Result<HashMap<DoctorId, (Listing, Option<Slot>)>, AppError> {
-        let listed: Vec<Listing> = self
+        let listed: Vec<Listing> = reader
             .store
             .doctors_by_id(ids)
             .await?
@@ -388,7 +423,7 @@ impl App {
         let verified: Vec<DoctorId> = listed.iter().map(|l| l.0.id).collect();
         let mut busy: HashMap<DoctorId, Vec<Interval>> = HashMap::new();
         if !verified.is_empty() {
-            for (d, iv) in self.busy_of(&verified, window, now).await? {
+            for (d, iv) in self.busy_of(reader, &verified, window, now).await? {
                 busy.entry(d).or_default().push(iv);
             }
         }
@@ -409,6 +444,7 @@ impl App {
     /// and fresh busy times (the index only chose and ordered them).
     pub(crate) async fn hits(
         &self,
+        reader: &Reader,
         page: Vec<Ranked>,
         window: Interval,
         mode: Option<Mode>,
@@ -416,7 +452,7 @@ impl App {
         explicit: bool,
     ) -> Result<Vec<SearchHit>, AppError> {
         let ids: Vec<DoctorId> = page.iter().map(|r| r.doctor_id).collect();
-        let mut found = self.first_slots(&ids, window, mode, now).await?;
+        let mut found = self.first_slots(reader, &ids, window, mode, now).await?;
         Ok(page
             .into_iter()
             .filter_map(|r| {

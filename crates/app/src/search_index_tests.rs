@@ -218,7 +218,7 @@ impl World {
         let c = self.store.clinic(d.clinic_id).await.unwrap().unwrap();
         let now = self.now();
         let window = Interval { start: now, end: now + SignedDuration::from_hours(240) };
-        self.app.free_slots(&d, &c, window, None, now).await.unwrap()
+        self.app.free_slots(&self.app.primary_reader(), &d, &c, window, None, now).await.unwrap()
     }
 
     async fn apply(&mut self, op: &Op) {

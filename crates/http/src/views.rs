@@ -167,7 +167,8 @@ pub struct SearchHitView {
     pub distance_km: Option<f64>,
     pub next_slot: Option<SlotJson>,
     /// For a doctor homed in another region: as of when this region's copy of
-    /// their busy times is (the next slot may have been taken since).
+    /// their busy times is (the next slot may have been taken since); for one
+    /// of this region's, read from a read replica: as of when its data is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub as_of: Option<String>,
 }

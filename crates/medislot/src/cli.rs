@@ -96,14 +96,26 @@ impl DbArgs {
     }
 
     pub async fn connect(&self, migrate: bool) -> anyhow::Result<medislot_store::DynStore> {
-        let options = medislot_store::ConnectOptions {
+        let url = self.url()?;
+        medislot_store::connect(&url, &self.options(migrate, false)).await.with_context(|| "opening the database")
+    }
+
+    /// The read replica at `url` (a PostgreSQL standby), with this node's pool settings.
+    pub async fn connect_replica(&self, url: &str) -> anyhow::Result<medislot_store::DynStore> {
+        if !(url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+            anyhow::bail!("--read-database-url must be a PostgreSQL standby's URL (postgres://…)");
+        }
+        medislot_store::connect(url, &self.options(false, true)).await.with_context(|| "opening the read replica")
+    }
+
+    fn options(&self, migrate: bool, read_only: bool) -> medislot_store::ConnectOptions {
+        medislot_store::ConnectOptions {
             max_connections: self.db_pool_size,
             busy_timeout: std::time::Duration::from_millis(self.db_busy_timeout_ms),
             statement_timeout: std::time::Duration::from_millis(self.db_statement_timeout_ms),
             migrate,
-        };
-        let url = self.url()?;
-        medislot_store::connect(&url, &options).await.with_context(|| "opening the database")
+            read_only,
+        }
     }
 }
 
@@ -111,6 +123,16 @@ impl DbArgs {
 pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
+    /// PostgreSQL: a standby (or a proxy to the standbys) that serves reads which
+    /// may be a little stale: search, slot lists and the directory. Bookings, holds
+    /// and every read of one's own changes stay on --database-url; while the
+    /// replica lags more than --read-max-lag-ms or does not answer, its reads go
+    /// to the primary too.
+    #[arg(long, env = "MEDISLOT_READ_DATABASE_URL", hide_env_values = true)]
+    pub read_database_url: Option<String>,
+    /// The most a read replica may lag behind the primary and still serve reads.
+    #[arg(long, env = "MEDISLOT_READ_MAX_LAG_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    pub read_max_lag_ms: u64,
     /// Address to listen on; port 0 picks a free port (printed at start-up).
     #[arg(long, env = "MEDISLOT_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: String,

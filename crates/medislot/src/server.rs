@@ -22,6 +22,13 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let links = region_links(&args)?;
     let mut app = App::new(store, config);
+    if let Some(url) = &args.read_database_url {
+        if !app.store().backend().starts_with("postgres") {
+            anyhow::bail!("--read-database-url needs --database-url on PostgreSQL");
+        }
+        let replica = args.db.connect_replica(url).await?;
+        app = app.with_read_replica(replica, std::time::Duration::from_millis(args.read_max_lag_ms));
+    }
     if let Some(l) = &links {
         app = app.with_region_link(l.clone());
     }
@@ -83,6 +90,11 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             let _ = stopped.wait_for(|s| *s).await;
         }))
     });
+    // The read replica's lag, measured twice a second: reads go to it only while it keeps up.
+    let replica_watch = app.has_read_replica().then(|| {
+        let (app, stopped) = (app.clone(), stopped.clone());
+        tokio::spawn(async move { app.watch_read_replica(stopped).await })
+    });
     // Search's index: this node's changes, rows coming due, and a catch-up at start.
     let keeper = {
         let (app, stopped) = (app.clone(), stopped.clone());
@@ -134,6 +146,9 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let _ = w.await;
     }
     let _ = keeper.await;
+    if let Some(r) = replica_watch {
+        let _ = r.await;
+    }
     if let Some(r) = region_loops {
         let _ = r.await;
     }

@@ -74,6 +74,12 @@ pub trait Store: NotifyStore + RegionStore + search::SearchStore + Send + Sync +
     /// This process's view of the store, for metrics.
     fn stats(&self) -> StoreStats;
     async fn ping(&self) -> Result<()>;
+    /// On a standby (a read replica): how far its data is behind the
+    /// primary's, by the last transaction it replayed; zero while it has
+    /// replayed all it received. `None` on a primary or an unreplicated database.
+    async fn replication_lag(&self) -> Result<Option<std::time::Duration>> {
+        Ok(None)
+    }
 
     // Accounts.
     async fn create_user(&self, user: &UserRecord) -> Result<()>;
@@ -202,6 +208,9 @@ pub struct ConnectOptions {
     pub statement_timeout: std::time::Duration,
     /// Apply pending migrations on connect (`serve` does; `migrate` is explicit).
     pub migrate: bool,
+    /// A read replica (a standby, read-only by nature): never migrated nor
+    /// written, and its read-only sessions are not taken for a demoted primary's.
+    pub read_only: bool,
 }
 
 impl Default for ConnectOptions {
@@ -211,6 +220,7 @@ impl Default for ConnectOptions {
             busy_timeout: std::time::Duration::from_secs(5),
             statement_timeout: std::time::Duration::from_secs(10),
             migrate: true,
+            read_only: false,
         }
     }
 }

@@ -635,6 +635,11 @@ async fn waitlist_offers_go_first_come_and_never_twice(f: &Fixture) {
     assert_eq!(mine[0].status, WaitlistStatus::Waiting);
 }
 
+async fn a_primary_reports_no_replication_lag(f: &Fixture) {
+    // Only a standby is behind something; the read-replica watcher leaves a primary alone.
+    assert_eq!(f.store.replication_lag().await.unwrap(), None);
+}
+
 async fn calendar_tokens_are_replaced_and_revoked(f: &Fixture) {
     assert!(!f.store.calendar_token_matches(f.doctor, "h1").await.unwrap());
     f.store.set_calendar_token(f.doctor, "h1", f.t0).await.unwrap();
@@ -688,6 +693,7 @@ conformance!(
     reminders_due_leave_out_queued_and_inactive_appointments,
     waitlist_offers_go_first_come_and_never_twice,
     calendar_tokens_are_replaced_and_revoked,
+    a_primary_reports_no_replication_lag,
 );
 
 conformance!(
@@ -716,6 +722,7 @@ conformance!(
     reminders_due_leave_out_queued_and_inactive_appointments,
     waitlist_offers_go_first_come_and_never_twice,
     calendar_tokens_are_replaced_and_revoked,
+    a_primary_reports_no_replication_lag,
 );
 
 /// PostgreSQL only: a database that turns read-only under the store — what a

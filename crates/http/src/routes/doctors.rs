@@ -165,7 +165,8 @@ struct SlotsView {
     /// The doctor's clinic's home region.
     region: String,
     /// For a doctor homed in another region: as of when this region's copy of
-    /// their busy times is (availability may have changed since).
+    /// their busy times is (availability may have changed since); for one of
+    /// this region's, read from a read replica: as of when its data is.
     #[serde(skip_serializing_if = "Option::is_none")]
     as_of: Option<String>,
 }
@@ -190,7 +191,7 @@ async fn slots(
         from: list.window.start.to_string(),
         to: list.window.end.to_string(),
         slots: list.slots.iter().map(Into::into).collect(),
-        as_of: s.app.replica_as_of(&list.clinic.region).await?.map(|t| t.to_string()),
+        as_of: s.app.replica_as_of(&list.clinic.region).await?.or(list.as_of).map(|t| t.to_string()),
         region: list.clinic.region,
     }))
 }
@@ -244,7 +245,11 @@ async fn search(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<Search
         cursor: q.text("cursor"),
     };
     let result = s.app.search(params).await.map_err(ApiError::from)?;
-    let replicas = s.app.replica_times().await?;
+    let mut replicas = s.app.replica_times().await?;
+    if let Some(as_of) = result.as_of {
+        // Read from this region's read replica: its own doctors are as of then.
+        replicas.insert(s.app.config().region.clone(), as_of);
+    }
     Ok(Json(SearchView {
         items: result.items.iter().map(|h| SearchHitView::new(h, &replicas)).collect(),
         page: result.page,

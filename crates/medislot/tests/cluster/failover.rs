@@ -57,8 +57,9 @@ async fn a_commit_cut_off_while_it_waits_for_the_standby_is_outcome_unknown_and_
     let srv = TestServer::start_on_url(&primary, &["--request-timeout-ms", "30000"]);
     let http = client();
     let f = fixture(&srv, &http, "unknown", 1, 1).await;
-    let patient = &f.patients[0];
-    let slot = slot_pool(patient, &f.doctors, 1).await.remove(0);
+    let slot = slot_pool(&f.patients[0], &f.doctors, 1).await.remove(0);
+    // A client of its own: no keep-alive connection the server may close as the booking is sent.
+    let patient = &User { http: client(), ..f.patients[0].clone() };
 
     // No synchronous standby: the booking's COMMIT waits for one…
     pg.server("stop", Some("standby"));

@@ -1,5 +1,6 @@
 //! High availability on Patroni: three medislot nodes behind HAProxy on a
-//! three-member Patroni cluster (synchronous_mode_strict), a booking,
+//! three-member Patroni cluster (synchronous_mode_strict; reads on HAProxy's
+//! replica port), a booking,
 //! rescheduling and cancelling load recorded operation by operation, and the
 //! faults a hospital's database meets — the leader's PostgreSQL killed, the
 //! leader frozen past its lease, one etcd member lost, then etcd's majority.
@@ -28,7 +29,14 @@ async fn patroni_failovers_under_load_lose_no_acknowledged_booking() {
     let _turn = crate::one_at_a_time().await;
     let ha = HaCluster::up();
     let timeout_ms = REQUEST_TIMEOUT.as_millis().to_string();
-    let flags = ["--request-timeout-ms", timeout_ms.as_str(), "--db-busy-timeout-ms", "1000"];
+    let flags = [
+        "--request-timeout-ms",
+        timeout_ms.as_str(),
+        "--db-busy-timeout-ms",
+        "1000",
+        "--read-database-url",
+        ha.read_url.as_str(),
+    ];
     let mut first = TestServer::start_on_url(&ha.write_url, &flags);
     let mut second = first.sibling(&flags);
     let mut third = first.sibling(&flags);
@@ -42,6 +50,8 @@ async fn patroni_failovers_under_load_lose_no_acknowledged_booking() {
     // 1. The leader's PostgreSQL dies; Patroni promotes the synchronous standby.
     let killed = ha.kill_leader();
     let killed_at = began.elapsed();
+    let promoted = ha.new_leader_within(&killed, Duration::from_secs(60));
+    let promotion = promoted.duration_since(began) - killed_at;
     ha.wait_healthy(90);
     pause(2).await;
 
@@ -76,9 +86,12 @@ async fn patroni_failovers_under_load_lose_no_acknowledged_booking() {
     pause(3).await;
     let history = load.finish().await;
 
-    // The same processes throughout: never restarted, never re-pointed.
+    // The same processes throughout: never restarted, never re-pointed; searching on each.
     for n in [&mut first, &mut second, &mut third] {
         assert!(n.child.try_wait().unwrap().is_none(), "a node exited");
+        let (s, found) = f.patients[0].via(n).get("/doctors?specialty=cardiology").await;
+        assert_eq!(s, 200, "search after the faults: {found}");
+        assert_eq!(found["items"].as_array().map(Vec::len), Some(3), "{found}");
     }
     let summary = history::check(&history, &history::rows(&ha.write_url, &f.doctors));
     assert_eq!(history::overlapping_pairs(&ha.write_url), 0);
@@ -113,8 +126,9 @@ async fn patroni_failovers_under_load_lose_no_acknowledged_booking() {
         format!("{what}: first booking {:.1} s after", until.unwrap().as_secs_f64())
     });
     eprintln!(
-        "patroni: killed {killed}, froze {frozen} (thawed {:.1} s later), leader now {after_freeze}; {}; \
+        "patroni: killed {killed} (Patroni promoted another member {:.1} s later), froze {frozen} (thawed {:.1} s later), leader now {after_freeze}; {}; \
          etcd without a majority for {:.1} s; {} operations, {summary:?}\n{}",
+        promotion.as_secs_f64(),
         (thawed_at - frozen_at).as_secs_f64(),
         report.join("; "),
         (etcd_back_at - majority_lost_at).as_secs_f64(),

@@ -13,6 +13,7 @@ mod failover;
 mod ha;
 mod multi_node;
 mod outage;
+mod replica;
 
 use helpers::*;
 

@@ -9,8 +9,9 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/ha-clus
 /// A running cluster, taken down (and its directory deleted) on drop.
 pub struct HaCluster {
     dir: PathBuf,
-    /// HAProxy's port for the leader.
+    /// HAProxy's port for the leader, and the one for the replicas.
     pub write_url: String,
+    pub read_url: String,
 }
 
 impl HaCluster {
@@ -25,7 +26,7 @@ impl HaCluster {
                 .trim()
                 .to_string()
         };
-        HaCluster { write_url: url("write "), dir }
+        HaCluster { write_url: url("write "), read_url: url("read "), dir }
     }
 
     fn run(&self, args: &[&str]) -> String {
@@ -38,6 +39,18 @@ impl HaCluster {
     pub fn leader(&self) -> Option<String> {
         let out = Command::new(SCRIPT).args(["leader", path(&self.dir)]).output().expect("running scripts/ha-cluster");
         out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    /// When a member other than `old` was first seen leading (polled every 100 ms).
+    pub fn new_leader_within(&self, old: &str, within: std::time::Duration) -> std::time::Instant {
+        let t0 = std::time::Instant::now();
+        loop {
+            if self.leader().is_some_and(|l| l != old) {
+                return std::time::Instant::now();
+            }
+            assert!(t0.elapsed() < within, "no member took over from {old} within {within:?}: {}", self.status());
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// SIGKILLs the leader's PostgreSQL; returns the member's name.

@@ -39,10 +39,11 @@ impl PgStore {
         let busy_ms = options.busy_timeout.as_millis();
         let statement_ms = options.statement_timeout.as_millis();
         let connections = options.max_connections.max(1);
-        let pool = PgPoolOptions::new()
-            .max_connections(connections)
-            .acquire_timeout(options.busy_timeout)
-            .before_acquire(|conn, _| Box::pin(async move { writable_after_failover(conn).await }))
+        let mut pool = PgPoolOptions::new().max_connections(connections).acquire_timeout(options.busy_timeout);
+        if !options.read_only {
+            pool = pool.before_acquire(|conn, _| Box::pin(async move { writable_after_failover(conn).await }));
+        }
+        let pool = pool
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     for stmt in
@@ -58,7 +59,7 @@ impl PgStore {
             .map_err(map_err)?;
         let admission = admission::Admission::new(connections as usize, options.busy_timeout);
         let store = Self { pool, admission, holds_expired: AtomicU64::new(0) };
-        if options.migrate {
+        if options.migrate && !options.read_only {
             MIGRATIONS.run(&store.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
         }
         Ok(store)
@@ -225,6 +226,25 @@ impl Store for PgStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map_err)?;
         Ok(())
+    }
+
+    async fn replication_lag(&self) -> Result<Option<std::time::Duration>> {
+        // Caught up when it has replayed all it received; otherwise as old as
+        // the last transaction it replayed (which grows while it receives nothing).
+        let (standby, lag): (bool, Option<f64>) = sqlx::query_as(
+            "SELECT pg_is_in_recovery(),
+                    CASE WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+                         ELSE extract(epoch FROM clock_timestamp() - pg_last_xact_replay_timestamp())::float8 END",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        if !standby {
+            return Ok(None);
+        }
+        // Nothing replayed yet: as far behind as can be said.
+        let lag = lag.unwrap_or(f64::MAX).max(0.0);
+        Ok(Some(std::time::Duration::try_from_secs_f64(lag).unwrap_or(std::time::Duration::MAX)))
     }
 
     async fn create_user(&self, user: &UserRecord) -> Result<()> {
