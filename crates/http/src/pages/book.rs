@@ -277,7 +277,9 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id
             p.notice role="status" { "This slot was taken before the clinic's region could confirm it: it is not booked." }
         }
         p.muted { "Reference: " code { (a.id) } }
-        p { a href={ "/appointments/" (a.id) "/calendar.ics" } download { "Add to calendar (.ics)" } }
+        @if a.status.is_active() {
+            p { a href={ "/appointments/" (a.id) "/calendar.ics" } download { "Add to calendar (.ics)" } }
+        }
         p { a href="/appointments" { "All my appointments" } }
     };
     w.ok("Your appointment", body)

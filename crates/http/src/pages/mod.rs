@@ -35,7 +35,7 @@ pub fn router() -> Router<AppState> {
         .route("/appointments", get(patient::mine))
         .route("/appointments/{id}", get(book::confirmation))
         .route("/appointments/{id}/reschedule", get(patient::reschedule_page).post(patient::reschedule))
-        .route("/appointments/{id}/cancel", post(patient::cancel))
+        .route("/appointments/{id}/cancel", get(patient::cancel_page).post(patient::cancel))
         .route("/appointments/{id}/calendar.ics", get(book::calendar_file))
         .route("/login", get(auth::login_page).post(auth::login))
         .route("/register", get(auth::register_page).post(auth::register))
@@ -317,6 +317,7 @@ button.secondary{background:#fff;color:#0b57d0;border:1px solid #0b57d0} button.
 button.link{background:none;color:#0b57d0;padding:0;margin:0;text-decoration:underline}
 form.inline{display:inline} .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(12rem,1fr));gap:0 1rem}
 .card{border:1px solid #888;border-radius:.5rem;padding:1rem;margin:1rem 0}
+.next .card{border:2px solid #0b57d0;background:#f3f7fe} .past .card{background:#f7f7f7} a.danger{color:#b3261e}
 .error{color:#b3261e;font-weight:600;margin:.25rem 0} .notice{background:#fff4e5;border-left:4px solid #e37400;padding:.75rem}
 .ok{background:#e7f5ea;border-left:4px solid #1e7e34;padding:.75rem}
 .days{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.75rem} .days ul{list-style:none;padding:0;margin:0}

@@ -271,8 +271,13 @@ pub async fn doctor_week(
     w.ok(&d.name, body)
 }
 
-/// The signed-in patient's appointments, upcoming first, with reschedule and cancel.
-pub async fn mine(State(s): State<AppState>, headers: HeaderMap) -> Response {
+/// Past and cancelled appointments shown per page of "My appointments".
+const PAST_PER_PAGE: usize = 20;
+
+/// The signed-in patient's appointments: the next one first and prominent,
+/// the rest of the upcoming ones, then past and cancelled ones apart, newest
+/// first and paged (`?page=N`).
+pub async fn mine(State(s): State<AppState>, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
     let w = Web::new(&s, &headers).await;
     if w.me.is_none() {
         return Redirect::to("/login?next=/appointments").into_response();
@@ -293,33 +298,78 @@ pub async fn mine(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(p) => p,
         Err(e) => return w.problem(&e),
     };
-    let rows: Vec<_> =
-        items.into_iter().filter_map(|a| parties.get(&a.doctor_id).map(|(d, c)| (a, d.clone(), c.clone()))).collect();
     let now = s.app.now();
+    let (mut upcoming, mut past): (Vec<_>, Vec<_>) = items
+        .into_iter()
+        .filter_map(|a| parties.get(&a.doctor_id).map(|(d, c)| (a, d.clone(), c.clone())))
+        .partition(|(a, _, _)| a.status.is_active() && a.end > now);
+    upcoming.sort_by_key(|(a, _, _)| a.start);
+    past.sort_by_key(|(a, _, _)| std::cmp::Reverse(a.start));
+    let pages = past.len().div_ceil(PAST_PER_PAGE).max(1);
+    let page = q.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).clamp(1, pages);
+    let shown: Vec<_> = past.iter().skip((page - 1) * PAST_PER_PAGE).take(PAST_PER_PAGE).collect();
     let body = html! {
         h1 { "My appointments" }
-        @if rows.is_empty() { p { "None yet. " a href="/" { "Find a doctor" } } }
-        @for (a, d, c) in &rows {
-            div.card data-appointment=(a.id) {
-                p { strong { (d.name) } " — " (when(a.start, c)) }
-                p { "Status: " strong.status { (a.status.as_str()) } " · " (mode_text(a.mode)) " · " (c.name) }
-                @if a.status == AppointmentStatus::Booked && a.start > now {
-                    a href={ "/appointments/" (a.id) "/reschedule" } { "Reschedule" }
-                    form method="post" action={ "/appointments/" (a.id) "/cancel" } {
-                        (w.csrf_field())
-                        input type="hidden" name="version" value=(a.version);
-                        label for={ "reason-" (a.id) } { "Reason for cancelling (optional)" }
-                        input id={ "reason-" (a.id) } name="reason" maxlength="500";
-                        button.danger type="submit" { "Cancel this appointment" }
+        @if upcoming.is_empty() { p { "Nothing coming up. " a href="/" { "Find a doctor" } } }
+        @if let Some((a, d, c)) = upcoming.first() {
+            section.next aria-labelledby="next-heading" {
+                h2 #next-heading { "Your next appointment" }
+                (appointment_card(a, d, c, now, true))
+            }
+        }
+        @if upcoming.len() > 1 {
+            section aria-labelledby="upcoming-heading" {
+                h2 #upcoming-heading { "Also coming up" }
+                @for (a, d, c) in upcoming.iter().skip(1) { (appointment_card(a, d, c, now, false)) }
+            }
+        }
+        @if !past.is_empty() {
+            section.past aria-labelledby="past-heading" {
+                h2 #past-heading { "Past and cancelled" }
+                @for (a, d, c) in &shown { (appointment_card(a, d, c, now, false)) }
+                @if pages > 1 {
+                    nav.pages aria-label="Past and cancelled appointments, by page" {
+                        @if page > 1 { a href={ "/appointments?page=" (page - 1) } rel="prev" { "Newer" } " " }
+                        span { "Page " (page) " of " (pages) }
+                        @if page < pages { " " a href={ "/appointments?page=" (page + 1) } rel="next" { "Older" } }
                     }
-                }
-                @if a.status == AppointmentStatus::Held {
-                    a href={ "/holds/" (a.id) } { "Confirm this held slot" }
                 }
             }
         }
     };
     w.ok("My appointments", body)
+}
+
+/// One appointment of "My appointments"; the next one also says where to go.
+fn appointment_card(
+    a: &medislot_store::AppointmentRecord,
+    d: &medislot_store::DoctorRecord,
+    c: &medislot_store::ClinicRecord,
+    now: Timestamp,
+    next: bool,
+) -> Markup {
+    html! {
+        div.card data-appointment=(a.id) {
+            p { strong { (d.name) } " — " (when(a.start, c)) }
+            p { "Status: " strong.status { (a.status.as_str()) } " · " (mode_text(a.mode)) " · " (c.name) }
+            @if next {
+                @match a.mode {
+                    medislot_domain::Mode::InPerson => p.where { "At " (c.name) ", " (c.address_line()) },
+                    medislot_domain::Mode::Online => p.where { "Online: the link comes with your confirmation e-mail." },
+                }
+            }
+            @if a.status == AppointmentStatus::Booked && a.start > now {
+                p.actions {
+                    a href={ "/appointments/" (a.id) "/reschedule" } { "Reschedule" }
+                    " · "
+                    a.danger href={ "/appointments/" (a.id) "/cancel" } { "Cancel…" }
+                }
+            }
+            @if a.status == AppointmentStatus::Held {
+                a href={ "/holds/" (a.id) } { "Confirm this held slot" }
+            }
+        }
+    }
 }
 
 async fn reschedule_body(s: &AppState, w: &Web, id: &str, error: Option<&str>) -> Result<Markup, AppError> {
@@ -389,6 +439,35 @@ pub async fn reschedule(
         Err(AppError::Invalid(_)) => again("Pick one of the times below.").await,
         Err(e) => w.problem(&e),
     }
+}
+
+/// Asks once before cancelling: what is cancelled, an optional reason, and a way back.
+pub async fn cancel_page(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+    let w = Web::new(&s, &headers).await;
+    if w.me.is_none() {
+        return Redirect::to(&format!("/login?next=/appointments/{}/cancel", urlencode(&id))).into_response();
+    }
+    let (a, d, c) = match book::load(&s, &w, &id).await {
+        Ok(x) => x,
+        Err(e) => return w.problem(&e),
+    };
+    if a.status != AppointmentStatus::Booked || a.start <= s.app.now() {
+        return Redirect::to(&format!("/appointments/{}", a.id)).into_response();
+    }
+    let body = html! {
+        h1 { "Cancel this appointment?" }
+        p { (d.name) " — " (when(a.start, &c)) " · " (mode_text(a.mode)) " · " (c.name) }
+        form method="post" action={ "/appointments/" (a.id) "/cancel" } {
+            (w.csrf_field())
+            input type="hidden" name="version" value=(a.version);
+            label for="reason" { "Reason for cancelling (optional)" }
+            input #reason name="reason" maxlength="500";
+            button.danger type="submit" { "Yes, cancel it" }
+            " "
+            a href="/appointments" { "No, keep it" }
+        }
+    };
+    w.ok("Cancel this appointment?", body)
 }
 
 pub async fn cancel(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> Response {

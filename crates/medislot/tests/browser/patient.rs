@@ -58,12 +58,54 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
     let new_time = b.find(Locator::Css(".card time")).await.unwrap().text().await.unwrap();
     assert_ne!(new_time, booked_time, "moved to another time");
 
-    // Cancel it.
+    // Cancel it: one click only asks, with a way back.
     b.goto(&format!("{}/appointments", srv.url)).await.unwrap();
-    crate::fill(&b, &format!("{card} input[name=reason]"), "feeling better").await;
-    follow(&b, Locator::Css(&format!("{card} button"))).await;
+    follow(&b, Locator::Css(&format!("{card} a.danger"))).await;
+    let ask = text(&b).await;
+    assert!(ask.contains("Cancel this appointment?") && ask.contains("No, keep it"), "{ask}");
+    follow(&b, Locator::LinkText("No, keep it")).await;
+    assert!(b.find(Locator::Css(&card)).await.unwrap().text().await.unwrap().contains("booked"), "kept");
+    follow(&b, Locator::Css(&format!("{card} a.danger"))).await;
+    crate::fill(&b, "#reason", "feeling better").await;
+    screenshot(&b, "cancel").await;
+    press(&b, "Yes, cancel it").await;
     let cancelled = text(&b).await;
     assert!(cancelled.contains("Your appointment is cancelled") && cancelled.contains("feeling better"), "{cancelled}");
+    assert!(!cancelled.contains("Add to calendar"), "a cancelled appointment is not offered to calendars: {cancelled}");
+    // Asking again (a bookmark, the back button) shows it as it is; an unknown one is a page that says so.
+    b.goto(&format!("{}/appointments/{id}/cancel", srv.url)).await.unwrap();
+    assert!(text(&b).await.contains("Your appointment is cancelled"));
+    b.goto(&format!("{}/appointments/{}/cancel", srv.url, uuid::Uuid::new_v4())).await.unwrap();
+    let unknown = text(&b).await;
+    assert!(unknown.contains("Not found") && unknown.contains("No such appointment"), "{unknown}");
+
+    // My appointments: the next one on top, on its own; the cancelled one apart, with the past.
+    b.goto(&format!("{}/appointments", srv.url)).await.unwrap();
+    let headings: Vec<String> = {
+        let mut out = vec![];
+        for h in b.find_all(Locator::Css("main h2")).await.unwrap() {
+            out.push(h.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(headings.first().map(String::as_str), Some("Your next appointment"), "{headings:?}");
+    assert!(headings.iter().any(|h| h == "Past and cancelled"), "{headings:?}");
+    assert_eq!(b.find_all(Locator::Css(".next .card")).await.unwrap().len(), 1, "one next appointment");
+    let next = b.find(Locator::Css(".next .card")).await.unwrap().text().await.unwrap();
+    assert!(next.contains("booked") && next.contains("At "), "the next one says where: {next}");
+    assert!(b.find(Locator::Css(&format!(".past {card}"))).await.is_ok(), "the cancelled one is with the past");
+    assert!(b.find_all(Locator::Css(&format!(".next {card}"))).await.unwrap().is_empty());
+    screenshot(&b, "my-appointments-sections").await;
+    // The demo patient's past is long: it comes a page at a time, newest first.
+    let pages = b.find(Locator::Css("nav.pages")).await.unwrap().text().await.unwrap();
+    assert!(pages.starts_with("Page 1 of") && pages.contains("Older"), "{pages}");
+    let newest = b.find(Locator::Css(".past .card time")).await.unwrap().attr("datetime").await.unwrap().unwrap();
+    follow(&b, Locator::LinkText("Older")).await;
+    let older = b.find(Locator::Css(".past .card time")).await.unwrap().attr("datetime").await.unwrap().unwrap();
+    assert!(older.parse::<jiff::Timestamp>().unwrap() <= newest.parse::<jiff::Timestamp>().unwrap());
+    let second = b.find(Locator::Css("nav.pages")).await.unwrap().text().await.unwrap();
+    assert!(second.contains("Newer") && second.contains("Page 2 of"), "{second}");
+    assert!(b.find_all(Locator::Css(".next")).await.unwrap().len() == 1, "the next one stays on top");
 
     // The same story in the notifications, newest first, in the clinic's time.
     let t0 = std::time::Instant::now();

@@ -113,6 +113,7 @@ async fn patroni_failovers_under_load_lose_no_acknowledged_booking() {
             "without etcd's majority every write is refused with 503 and Retry-After: {r:?}"
         );
     }
+    let slowest_refusal = leaderless.iter().map(|r| r.took).max().unwrap();
 
     let report = [
         ("leader's PostgreSQL killed", killed_at),
@@ -127,7 +128,8 @@ async fn patroni_failovers_under_load_lose_no_acknowledged_booking() {
     });
     eprintln!(
         "patroni: killed {killed} (Patroni promoted another member {:.1} s later), froze {frozen} (thawed {:.1} s later), leader now {after_freeze}; {}; \
-         etcd without a majority for {:.1} s; {} operations, {summary:?}\n{}",
+         etcd without a majority for {:.1} s (refusals took at most {slowest_refusal:?}); \
+         slowest request {slowest:?}; {} operations, {summary:?}\n{}",
         promotion.as_secs_f64(),
         (thawed_at - frozen_at).as_secs_f64(),
         report.join("; "),
