@@ -17,11 +17,17 @@ use medislot_domain::{AppointmentId, AppointmentStatus, Mode, SlotId};
 use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
 
 /// The doctor, clinic and time of a slot, as a card.
-pub fn slot_card(d: &DoctorRecord, c: &ClinicRecord, start: jiff::Timestamp, mode: Mode) -> Markup {
+pub fn slot_card(
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    start: jiff::Timestamp,
+    end: jiff::Timestamp,
+    mode: Mode,
+) -> Markup {
     html! {
         div.card {
             p { strong { (d.name) } " — " (d.specialties.join(", ")) }
-            p { (when(start, c)) }
+            p { (when(start, c)) " · " span.length { (end.duration_since(start).as_mins()) " minutes" } }
             p { @if mode == Mode::Online { "Online (video)" } @else { (c.name) ", " (c.address_line()) } }
         }
     }
@@ -84,7 +90,7 @@ pub async fn page_for(s: &AppState, w: &Web, raw: &str, error: Option<&str>) -> 
     let body = html! {
         h1 { "Book an appointment" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        (slot_card(&d, &c, slot.start, slot.mode))
+        (slot_card(&d, &c, slot.start, slot.end, slot.mode))
         @match &w.me {
             Some(_) if w.patient().is_some() => {
                 form method="post" {
@@ -192,13 +198,15 @@ pub async fn load(
 }
 
 fn hold_body(w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, error: Option<&str>) -> Markup {
-    let expires = a.hold_expires_at.map(|t| t.as_second()).unwrap_or_default();
+    let expires = a.hold_expires_at.map(|t| t.as_millisecond()).unwrap_or_default();
     html! {
         h1 { "Confirm your appointment" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        (slot_card(d, c, a.start, a.mode))
-        p.notice { "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "." }
-        form method="post" {
+        (slot_card(d, c, a.start, a.end, a.mode))
+        p.notice #hold-notice data-again={ "/appointments/" (a.id) } {
+            "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "."
+        }
+        form #confirm-form method="post" {
             (w.csrf_field())
             input type="hidden" name="key" value=(uuid::Uuid::new_v4());
             label for="reason" { "Reason for the visit (optional)" }
@@ -263,9 +271,17 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id
         Ok(x) => x,
         Err(e) => return w.problem(&e),
     };
+    let expired =
+        a.status == medislot_domain::AppointmentStatus::Cancelled && a.cancel_reason.as_deref() == Some("hold expired");
+    if expired {
+        return hold_ran_out(&s, &w, &a, &d, &c).await;
+    }
+    if a.status == medislot_domain::AppointmentStatus::Held {
+        return Redirect::to(&format!("/holds/{}", a.id)).into_response();
+    }
     let body = html! {
         h1 { "Your appointment is " (a.status.as_str()) }
-        (slot_card(&d, &c, a.start, a.mode))
+        (slot_card(&d, &c, a.start, a.end, a.mode))
         @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
         @if a.status == medislot_domain::AppointmentStatus::Pending {
             p.notice role="status" {
@@ -283,6 +299,28 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id
         p { a href="/appointments" { "All my appointments" } }
     };
     w.ok("Your appointment", body)
+}
+
+/// A hold that ran out before it was confirmed: the time again if it is still
+/// free, and the doctor's nearest free times.
+async fn hold_ran_out(s: &AppState, w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) -> Response {
+    let free: Vec<SlotView> =
+        s.app.slots(None, d.id, None, None, Some(a.mode.as_str())).await.map(|l| l.slots).unwrap_or_default();
+    let same = free.iter().find(|v| v.start == a.start);
+    let others: Vec<SlotView> = free.iter().filter(|v| v.start != a.start).take(5).cloned().collect();
+    let body = html! {
+        h1 { "Your hold on this time ran out" }
+        (slot_card(d, c, a.start, a.end, a.mode))
+        @if let Some(v) = same {
+            p { "It is still free: " a href={ "/book/" (v.slot_id) } { "hold it again" } "." }
+        } @else {
+            p { "Someone else has booked it since." }
+        }
+        h2 { "The nearest free times with " (d.name) }
+        (alternatives(&others, c))
+        p { a href={ "/doctors/" (d.id) } { "See the whole week" } }
+    };
+    w.ok("Your hold ran out", body)
 }
 
 /// The appointment as an iCalendar file for the visitor's calendar app.

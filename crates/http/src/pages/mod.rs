@@ -28,6 +28,9 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route(style_path(), get(|| async { asset(STYLE, "text/css; charset=utf-8") }))
         .route(script_path(), get(|| async { asset(SCRIPT, "text/javascript; charset=utf-8") }))
+        // Browsers ask for /favicon.ico whatever the page says; both names serve the one icon.
+        .route("/favicon.svg", get(|| async { asset(ICON, "image/svg+xml") }))
+        .route("/favicon.ico", get(|| async { asset(ICON, "image/svg+xml") }))
         .route("/", get(patient::search))
         .route("/doctors/{id}", get(patient::doctor_week))
         .route("/book/{slot_id}", get(book::show).post(book::submit))
@@ -117,6 +120,7 @@ impl Web {
                     meta name="viewport" content="width=device-width, initial-scale=1";
                     title { (title) " · medislot" }
                     link rel="stylesheet" href=(style_path());
+                    link rel="icon" href="/favicon.svg" type="image/svg+xml";
                 }
                 body {
                     a.skip href="#main" { "Skip to content" }
@@ -287,6 +291,9 @@ fn asset(body: &'static str, kind: &'static str) -> Response {
         .into_response()
 }
 
+/// The site's icon: a white calendar page with a tick, on the site's blue.
+const ICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" fill="#0b57d0"/><rect x="7" y="9" width="18" height="16" rx="2" fill="#fff"/><rect x="7" y="9" width="18" height="4" fill="#c2d7fa"/><path d="M11 19l3 3 7-7" stroke="#0b57d0" stroke-width="2.5" fill="none" stroke-linecap="round" stroke-linejoin="round"/></svg>"##;
+
 /// A short digest of an asset's content, for its cache-busting name.
 fn digest(body: &str) -> String {
     // FNV-1a: stable across builds and platforms; not for security.
@@ -348,11 +355,21 @@ const SCRIPT: &str = r#"
   }
   var c = document.getElementById('countdown');
   if (c) {
-    var end = Number(c.dataset.expires) * 1000;
+    var end = Number(c.dataset.expires);
     var tick = function(){
       var left = Math.max(0, Math.round((end - Date.now()) / 1000));
-      c.textContent = left > 0 ? Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0') : 'expired';
-      if (left > 0) setTimeout(tick, 1000);
+      if (left > 0) {
+        c.textContent = Math.floor(left / 60) + ':' + String(left % 60).padStart(2, '0');
+        setTimeout(tick, 1000);
+        return;
+      }
+      var n = document.getElementById('hold-notice');
+      n.textContent = 'Your hold on this time has run out. ';
+      var again = document.createElement('a');
+      again.href = n.dataset.again; again.textContent = 'See if it is still free, and the nearest free times';
+      n.appendChild(again);
+      var f = document.getElementById('confirm-form');
+      if (f) f.hidden = true;
     };
     tick();
   }

@@ -140,7 +140,15 @@ async fn every_error_is_in_the_format_its_caller_reads() {
     let r = http.get(format!("{}/no/such/page", srv.url)).header("accept", "text/html").send().await.unwrap();
     assert_eq!(r.status(), 404);
     assert!(content_type(r.headers()).starts_with("text/html"));
-    assert!(r.text().await.unwrap().contains("Back to the start"));
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Back to the start"));
+    // Every page names the site's icon, and the address browsers try anyway answers it.
+    assert!(page.contains(r#"<link rel="icon" href="/favicon.svg""#), "{page}");
+    for icon in ["/favicon.svg", "/favicon.ico"] {
+        let r = http.get(format!("{}{icon}", srv.url)).send().await.unwrap();
+        assert_eq!((r.status().as_u16(), content_type(r.headers())), (200, "image/svg+xml".to_string()), "{icon}");
+        assert!(r.text().await.unwrap().starts_with("<svg"));
+    }
     let r = http.get(srv.api("/no/such/route")).send().await.unwrap();
     assert_eq!((r.status().as_u16(), content_type(r.headers()).starts_with("application/problem+json")), (404, true));
     let r = http.get(format!("{}/fhir/NoSuchType", srv.url)).send().await.unwrap();

@@ -133,6 +133,46 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_hold_says_so_and_offers_the_time_again_and_the_nearest_ones() {
+    let srv = TestServer::start_with(&["--demo", "--hold-ttl-secs", "10"]);
+    let driver = Driver::start().await;
+    let b = driver.browser().await;
+    b.goto(&format!("{}/?specialty=cardiology&city=Paris", srv.url)).await.unwrap();
+    follow(&b, Locator::Css(".card a")).await;
+    follow(&b, Locator::Css(".days a.slotlink")).await;
+    sign_in(&b, "patient@demo.medislot.test", DEMO_PASSWORD).await;
+    let length = b.find(Locator::Css(".card .length")).await.unwrap().text().await.unwrap();
+    assert!(length.ends_with(" minutes"), "the visit's length is shown before holding: {length}");
+    press(&b, "Hold this slot").await;
+    assert!(text(&b).await.contains("held for you"));
+
+    // The hold runs out (10 s here): the page says so, never "held for you for expired".
+    let t0 = std::time::Instant::now();
+    let notice = loop {
+        let n = b.find(Locator::Id("hold-notice")).await.unwrap().text().await.unwrap();
+        if n.contains("run out") || t0.elapsed() > std::time::Duration::from_secs(30) {
+            break n;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(notice.contains("Your hold on this time has run out") && !notice.contains("for expired"), "{notice}");
+    screenshot(&b, "hold-ran-out").await;
+    let form = b.find(Locator::Id("confirm-form")).await.unwrap();
+    assert!(!form.is_displayed().await.unwrap(), "nothing left to confirm");
+    follow(&b, Locator::Css("#hold-notice a")).await;
+    let after = text(&b).await;
+    assert!(
+        after.contains("Your hold on this time ran out")
+            && after.contains("hold it again")
+            && after.contains("The nearest free times"),
+        "{after}"
+    );
+    assert!(b.find_all(Locator::Css("main ul li a")).await.unwrap().len() >= 2, "nearest free times offered: {after}");
+    follow(&b, Locator::LinkText("hold it again")).await;
+    assert!(text(&b).await.contains("Hold this slot"), "the same time, to hold again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_patient_in_another_time_zone_sees_both_times() {
     let srv = TestServer::start_with(&["--demo"]);
     let driver = Driver::start_in_zone("America/New_York").await;
