@@ -319,6 +319,8 @@ a{color:#0b57d0} a:focus,button:focus,input:focus,select:focus,textarea:focus{ou
 h1{font-size:1.5rem} h2{font-size:1.2rem}
 label{display:block;margin-top:.75rem;font-weight:600}
 input,select,textarea{width:100%;padding:.5rem;font-size:1rem;border:1px solid #444;border-radius:.25rem;background:#fff;color:#111}
+input[type=checkbox],input[type=radio]{width:auto;margin:0}
+label.check{display:flex;align-items:center;gap:.5rem;font-weight:400;margin-top:.5rem}
 button{margin-top:1rem;padding:.6rem 1.1rem;font-size:1rem;background:#0b57d0;color:#fff;border:0;border-radius:.25rem;cursor:pointer}
 button.secondary{background:#fff;color:#0b57d0;border:1px solid #0b57d0} button.danger{background:#b3261e}
 button.link{background:none;color:#0b57d0;padding:0;margin:0;text-decoration:underline}

@@ -55,8 +55,8 @@ fn profile_form(w: &Web, clinics: &[ClinicRecord], form: &Form, errors: &HashMap
             (error_for(errors, "languages"))
             fieldset {
                 legend { "Consultations" }
-                label { input type="checkbox" name="modes" value="in_person" checked[checked("modes", "in_person") || form.0.is_empty()]; " in person" }
-                label { input type="checkbox" name="modes" value="online" checked[checked("modes", "online")]; " online (video)" }
+                label.check { input type="checkbox" name="modes" value="in_person" checked[checked("modes", "in_person") || form.0.is_empty()]; " in person" }
+                label.check { input type="checkbox" name="modes" value="online" checked[checked("modes", "online")]; " online (video)" }
             }
             (error_for(errors, "modes"))
             label for="licence_number" { "Licence number" }

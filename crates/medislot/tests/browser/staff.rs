@@ -27,6 +27,13 @@ async fn a_new_doctor_waits_for_verification_then_appears_in_search() {
     doctor.find(Locator::Css("#role")).await.unwrap().select_by_value("doctor").await.unwrap();
     press(&doctor, "Create my account").await;
     assert!(text(&doctor).await.contains("Your doctor profile"));
+    // Each consultation checkbox sits on one line with its words, not a field's width away.
+    for label in doctor.find_all(Locator::Css("label.check")).await.unwrap() {
+        let (lx, _, lw, lh) = label.rectangle().await.unwrap();
+        let (bx, _, bw, _) = label.find(Locator::Css("input")).await.unwrap().rectangle().await.unwrap();
+        assert!(bw < 40.0 && bx - lx < 10.0 && lh < 40.0, "checkbox {bx},{bw} in its label {lx},{lw},{lh}");
+    }
+    screenshot(&doctor, "doctor-profile").await;
     fill(&doctor, "#name", "Dr Nora Newcomer").await;
     fill(&doctor, "#specialty", "neurology").await;
     fill(&doctor, "#languages", "en, fr").await;
