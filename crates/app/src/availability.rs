@@ -168,9 +168,12 @@ impl App {
 }
 
 impl App {
-    /// The public directory: every verified doctor with their clinic.
+    /// The public directory: every verified doctor with their clinic. Read
+    /// on the primary, never a replica: publishers (the SMART bulk files,
+    /// `_since`) pair it with change times read there, and a lagging copy
+    /// would let them stamp old data as new and never publish the change.
     pub async fn directory(&self) -> Result<Vec<(DoctorRecord, ClinicRecord)>, AppError> {
-        self.stale_read(|r| async move { Ok(r.store.search_doctors(&DoctorQuery::default()).await?) }).await
+        Ok(self.store.search_doctors(&DoctorQuery::default()).await?)
     }
 
     /// The appointment whose slot starts at `start` for this doctor: one that
@@ -239,7 +242,8 @@ impl App {
         clinic: &ClinicRecord,
         window: Interval,
     ) -> Result<Vec<SlotView>, AppError> {
-        let slots = self.free_slots(&self.reader(), doctor, clinic, window, None, self.now()).await?;
+        // On the primary, like the directory they publish with.
+        let slots = self.free_slots(&self.primary_reader(), doctor, clinic, window, None, self.now()).await?;
         Ok(slots.iter().map(|s| SlotView::new(s, clinic)).collect())
     }
 

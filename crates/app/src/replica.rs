@@ -1,5 +1,7 @@
-//! Reads that may be a little stale — search, slot lists, the directory — from
-//! a read replica (a PostgreSQL standby) when one is configured and keeps up.
+//! Reads that may be a little stale — search and slot lists — from a read
+//! replica (a PostgreSQL standby) when one is configured and keeps up. The
+//! directory that publishers walk stays on the primary: they pair it with
+//! change times read there.
 //!
 //! Nothing read here decides a booking: bookings and holds go to the primary
 //! and its overlap constraint (P1), so a replica that is behind can only show
@@ -92,21 +94,26 @@ impl App {
     /// Measures the replica's lag until `stop`; reads follow the last measurement.
     pub async fn watch_read_replica(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let Some(r) = self.replica.clone() else { return };
+        let mut serving = None;
         loop {
-            let lag = match tokio::time::timeout(Duration::from_secs(1), r.store.replication_lag()).await {
-                Ok(Ok(Some(lag))) => Some(lag),
-                Ok(Ok(None)) => {
-                    tracing::warn!("the read replica is not a standby (a primary?): reads stay on the primary");
-                    None
-                }
-                Ok(Err(e)) => {
-                    tracing::debug!(error = %e, "the read replica did not answer");
-                    None
-                }
-                Err(_) => None,
+            let (lag, why) = match tokio::time::timeout(Duration::from_secs(1), r.store.replication_lag()).await {
+                Ok(Ok(Some(lag))) => (Some(lag), format!("it lags {lag:?}")),
+                Ok(Ok(None)) => (None, "it is not a standby (a primary?)".to_string()),
+                Ok(Err(e)) => (None, format!("it did not answer: {e}")),
+                Err(_) => (None, "it did not answer within a second".to_string()),
             };
             r.record(lag);
-            self.metrics.read_replica(lag, r.as_of().is_some());
+            let now_serving = r.as_of().is_some();
+            // Said once per change, not twice a second.
+            if serving != Some(now_serving) {
+                if now_serving {
+                    tracing::info!("the read replica serves search and slot lists");
+                } else {
+                    tracing::warn!(%why, max_lag = ?r.max_lag, "the read replica does not serve; the primary answers its reads");
+                }
+                serving = Some(now_serving);
+            }
+            self.metrics.read_replica(lag, now_serving);
             tokio::select! {
                 _ = tokio::time::sleep(PROBE_EVERY) => {}
                 _ = stop.changed() => return,

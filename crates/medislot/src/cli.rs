@@ -124,7 +124,7 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub db: DbArgs,
     /// PostgreSQL: a standby (or a proxy to the standbys) that serves reads which
-    /// may be a little stale: search, slot lists and the directory. Bookings, holds
+    /// may be a little stale: search and slot lists. Bookings, holds
     /// and every read of one's own changes stay on --database-url; while the
     /// replica lags more than --read-max-lag-ms or does not answer, its reads go
     /// to the primary too.
