@@ -6,7 +6,7 @@ use super::{local, mode_text, urlencode, when, Form, Web};
 use crate::AppState;
 use axum::{
     body::Bytes,
-    extract::{Path, State},
+    extract::{Path, Query, State},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
 };
@@ -15,6 +15,7 @@ use maud::{html, Markup};
 use medislot_app::{AppError, BookRequest, SlotView};
 use medislot_domain::{AppointmentId, AppointmentStatus, Mode, SlotId};
 use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
+use std::collections::HashMap;
 
 /// The doctor, clinic and time of a slot, as a card.
 pub fn slot_card(
@@ -262,7 +263,12 @@ pub async fn confirm(State(s): State<AppState>, headers: HeaderMap, Path(id): Pa
 }
 
 /// The appointment as its patient sees it after booking or changing it.
-pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub async fn confirmation(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let w = Web::new(&s, &headers).await;
     if w.me.is_none() {
         return Redirect::to(&format!("/login?next=/appointments/{}", urlencode(&id))).into_response();
@@ -279,8 +285,9 @@ pub async fn confirmation(State(s): State<AppState>, headers: HeaderMap, Path(id
     if a.status == medislot_domain::AppointmentStatus::Held {
         return Redirect::to(&format!("/holds/{}", a.id)).into_response();
     }
+    let moved = q.contains_key("moved") && a.status == medislot_domain::AppointmentStatus::Booked;
     let body = html! {
-        h1 { "Your appointment is " (a.status.as_str()) }
+        h1 { @if moved { "Your appointment is moved" } @else { "Your appointment is " (a.status.as_str()) } }
         (slot_card(&d, &c, a.start, a.end, a.mode))
         @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
         @if a.status == medislot_domain::AppointmentStatus::Pending {

@@ -200,29 +200,10 @@ pub async fn doctor_week(
         Ok(c) => c,
         Err(e) => return w.problem(&e),
     };
-    let tz = c.time_zone.tz();
-    let today = s.app.now().to_zoned(tz.clone()).date();
-    let first = today.checked_add(jiff::Span::new().days(7 * week)).unwrap_or(today);
-    let start = first.to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or_else(|_| s.app.now());
-    let end = first
-        .checked_add(jiff::Span::new().days(7))
-        .ok()
-        .and_then(|d| d.to_zoned(tz.clone()).ok())
-        .map(|z| z.timestamp())
-        .unwrap_or(start + SignedDuration::from_hours(24 * 7));
-    let slots = match s.app.slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), None).await {
-        Ok(l) => l.slots,
+    let days = match week_of(&s, &w, &d, &c, week, None).await {
+        Ok(days) => days,
         Err(e) => return w.problem(&e),
     };
-    let mut days: BTreeMap<jiff::civil::Date, Vec<_>> = BTreeMap::new();
-    for i in 0..7 {
-        if let Ok(day) = first.checked_add(jiff::Span::new().days(i)) {
-            days.insert(day, vec![]);
-        }
-    }
-    for slot in &slots {
-        days.entry(slot.start.to_zoned(tz.clone()).date()).or_default().push(slot);
-    }
     // A doctor homed in another region: slots come from this region's copy.
     let stale = match s.app.replica_as_of(&c.region).await {
         Ok(Some(as_of)) if s.app.now().duration_since(as_of) > jiff::SignedDuration::from_secs(5) => Some(format!(
@@ -249,15 +230,66 @@ pub async fn doctor_week(
             @if week > 0 { a href={ "/doctors/" (d.id) "?week=" (week - 1) } { "← Previous week" } " " }
             a href={ "/doctors/" (d.id) "?week=" (week + 1) } { "Next week →" }
         }
+        (week_grid(&days, &c, "Book", |slot| format!("/book/{}", slot.slot_id)))
+    };
+    w.ok(&d.name, body)
+}
+
+/// A week of a doctor's free slots (`week` weeks from this one), day by day in
+/// the clinic's zone; of one mode only when `mode` is given.
+async fn week_of(
+    s: &AppState,
+    w: &Web,
+    d: &medislot_store::DoctorRecord,
+    c: &medislot_store::ClinicRecord,
+    week: i64,
+    mode: Option<medislot_domain::Mode>,
+) -> Result<BTreeMap<jiff::civil::Date, Vec<medislot_app::SlotView>>, AppError> {
+    let tz = c.time_zone.tz();
+    let today = s.app.now().to_zoned(tz.clone()).date();
+    let first = today.checked_add(jiff::Span::new().days(7 * week)).unwrap_or(today);
+    let start = first.to_zoned(tz.clone()).map(|z| z.timestamp()).unwrap_or_else(|_| s.app.now());
+    let end = first
+        .checked_add(jiff::Span::new().days(7))
+        .ok()
+        .and_then(|d| d.to_zoned(tz.clone()).ok())
+        .map(|z| z.timestamp())
+        .unwrap_or(start + SignedDuration::from_hours(24 * 7));
+    let slots = s
+        .app
+        .slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), mode.map(|m| m.as_str()))
+        .await?
+        .slots;
+    let mut days: BTreeMap<jiff::civil::Date, Vec<_>> = BTreeMap::new();
+    for i in 0..7 {
+        if let Ok(day) = first.checked_add(jiff::Span::new().days(i)) {
+            days.insert(day, vec![]);
+        }
+    }
+    for slot in slots {
+        days.entry(slot.start.to_zoned(tz.clone()).date()).or_default().push(slot);
+    }
+    Ok(days)
+}
+
+/// A week of slots as a grid of days, each time a link (`verb` names what it does).
+fn week_grid(
+    days: &BTreeMap<jiff::civil::Date, Vec<medislot_app::SlotView>>,
+    c: &medislot_store::ClinicRecord,
+    verb: &str,
+    href: impl Fn(&medislot_app::SlotView) -> String,
+) -> Markup {
+    let tz = c.time_zone.tz();
+    html! {
         div.days {
-            @for (day, list) in &days {
+            @for (day, list) in days {
                 section aria-label=(day.strftime("%A %-d %B").to_string()) {
                     h2 { (day.strftime("%a %-d %b").to_string()) }
                     @if list.is_empty() { p.muted { "—" } }
                     ul {
                         @for slot in list {
                             li {
-                                a.slotlink href={ "/book/" (slot.slot_id) } data-utc=(slot.start.to_string()) aria-label={ "Book " (local(slot.start, &c)) ", " (mode_text(slot.mode)) } {
+                                a.slotlink href=(href(slot)) data-utc=(slot.start.to_string()) aria-label={ (verb) " " (local(slot.start, c)) ", " (mode_text(slot.mode)) } {
                                     (slot.start.to_zoned(tz.clone()).strftime("%H:%M").to_string())
                                 }
                                 @if slot.mode == medislot_domain::Mode::Online { " online" }
@@ -267,8 +299,7 @@ pub async fn doctor_week(
                 }
             }
         }
-    };
-    w.ok(&d.name, body)
+    }
 }
 
 /// Past and cancelled appointments shown per page of "My appointments".
@@ -372,37 +403,79 @@ fn appointment_card(
     }
 }
 
-async fn reschedule_body(s: &AppState, w: &Web, id: &str, error: Option<&str>) -> Result<Markup, AppError> {
+/// Rescheduling: a week picker of the appointment's own mode (a move keeps the
+/// visit's mode, so times of the other one are not offered), then "move from …
+/// to …?" for the time picked.
+async fn reschedule_body(
+    s: &AppState,
+    w: &Web,
+    id: &str,
+    q: &HashMap<String, String>,
+    error: Option<&str>,
+) -> Result<Markup, AppError> {
     let (a, d, c) = book::load(s, w, id).await?;
-    let list =
-        s.app.slots(w.me.as_ref(), d.id, None, Some(s.app.now() + SignedDuration::from_hours(24 * 14)), None).await?;
+    if let Some(picked) = q.get("slot_id").filter(|_| error.is_none()) {
+        let to = medislot_domain::SlotId::parse("slot_id", picked).map_err(AppError::from)?;
+        let end = to.start + a.end.duration_since(a.start);
+        return Ok(html! {
+            h1 { "Move your appointment?" }
+            p { "From: " (when(a.start, &c)) }
+            p { "To: " strong { (when(to.start, &c)) } }
+            (book::slot_card(&d, &c, to.start, end, a.mode))
+            form method="post" {
+                (w.csrf_field())
+                input type="hidden" name="version" value=(a.version);
+                input type="hidden" name="slot_id" value=(picked);
+                button type="submit" { "Yes, move it" }
+                " "
+                a href="/appointments" { "No, keep the current time" }
+            }
+        });
+    }
+    let week: i64 = q.get("week").and_then(|v| v.parse().ok()).unwrap_or(0).clamp(0, 12);
+    let days = week_of(s, w, &d, &c, week, Some(a.mode)).await?;
+    let base = format!("/appointments/{}/reschedule", a.id);
     Ok(html! {
         h1 { "Reschedule" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        p { "Now: " (when(a.start, &c)) " with " (d.name) }
+        p { "Now: " (when(a.start, &c)) " with " (d.name) " · " (mode_text(a.mode)) }
         h2 { "Pick a new time" }
-        ul {
-            @for slot in list.slots.iter().take(40) {
-                li {
-                    form.inline method="post" {
-                        (w.csrf_field())
-                        input type="hidden" name="version" value=(a.version);
-                        input type="hidden" name="slot_id" value=(slot.slot_id);
-                        button.secondary type="submit" { (local(slot.start, &c)) " — " (mode_text(slot.mode)) }
-                    }
-                }
-            }
+        p.muted { "Showing " (mode_text(a.mode)) " times: a move keeps the kind of visit." }
+        nav aria-label="Weeks" {
+            @if week > 0 { a href={ (base) "?week=" (week - 1) } { "← Previous week" } " " }
+            a href={ (base) "?week=" (week + 1) } { "Next week →" }
         }
+        (week_grid(&days, &c, "Move to", |slot| format!("{base}?slot_id={}", slot.slot_id)))
     })
 }
 
-pub async fn reschedule_page(State(s): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+pub async fn reschedule_page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let w = Web::new(&s, &headers).await;
     if w.me.is_none() {
         return Redirect::to(&format!("/login?next=/appointments/{}/reschedule", urlencode(&id))).into_response();
     }
-    match reschedule_body(&s, &w, &id, None).await {
+    match reschedule_body(&s, &w, &id, &q, None).await {
         Ok(body) => w.ok("Reschedule", body),
+        // A mangled link: the picker again, saying so.
+        Err(AppError::Invalid(_)) => {
+            match reschedule_body(
+                &s,
+                &w,
+                &id,
+                &HashMap::new(),
+                Some("That link is not one of the times; pick one below."),
+            )
+            .await
+            {
+                Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Reschedule", body),
+                Err(e) => w.problem(&e),
+            }
+        }
         Err(e) => w.problem(&e),
     }
 }
@@ -419,7 +492,7 @@ pub async fn reschedule(
     let again = |msg: &'static str| {
         let (s, w, id) = (&s, &w, &id);
         async move {
-            match reschedule_body(s, w, id, Some(msg)).await {
+            match reschedule_body(s, w, id, &HashMap::new(), Some(msg)).await {
                 Ok(body) => w.render(StatusCode::CONFLICT, "Reschedule", body),
                 Err(e) => w.problem(&e),
             }
@@ -431,7 +504,7 @@ pub async fn reschedule(
     let Ok(aid) = id.parse() else { return w.problem(&AppError::NotFound("appointment")) };
     let version = form.get("version").and_then(|v| v.parse().ok());
     match s.app.reschedule(w.me.as_ref(), aid, &form.text("slot_id"), version).await {
-        Ok(a) => Redirect::to(&format!("/appointments/{}", a.id)).into_response(),
+        Ok(a) => Redirect::to(&format!("/appointments/{}?moved=1", a.id)).into_response(),
         Err(AppError::SlotTaken { .. }) => again("That time was just taken — pick another one.").await,
         Err(AppError::PreconditionFailed { .. }) => {
             again("This appointment changed meanwhile; here is how it is now.").await

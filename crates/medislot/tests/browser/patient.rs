@@ -51,10 +51,31 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
     assert!(b.find(Locator::Css(&card)).await.unwrap().text().await.unwrap().contains("booked"));
     screenshot(&b, "my-appointments").await;
     follow(&b, Locator::Css(&format!("{card} a"))).await;
-    assert!(text(&b).await.contains("Pick a new time"));
-    follow(&b, Locator::Css("main ul li:nth-child(3) button")).await;
+    let picker = text(&b).await;
+    assert!(picker.contains("Pick a new time") && picker.contains("Showing in person times"), "{picker}");
+    // The same week picker as booking, of the appointment's own mode only.
+    let times = b.find_all(Locator::Css(".days a.slotlink")).await.unwrap();
+    assert!(times.len() > 3, "a week of times: {picker}");
+    for t in &times {
+        let label = t.attr("aria-label").await.unwrap().unwrap_or_default();
+        assert!(label.starts_with("Move to") && label.ends_with("in person"), "{label}");
+    }
+    screenshot(&b, "reschedule").await;
+    follow(&b, Locator::Css(".days li:nth-child(3) a.slotlink")).await;
+    let ask = text(&b).await;
+    assert!(ask.contains("Move your appointment?") && ask.contains("From:") && ask.contains("To:"), "{ask}");
+    follow(&b, Locator::LinkText("No, keep the current time")).await;
+    assert_eq!(b.find(Locator::Css(&format!("{card} time"))).await.unwrap().text().await.unwrap(), booked_time);
+    follow(&b, Locator::Css(&format!("{card} a"))).await;
+    follow(&b, Locator::Css(".days li:nth-child(3) a.slotlink")).await;
+    press(&b, "Yes, move it").await;
     let moved = text(&b).await;
-    assert!(moved.contains("Your appointment is booked"), "{moved}");
+    assert!(moved.contains("Your appointment is moved"), "{moved}");
+    // A mangled link leads back to the picker, saying so.
+    b.goto(&format!("{}/appointments/{id}/reschedule?slot_id=nonsense", srv.url)).await.unwrap();
+    let mangled = text(&b).await;
+    assert!(mangled.contains("not one of the times") && mangled.contains("Pick a new time"), "{mangled}");
+    b.goto(&booked_url).await.unwrap();
     let new_time = b.find(Locator::Css(".card time")).await.unwrap().text().await.unwrap();
     assert_ne!(new_time, booked_time, "moved to another time");
 
