@@ -54,7 +54,12 @@ async fn promoting_the_synchronous_standby_keeps_every_acknowledged_booking() {
 async fn a_commit_cut_off_while_it_waits_for_the_standby_is_outcome_unknown_and_the_key_settles_it() {
     let _turn = crate::one_at_a_time().await;
     let (pg, primary, _standby) = PgCluster::replicated();
-    let srv = TestServer::start_on_url(&primary, &["--request-timeout-ms", "30000"]);
+    // No workers: fewer writers waiting on the standby beside the booking. The
+    // deadlines are long so that only the cut, not a timeout, answers it.
+    let srv = TestServer::start_on_url(
+        &primary,
+        &["--workers", "false", "--request-timeout-ms", "120000", "--idle-timeout-ms", "120000"],
+    );
     let http = client();
     let f = fixture(&srv, &http, "unknown", 1, 1).await;
     let slot = slot_pool(&f.patients[0], &f.doctors, 1).await.remove(0);
@@ -70,17 +75,16 @@ async fn a_commit_cut_off_while_it_waits_for_the_standby_is_outcome_unknown_and_
             p.send(Method::POST, "/appointments", Some(json!({"slot_id": slot_id})), &[("Idempotency-Key", &key)]).await
         })
     };
-    // …until its session is cut, as a primary's shutdown or a proxy cuts it.
+    // …until its session is cut, as a primary's shutdown or a proxy cuts it. The
+    // node's other writers (the search index, the workers) wait there too and are
+    // cut alike: cut whoever waits until the booking has its answer.
     let admin = primary.replace("/medislot", "/postgres");
+    let waiting = "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'";
     let mut cut = 0;
-    for _ in 0..100 {
+    for _ in 0..600 {
         tokio::time::sleep(Duration::from_millis(100)).await;
-        cut =
-            query(&admin, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE wait_event = 'SyncRep'")
-                [0][0]
-                .parse::<usize>()
-                .unwrap();
-        if cut > 0 {
+        cut += query(&admin, waiting)[0][0].parse::<usize>().unwrap();
+        if booking.is_finished() {
             break;
         }
     }
