@@ -545,9 +545,34 @@ impl App {
         let (d, _) = self.doctor_to_manage(actor, id).await?;
         let t = TimeOffRecord { id: uuid::Uuid::now_v7(), doctor_id: d.id, interval: Interval { start, end }, reason };
         self.store.add_time_off(&t).await?;
+        self.changed_here(d.id);
         self.cache.invalidate(d.id);
         self.index_now(d.id).await;
         Ok(t)
+    }
+
+    /// A doctor's time off from now on, for whoever manages the doctor.
+    pub async fn time_off(&self, actor: Option<&Actor>, id: DoctorId) -> Result<Vec<TimeOffRecord>, AppError> {
+        let (d, _) = self.doctor_to_manage(actor, id).await?;
+        Ok(self.store.time_off_of(d.id, self.now()).await?)
+    }
+
+    /// Removes one of a doctor's time off: its hours are bookable again.
+    pub async fn remove_time_off(
+        &self,
+        actor: Option<&Actor>,
+        id: DoctorId,
+        time_off: uuid::Uuid,
+    ) -> Result<(), AppError> {
+        let (d, _) = self.doctor_to_manage(actor, id).await?;
+        self.store.remove_time_off(d.id, time_off, self.now()).await.map_err(|e| match e {
+            medislot_store::StoreError::NotFound => AppError::NotFound("time off"),
+            other => other.into(),
+        })?;
+        self.changed_here(d.id);
+        self.cache.invalidate(d.id);
+        self.index_now(d.id).await;
+        Ok(())
     }
 }
 

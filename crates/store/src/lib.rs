@@ -106,6 +106,12 @@ pub trait Store: NotifyStore + RegionStore + search::SearchStore + Send + Sync +
     /// the stored version becomes `expected_version + 1`.
     async fn update_doctor(&self, doctor: &DoctorRecord, expected_version: i64) -> Result<()>;
     async fn add_time_off(&self, t: &TimeOffRecord) -> Result<()>;
+    /// A doctor's time off that ends after `after`, by start.
+    async fn time_off_of(&self, doctor: DoctorId, after: Timestamp) -> Result<Vec<TimeOffRecord>>;
+    /// Removes one of the doctor's time off (`NotFound` if it is not theirs)
+    /// and marks the doctor changed at `now`, so that publishers and peer
+    /// regions, which see time off only through the doctor, learn of it.
+    async fn remove_time_off(&self, doctor: DoctorId, id: uuid::Uuid, now: Timestamp) -> Result<()>;
     /// Verified doctors matching the filters, with their clinics.
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
     /// Doctors whatever their verification whose record changed at or after

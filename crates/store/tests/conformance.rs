@@ -3,8 +3,8 @@
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_domain::{
-    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Mode, Policy, Role, Schedule, TimeZoneName,
-    UserId, VerificationState,
+    AppointmentId, AppointmentStatus, ClinicId, Coordinates, DoctorId, Interval, Mode, Policy, Role, Schedule,
+    TimeZoneName, UserId, VerificationState,
 };
 use medislot_store::*;
 use std::sync::Arc;
@@ -635,6 +635,31 @@ async fn waitlist_offers_go_first_come_and_never_twice(f: &Fixture) {
     assert_eq!(mine[0].status, WaitlistStatus::Waiting);
 }
 
+async fn time_off_is_listed_removed_and_its_doctor_marked_changed(f: &Fixture) {
+    let interval = Interval { start: f.t0, end: f.t0 + SignedDuration::from_hours(2) };
+    let t = TimeOffRecord { id: uuid::Uuid::new_v4(), doctor_id: f.doctor, interval, reason: "congress".into() };
+    f.store.add_time_off(&t).await.unwrap();
+    let listed = f.store.time_off_of(f.doctor, f.t0 - SignedDuration::from_hours(1)).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].id, listed[0].interval, listed[0].reason.as_str()), (t.id, interval, "congress"));
+    assert!(f.store.time_off_of(f.doctor, interval.end).await.unwrap().is_empty(), "ended by then");
+    let window = Interval { start: f.t0 - SignedDuration::from_hours(1), end: f.t0 + SignedDuration::from_hours(3) };
+    assert_eq!(f.store.busy(&[f.doctor], window, f.t0).await.unwrap().len(), 1);
+
+    // Another doctor's id for it: nothing removed.
+    let now = Timestamp::now();
+    let refused = f.store.remove_time_off(DoctorId::new(), t.id, now).await;
+    assert!(matches!(refused, Err(StoreError::NotFound)), "{refused:?}");
+    assert_eq!(f.store.time_off_of(f.doctor, f.t0).await.unwrap().len(), 1);
+
+    f.store.remove_time_off(f.doctor, t.id, now).await.unwrap();
+    assert!(f.store.time_off_of(f.doctor, f.t0).await.unwrap().is_empty());
+    assert!(f.store.busy(&[f.doctor], window, f.t0).await.unwrap().is_empty(), "the time is free again");
+    let changed = f.store.doctors_changed_since(now, now + SignedDuration::from_secs(1)).await.unwrap();
+    assert!(changed.contains(&f.doctor), "publishers and peers learn of the removal through the doctor");
+    assert!(matches!(f.store.remove_time_off(f.doctor, t.id, now).await, Err(StoreError::NotFound)));
+}
+
 async fn a_primary_reports_no_replication_lag(f: &Fixture) {
     // Only a standby is behind something; the read-replica watcher leaves a primary alone.
     assert_eq!(f.store.replication_lag().await.unwrap(), None);
@@ -694,6 +719,7 @@ conformance!(
     waitlist_offers_go_first_come_and_never_twice,
     calendar_tokens_are_replaced_and_revoked,
     a_primary_reports_no_replication_lag,
+    time_off_is_listed_removed_and_its_doctor_marked_changed,
 );
 
 conformance!(
@@ -723,6 +749,7 @@ conformance!(
     waitlist_offers_go_first_come_and_never_twice,
     calendar_tokens_are_replaced_and_revoked,
     a_primary_reports_no_replication_lag,
+    time_off_is_listed_removed_and_its_doctor_marked_changed,
 );
 
 /// PostgreSQL only: a database that turns read-only under the store — what a

@@ -47,6 +47,7 @@ pub fn router() -> Router<AppState> {
         .route("/doctor/profile", post(staff::create_profile))
         .route("/doctor/schedule", get(staff::schedule_page).post(staff::save_schedule))
         .route("/doctor/time-off", get(back_to("/doctor/schedule")).post(staff::add_time_off))
+        .route("/doctor/time-off/{id}/remove", get(back_to("/doctor/schedule")).post(staff::remove_time_off))
         .route("/doctor/agenda", get(staff::agenda))
         .route("/agenda/{id}", post(staff::agenda_action))
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))

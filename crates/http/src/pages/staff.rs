@@ -290,7 +290,37 @@ fn schedule_form(
             }
             button type="submit" { "Save schedule" }
         }
-        h2 { "Time off" }
+    }
+}
+
+/// The schedule form, then the doctor's time off: each upcoming one with a
+/// way to remove it, and the form to add one.
+async fn schedule_and_time_off(
+    s: &AppState,
+    w: &Web,
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    form: Option<&Form>,
+    errors: &HashMap<String, String>,
+) -> Result<Markup, AppError> {
+    let time_off = s.app.time_off(w.me.as_ref(), d.id).await?;
+    let doctor_q = format!("?doctor={}", d.id);
+    Ok(html! {
+        (schedule_form(w, d, c, form, errors))
+        h2 #time-off { "Time off" }
+        @if time_off.is_empty() { p.muted { "None coming up." } }
+        ul.plain {
+            @for t in &time_off {
+                li.card data-time-off=(t.id) {
+                    (local(t.interval.start, c)) " – " (local(t.interval.end, c))
+                    @if !t.reason.is_empty() { " · " (t.reason) }
+                    form.inline method="post" action={ "/doctor/time-off/" (t.id) "/remove" (doctor_q) } {
+                        (w.csrf_field())
+                        " " button.secondary type="submit" { "Remove" }
+                    }
+                }
+            }
+        }
         form method="post" action={ "/doctor/time-off" (doctor_q) } {
             (w.csrf_field())
             div.grid {
@@ -301,7 +331,7 @@ fn schedule_form(
             input #off_reason name="reason" maxlength="500";
             button.secondary type="submit" { "Add time off" }
         }
-    }
+    })
 }
 
 pub async fn schedule_page(
@@ -313,12 +343,46 @@ pub async fn schedule_page(
     if let Some(r) = signed_in(&w, "/doctor/schedule") {
         return r;
     }
-    let notice = (q.get("notice").map(String::as_str) == Some("time-off-added"))
-        .then(|| html! { p.ok role="status" { "Time off added: no new bookings then." } });
-    match managed_doctor_and_clinic(&s, &w, &q).await {
-        Ok((d, c)) => {
-            w.ok("Schedule", html! { (notice.unwrap_or_default()) (schedule_form(&w, &d, &c, None, &HashMap::new())) })
+    let (d, c) = match managed_doctor_and_clinic(&s, &w, &q).await {
+        Ok(x) => x,
+        Err(e) => return w.problem(&e),
+    };
+    let notice = match q.get("notice").map(String::as_str) {
+        Some("time-off-added") => {
+            // What the new time off overlaps stays booked: say so, and which.
+            let added = q.get("off").and_then(|id| id.parse::<uuid::Uuid>().ok());
+            let t = match s.app.time_off(w.me.as_ref(), d.id).await {
+                Ok(list) => list.into_iter().find(|t| Some(t.id) == added),
+                Err(e) => return w.problem(&e),
+            };
+            let overlapped = match &t {
+                Some(t) => match s.app.occupied(&d, t.interval).await {
+                    Ok(list) => list,
+                    Err(e) => return w.problem(&e),
+                },
+                None => vec![],
+            };
+            html! {
+                p.ok role="status" { "Time off added: no new bookings then." }
+                @if !overlapped.is_empty() {
+                    div.notice role="alert" {
+                        p {
+                            @if overlapped.len() == 1 { "It overlaps 1 appointment, which stays booked:" }
+                            @else { "It overlaps " (overlapped.len()) " appointments, which stay booked:" }
+                        }
+                        ul { @for a in &overlapped { li { (local(a.start, &c)) " · " (mode_text(a.mode)) " · " (a.status.as_str()) } } }
+                        p { "Move or cancel them from " a href={ "/doctor/agenda?doctor=" (d.id) } { "the agenda" } "." }
+                    }
+                }
+            }
         }
+        Some("time-off-removed") => {
+            html! { p.ok role="status" { "Time off removed: those hours are bookable again." } }
+        }
+        _ => html! {},
+    };
+    match schedule_and_time_off(&s, &w, &d, &c, None, &HashMap::new()).await {
+        Ok(body) => w.ok("Schedule", html! { (notice) (body) }),
         Err(e) => w.problem(&e),
     }
 }
@@ -343,7 +407,10 @@ pub async fn save_schedule(
     };
     if !w.csrf_ok() {
         let errors = HashMap::from([("form".into(), "Your form expired. Please try again.".into())]);
-        return w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", schedule_form(&w, &d, &c, Some(&form), &errors));
+        return match schedule_and_time_off(&s, &w, &d, &c, Some(&form), &errors).await {
+            Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
+            Err(e) => w.problem(&e),
+        };
     }
     let mut weekly = vec![];
     let mut keys = vec![];
@@ -388,11 +455,10 @@ pub async fn save_schedule(
         min_notice_minutes: form.text("min_notice_minutes").parse().ok(),
     };
     match s.app.put_schedule(w.me.as_ref(), d.id, input).await {
-        Ok(d) => {
-            let body =
-                html! { p.ok role="status" { "Schedule saved." } (schedule_form(&w, &d, &c, None, &HashMap::new())) };
-            w.ok("Schedule", body)
-        }
+        Ok(d) => match schedule_and_time_off(&s, &w, &d, &c, None, &HashMap::new()).await {
+            Ok(body) => w.ok("Schedule", html! { p.ok role="status" { "Schedule saved." } (body) }),
+            Err(e) => w.problem(&e),
+        },
         Err(AppError::Invalid(e)) => {
             // `weekly[3].end` is the fourth filled row: show it there.
             let mut errors = HashMap::new();
@@ -407,7 +473,10 @@ pub async fn save_schedule(
                     None => errors.insert(f.field.clone(), f.message),
                 };
             }
-            w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", schedule_form(&w, &d, &c, Some(&form), &errors))
+            match schedule_and_time_off(&s, &w, &d, &c, Some(&form), &errors).await {
+                Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
+                Err(e) => w.problem(&e),
+            }
         }
         Err(e) => w.problem(&e),
     }
@@ -448,12 +517,45 @@ pub async fn add_time_off(
     if let (true, Ok(start), Ok(end)) = (errors.is_empty(), start, end) {
         match s.app.add_time_off(w.me.as_ref(), d.id, TimeOffInput { start, end, reason: form.text("reason") }).await {
             // Post, redirect, get: reloading the page never posts again nor hits a POST-only URL.
-            Ok(_) => return Redirect::to(&schedule_url(&q, "time-off-added")).into_response(),
+            Ok(t) => {
+                return Redirect::to(&format!("{}&off={}", schedule_url(&q, "time-off-added"), t.id)).into_response()
+            }
             Err(AppError::Invalid(e)) => errors.extend(field_errors(&e.0)),
             Err(e) => return w.problem(&e),
         }
     }
-    w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", schedule_form(&w, &d, &c, None, &errors))
+    match schedule_and_time_off(&s, &w, &d, &c, None, &errors).await {
+        Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
+        Err(e) => w.problem(&e),
+    }
+}
+
+/// Removes one time off, then back to the schedule saying so.
+pub async fn remove_time_off(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    let (d, c) = match managed_doctor_and_clinic(&s, &w, &q).await {
+        Ok(x) => x,
+        Err(e) => return w.problem(&e),
+    };
+    if !w.csrf_ok() {
+        let errors = HashMap::from([("form".into(), "Your form expired. Please try again.".into())]);
+        return match schedule_and_time_off(&s, &w, &d, &c, None, &errors).await {
+            Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
+            Err(e) => w.problem(&e),
+        };
+    }
+    let Ok(time_off) = id.parse::<uuid::Uuid>() else { return w.problem(&AppError::NotFound("time off")) };
+    match s.app.remove_time_off(w.me.as_ref(), d.id, time_off).await {
+        Ok(()) => Redirect::to(&schedule_url(&q, "time-off-removed")).into_response(),
+        Err(e) => w.problem(&e),
+    }
 }
 
 // ---------------------------------------------------------------- agenda

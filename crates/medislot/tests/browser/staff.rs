@@ -177,6 +177,46 @@ async fn a_doctor_edits_the_schedule_and_patients_see_the_change() {
     let row =
         doctor.find(Locator::Css(&format!("[data-appointment='{appointment}']"))).await.unwrap().text().await.unwrap();
     assert!(row.contains("status arrived"), "{row}");
+
+    // Time off over that appointment: added, with a warning naming what it overlaps
+    // (which stays booked); listed; removed again.
+    let token = demo_token(&srv, "doctor1@demo.medislot.test").await;
+    let a: serde_json::Value = http
+        .get(srv.api(&format!("/appointments/{appointment}")))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let minute = |v: &serde_json::Value| v.as_str().unwrap()[..16].to_string(); // local YYYY-MM-DDTHH:MM
+    let (from, until) = (minute(&a["local_start"]), minute(&a["local_end"]));
+    doctor.goto(&format!("{}/doctor/schedule", srv.url)).await.unwrap();
+    assert!(text(&doctor).await.contains("None coming up."));
+    doctor
+        .execute(
+            &format!(
+                "document.getElementById('off_start').value = '{from}'; document.getElementById('off_end').value = '{until}'"
+            ),
+            vec![],
+        )
+        .await
+        .unwrap();
+    fill(&doctor, "#off_reason", "congress").await;
+    press(&doctor, "Add time off").await;
+    let added = text(&doctor).await;
+    assert!(
+        added.contains("Time off added") && added.contains("It overlaps 1 appointment, which stays booked"),
+        "{added}"
+    );
+    assert!(added.contains(&from[11..16]) && added.contains("arrived"), "the overlapped appointment is named: {added}");
+    let listed = doctor.find(Locator::Css("[data-time-off]")).await.unwrap().text().await.unwrap();
+    assert!(listed.contains("congress") && listed.contains(&from[11..16]), "{listed}");
+    screenshot(&doctor, "time-off").await;
+    press(&doctor, "Remove").await;
+    let removed = text(&doctor).await;
+    assert!(removed.contains("Time off removed") && removed.contains("None coming up."), "{removed}");
     doctor.close().await.unwrap();
     patient.close().await.unwrap();
 }

@@ -172,6 +172,46 @@ pub(super) async fn insert_time_off(pool: &PgPool, t: &TimeOffRecord) -> Result<
     Ok(())
 }
 
+pub(super) async fn time_off_of(pool: &PgPool, doctor: DoctorId, after: Timestamp) -> Result<Vec<TimeOffRecord>> {
+    let rows = sqlx::query(
+        "SELECT id, start_at, end_at, reason FROM time_off WHERE doctor_id = $1 AND end_at > $2 ORDER BY start_at, id",
+    )
+    .bind(doctor.0)
+    .bind(ts(after))
+    .fetch_all(pool)
+    .await
+    .map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(TimeOffRecord {
+                id: get(r, "id")?,
+                doctor_id: doctor,
+                interval: Interval { start: time_of(r, "start_at")?, end: time_of(r, "end_at")? },
+                reason: get(r, "reason")?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn delete_time_off(tx: &mut Tx, doctor: DoctorId, id: uuid::Uuid, now: Timestamp) -> Result<()> {
+    let gone = sqlx::query("DELETE FROM time_off WHERE id = $1 AND doctor_id = $2")
+        .bind(id)
+        .bind(doctor.0)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    if gone.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query("UPDATE doctors SET updated_at = greatest(updated_at, $2) WHERE id = $1")
+        .bind(doctor.0)
+        .bind(ts(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
 pub(super) async fn list_doctors(
     e: impl PgExecutor<'_>,
     clinic: Option<ClinicId>,

@@ -318,6 +318,16 @@ impl Store for PgStore {
         directory::insert_time_off(&self.pool, t).await
     }
 
+    async fn time_off_of(&self, doctor: DoctorId, after: Timestamp) -> Result<Vec<TimeOffRecord>> {
+        directory::time_off_of(&self.pool, doctor, after).await
+    }
+
+    async fn remove_time_off(&self, doctor: DoctorId, id: uuid::Uuid, now: Timestamp) -> Result<()> {
+        let (mut tx, _admitted) = self.write_tx().await?;
+        directory::delete_time_off(&mut tx, doctor, id, now).await?;
+        self.commit(tx).await
+    }
+
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
         directory::search_doctors(&self.pool, q).await
     }

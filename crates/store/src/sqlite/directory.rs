@@ -160,6 +160,37 @@ pub(super) fn update_doctor(c: &Connection, d: &DoctorRecord, expected_version: 
     write_tags(c, d)
 }
 
+pub(super) fn time_off_of(c: &Connection, doctor: DoctorId, after: Timestamp) -> Result<Vec<TimeOffRecord>> {
+    all(
+        c,
+        "SELECT id, doctor_id, start_at, end_at, reason FROM time_off WHERE doctor_id = ? AND end_at > ?
+         ORDER BY start_at, id",
+        params![doctor.to_string(), secs(after)],
+        |r| {
+            Ok(TimeOffRecord {
+                id: id_of(r, "id")?,
+                doctor_id: DoctorId(id_of(r, "doctor_id")?),
+                interval: Interval { start: from_secs(get(r, "start_at")?)?, end: from_secs(get(r, "end_at")?)? },
+                reason: get(r, "reason")?,
+            })
+        },
+    )
+}
+
+pub(super) fn delete_time_off(c: &Connection, doctor: DoctorId, id: uuid::Uuid, now: Timestamp) -> Result<()> {
+    let gone =
+        exec(c, "DELETE FROM time_off WHERE id = ? AND doctor_id = ?", params![id.to_string(), doctor.to_string()])?;
+    if gone == 0 {
+        return Err(StoreError::NotFound);
+    }
+    exec(
+        c,
+        "UPDATE doctors SET updated_at = max(updated_at, ?) WHERE id = ?",
+        params![now.to_string(), doctor.to_string()],
+    )?;
+    Ok(())
+}
+
 pub(super) fn insert_time_off(c: &Connection, t: &TimeOffRecord) -> Result<()> {
     exec(
         c,

@@ -235,6 +235,14 @@ impl Store for SqliteStore {
         self.write(move |c| directory::insert_time_off(c, &t)).await
     }
 
+    async fn time_off_of(&self, doctor: DoctorId, after: Timestamp) -> Result<Vec<TimeOffRecord>> {
+        self.read(move |c| directory::time_off_of(c, doctor, after)).await
+    }
+
+    async fn remove_time_off(&self, doctor: DoctorId, id: uuid::Uuid, now: Timestamp) -> Result<()> {
+        self.write(move |c| directory::delete_time_off(c, doctor, id, now)).await
+    }
+
     async fn search_doctors(&self, q: &DoctorQuery) -> Result<Vec<(DoctorRecord, ClinicRecord)>> {
         let q = q.clone();
         self.read(move |c| directory::search_doctors(c, &q)).await
