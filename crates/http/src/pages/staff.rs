@@ -293,6 +293,21 @@ fn schedule_form(
     }
 }
 
+/// The schedule page again, 422, with what was refused next to its field.
+async fn schedule_refused(
+    s: &AppState,
+    w: &Web,
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    form: Option<&Form>,
+    errors: &HashMap<String, String>,
+) -> Response {
+    match schedule_and_time_off(s, w, d, c, form, errors).await {
+        Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
+        Err(e) => w.problem(&e),
+    }
+}
+
 /// The schedule form, then the doctor's time off: each upcoming one with a
 /// way to remove it, and the form to add one.
 async fn schedule_and_time_off(
@@ -407,10 +422,7 @@ pub async fn save_schedule(
     };
     if !w.csrf_ok() {
         let errors = HashMap::from([("form".into(), "Your form expired. Please try again.".into())]);
-        return match schedule_and_time_off(&s, &w, &d, &c, Some(&form), &errors).await {
-            Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
-            Err(e) => w.problem(&e),
-        };
+        return schedule_refused(&s, &w, &d, &c, Some(&form), &errors).await;
     }
     let mut weekly = vec![];
     let mut keys = vec![];
@@ -473,10 +485,7 @@ pub async fn save_schedule(
                     None => errors.insert(f.field.clone(), f.message),
                 };
             }
-            match schedule_and_time_off(&s, &w, &d, &c, Some(&form), &errors).await {
-                Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
-                Err(e) => w.problem(&e),
-            }
+            schedule_refused(&s, &w, &d, &c, Some(&form), &errors).await
         }
         Err(e) => w.problem(&e),
     }
@@ -524,10 +533,7 @@ pub async fn add_time_off(
             Err(e) => return w.problem(&e),
         }
     }
-    match schedule_and_time_off(&s, &w, &d, &c, None, &errors).await {
-        Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
-        Err(e) => w.problem(&e),
-    }
+    schedule_refused(&s, &w, &d, &c, None, &errors).await
 }
 
 /// Removes one time off, then back to the schedule saying so.
@@ -546,10 +552,7 @@ pub async fn remove_time_off(
     };
     if !w.csrf_ok() {
         let errors = HashMap::from([("form".into(), "Your form expired. Please try again.".into())]);
-        return match schedule_and_time_off(&s, &w, &d, &c, None, &errors).await {
-            Ok(body) => w.render(StatusCode::UNPROCESSABLE_ENTITY, "Schedule", body),
-            Err(e) => w.problem(&e),
-        };
+        return schedule_refused(&s, &w, &d, &c, None, &errors).await;
     }
     let Ok(time_off) = id.parse::<uuid::Uuid>() else { return w.problem(&AppError::NotFound("time off")) };
     match s.app.remove_time_off(w.me.as_ref(), d.id, time_off).await {
