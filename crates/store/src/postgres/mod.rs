@@ -57,12 +57,11 @@ impl PgStore {
             .connect(url)
             .await
             .map_err(map_err)?;
-        let admission = admission::Admission::new(connections as usize, options.busy_timeout);
-        let store = Self { pool, admission, holds_expired: AtomicU64::new(0) };
         if options.migrate && !options.read_only {
-            MIGRATIONS.run(&store.pool).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+            migrate(url).await?;
         }
-        Ok(store)
+        let admission = admission::Admission::new(connections as usize, options.busy_timeout);
+        Ok(Self { pool, admission, holds_expired: AtomicU64::new(0) })
     }
 
     /// A write transaction, once admitted (see [`admission`]).
@@ -87,6 +86,21 @@ impl PgStore {
     fn count_expired(&self, n: u64) {
         self.holds_expired.fetch_add(n, Ordering::Relaxed);
     }
+}
+
+/// Applies pending migrations on a connection of their own, closed afterwards.
+/// A migration may leave objects in the session's temporary schema (0009 made
+/// a `pg_temp` function), and a session that used one drops it in a
+/// transaction of its own when it ends. Kept in the pool, that session could
+/// later be terminated while its COMMIT waits for a synchronous standby that
+/// is down: it would then wait for the standby again on its way out, ignoring
+/// every further termination, and the COMMIT it never answered would hang
+/// its request. Closed here, it ends while the database is healthy.
+async fn migrate(url: &str) -> Result<()> {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.map_err(map_err)?;
+    MIGRATIONS.run(&mut conn).await.map_err(|e| StoreError::Internal(format!("migration failed: {e}")))?;
+    conn.close().await.map_err(map_err)
 }
 
 /// Commits a write transaction. A COMMIT whose answer never came (the
@@ -434,7 +448,35 @@ impl Store for PgStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sqlx::Connection;
     use std::sync::atomic::AtomicU32;
+
+    #[tokio::test]
+    async fn no_pooled_session_keeps_what_the_migrations_left_in_its_temporary_schema() {
+        let admin_url = std::env::var("MEDISLOT_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+        let mut admin = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL is needed for this test and is not reachable at {admin_url} ({e}); run scripts/test")
+        });
+        let name = format!("medislot_test_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut admin).await.unwrap();
+        let (base, _) = admin_url.rsplit_once('/').unwrap();
+        let options = ConnectOptions { max_connections: 3, ..ConnectOptions::default() };
+        let store = PgStore::connect(&format!("{base}/{name}"), &options).await.unwrap();
+        // Every connection the pool can hand out at once, the idle ones first.
+        let mut held = Vec::new();
+        for _ in 0..options.max_connections {
+            held.push(store.pool.acquire().await.unwrap());
+        }
+        for conn in &mut held {
+            let temp: i64 =
+                sqlx::query_scalar("SELECT pg_my_temp_schema()::oid::bigint").fetch_one(&mut **conn).await.unwrap();
+            assert_eq!(temp, 0, "a pooled session holds temporary objects it must drop when it ends");
+        }
+        drop(held);
+        store.pool.close().await;
+        sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)")).execute(&mut admin).await.unwrap();
+    }
 
     #[tokio::test]
     async fn transient_conflicts_are_retried_a_bounded_number_of_times() {
