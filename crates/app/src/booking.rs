@@ -3,11 +3,11 @@
 
 use crate::{
     access::{require, Actor},
-    App, AppError,
+    App, AppError, BusyWith,
 };
 use jiff::Timestamp;
 use medislot_domain::{
-    appointment::Action, AppointmentId, AppointmentStatus, DoctorId, Invalid, Mode, Role, Slot, SlotId,
+    appointment::Action, AppointmentId, AppointmentStatus, DoctorId, Invalid, Mode, Role, Slot, SlotId, UserId,
 };
 use medislot_store::{
     AppointmentChange, AppointmentQuery, AppointmentRecord, ClinicRecord, Decide, DoctorRecord, IdempotencyKey,
@@ -162,6 +162,34 @@ impl App {
         AppError::SlotTaken { alternatives: self.alternatives(&b.doctor, &b.clinic, b.slot.start).await }
     }
 
+    /// The refusal of a patient already busy at `b`'s time, naming the
+    /// appointment they have then (read after the refusal: the one that won
+    /// a race has committed by the time the loser is refused).
+    pub(crate) async fn patient_busy(&self, patient: UserId, b: &Bookable, except: Option<AppointmentId>) -> AppError {
+        let q = AppointmentQuery {
+            scope: Scope::Patient(patient),
+            doctor: None,
+            status: None,
+            from: Some(b.slot.start),
+            to: Some(b.slot.end),
+            limit: 20,
+            offset: 0,
+        };
+        let now = self.now();
+        let live = |a: &AppointmentRecord| {
+            a.status.is_active()
+                && !(a.status == AppointmentStatus::Held && a.hold_expires_at.is_some_and(|t| t <= now))
+        };
+        let other = match self.store.list_appointments(&q).await {
+            Ok((found, _)) => found.into_iter().find(|a| Some(a.id) != except && live(a)),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not name the appointment a patient already has");
+                None
+            }
+        };
+        AppError::PatientBusy { other: other.map(|a| BusyWith { id: a.id, start: a.start, end: a.end }) }
+    }
+
     /// Holds a slot for a short time while the patient confirms.
     pub async fn hold(
         &self,
@@ -182,6 +210,7 @@ impl App {
         let out = match placed {
             Ok(Placed::Created(a) | Placed::Replayed { appointment: a, .. }) => Ok(a),
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
+            Err(StoreError::PatientBusy) => Err(self.patient_busy(actor.id(), &b, None).await),
             Err(e) => Err(e.into()),
         };
         self.count_booking(out.as_ref().map(|_| "held"), &b.clinic.region);
@@ -216,6 +245,7 @@ impl App {
                 Ok(BookOutcome { appointment, status_code, replayed: true })
             }
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
+            Err(StoreError::PatientBusy) => Err(self.patient_busy(actor.id(), &b, None).await),
             Err(e) => Err(e.into()),
         };
         self.count_booking(out.as_ref().map(|o| if o.replayed { "replayed" } else { "booked" }), &b.clinic.region);
@@ -343,6 +373,10 @@ impl App {
         }
         match modified {
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
+            Err(StoreError::PatientBusy) => {
+                let patient = self.store.appointment(id).await?.map_or(actor.id(), |a| a.patient_id);
+                Err(self.patient_busy(patient, &b, Some(id)).await)
+            }
             other => Ok(other?),
         }
     }

@@ -21,6 +21,10 @@ pub enum AppError {
     Taken { field: &'static str },
     #[error("this slot was just taken")]
     SlotTaken { alternatives: Vec<SlotView> },
+    /// The patient already has a live appointment overlapping that time
+    /// (named when it could be read: a patient sees their own).
+    #[error("you already have an appointment at that time")]
+    PatientBusy { other: Option<BusyWith> },
     #[error("the appointment changed since you read it (now version {current})")]
     PreconditionFailed { current: i64 },
     #[error("this Idempotency-Key was already used with a different request")]
@@ -54,12 +58,24 @@ pub enum AppError {
     Internal(String),
 }
 
+/// The appointment a patient already has at the time they asked for.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct BusyWith {
+    #[schema(value_type = String, format = Uuid)]
+    pub id: medislot_domain::AppointmentId,
+    #[schema(value_type = String, format = DateTime)]
+    pub start: jiff::Timestamp,
+    #[schema(value_type = String, format = DateTime)]
+    pub end: jiff::Timestamp,
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => AppError::NotFound("record"),
             StoreError::Duplicate(field) => AppError::Taken { field },
             StoreError::SlotTaken => AppError::SlotTaken { alternatives: vec![] },
+            StoreError::PatientBusy => AppError::PatientBusy { other: None },
             StoreError::VersionMismatch { current } => AppError::PreconditionFailed { current },
             StoreError::IdempotencyMismatch => AppError::IdempotencyMismatch,
             StoreError::TooManyHolds(n) => AppError::TooManyHolds(n),

@@ -23,7 +23,7 @@ pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{
     ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification, MEMBERSHIP_DECISIONS,
 };
-pub use error::AppError;
+pub use error::{AppError, BusyWith};
 pub use notifications::{
     new_secret, WaitlistInput, WebhookInput, DELIVERIES_LIMIT, NOTIFICATIONS_LIMIT, WEBHOOK_EVENTS,
 };

@@ -342,6 +342,7 @@ impl App {
                 Ok(crate::BookOutcome { appointment, status_code, replayed: true })
             }
             Err(StoreError::SlotTaken) => Err(self.slot_taken(&b).await),
+            Err(StoreError::PatientBusy) => Err(self.patient_busy(actor.id(), &b, None).await),
             Err(e) => Err(e.into()),
         }
     }

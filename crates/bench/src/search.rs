@@ -193,6 +193,7 @@ pub async fn freshness(a: &FreshnessArgs) -> anyhow::Result<Value> {
             continue;
         }
         let booked = Instant::now();
+        let id = r.json::<Value>().await?["id"].as_str().map(String::from).context("the booking's id")?;
         loop {
             let v: Value = http.get(&url).send().await?.error_for_status()?.json().await?;
             let shown = v["items"].as_array().into_iter().flatten().any(|h| h["next_slot"]["slot_id"] == slot.as_str());
@@ -206,6 +207,15 @@ pub async fn freshness(a: &FreshnessArgs) -> anyhow::Result<Value> {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        // One patient books them all, and a patient is never booked twice at
+        // once: each booking is cancelled once timed, freeing the patient's time.
+        http.post(format!("{book}/appointments/{id}/cancel"))
+            .bearer_auth(&token)
+            .header("If-Match", "*")
+            .json(&json!({"reason": "freshness measured"}))
+            .send()
+            .await?
+            .error_for_status()?;
     }
     if waits.is_empty() {
         bail!("no booking could be timed (no free slot found through search?)");

@@ -115,7 +115,7 @@ fn default_description(status: &str) -> &'static str {
     match status {
         "403" => "The caller may not do this",
         "404" => "No such resource (or not one the caller may see)",
-        "409" => "Conflicts with the current state (a slot taken, a duplicate)",
+        "409" => "Conflicts with the current state (a slot taken, the patient already busy then, a duplicate)",
         "412" => "If-Match names a version that is no longer current: `current_version` says which is",
         "428" => "If-Match is required on this route",
         _ => "An error, as problem+json",

@@ -4,7 +4,7 @@ use axum::{
     http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
-use medislot_app::{AppError, SlotView};
+use medislot_app::{AppError, BusyWith, SlotView};
 use medislot_domain::FieldError;
 use serde::Serialize;
 
@@ -29,6 +29,9 @@ pub struct Problem {
     /// For `precondition-failed`: the appointment's current version.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub current_version: Option<i64>,
+    /// For `patient-busy`: the appointment the patient already has at that time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conflicting_appointment: Option<BusyWith>,
 }
 
 /// An error on its way out as problem+json.
@@ -41,6 +44,7 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     pub alternatives: Option<Vec<SlotView>>,
     pub current_version: Option<i64>,
+    pub conflicting_appointment: Option<BusyWith>,
     pub retry_after: Option<u64>,
 }
 
@@ -54,6 +58,7 @@ impl ApiError {
             errors: vec![],
             alternatives: None,
             current_version: None,
+            conflicting_appointment: None,
             retry_after: None,
         }
     }
@@ -111,6 +116,19 @@ impl From<AppError> for ApiError {
                 );
                 a.errors.push(FieldError::new("slot_id", "this slot is no longer free"));
                 a.alternatives = Some(alternatives);
+                a
+            }
+            AppError::PatientBusy { other } => {
+                let detail = match &other {
+                    Some(o) => format!(
+                        "you already have an appointment from {} to {} (appointment {}): cancel or move it first",
+                        o.start, o.end, o.id
+                    ),
+                    None => "you already have an appointment at that time: cancel or move it first".into(),
+                };
+                let mut a = Self::new(S::CONFLICT, "patient-busy", "You already have an appointment then", detail);
+                a.errors.push(FieldError::new("slot_id", "you already have an appointment at that time"));
+                a.conflicting_appointment = other;
                 a
             }
             AppError::PreconditionFailed { current } => {
@@ -199,6 +217,7 @@ impl IntoResponse for ApiError {
             errors: self.errors,
             alternatives: self.alternatives,
             current_version: self.current_version,
+            conflicting_appointment: self.conflicting_appointment,
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = (self.status, json).into_response();

@@ -6,9 +6,10 @@ use jiff::{SignedDuration, Timestamp};
 use medislot_app::{Actor, App, ClinicInput, DoctorInput, Registration, Verification};
 use medislot_domain::{
     schedule::{RangeInput, ScheduleInput},
-    AppointmentId, AppointmentStatus, Interval,
+    AppointmentId, AppointmentStatus, Interval, Mode, Role, UserId,
 };
-use medislot_store::{AppointmentChange, PlaceAppointment};
+use medislot_store::{AppointmentChange, PlaceAppointment, UserRecord};
+use std::collections::HashMap;
 
 use crate::seed::SPECIALTIES;
 
@@ -28,6 +29,24 @@ const LAST: [&str; 20] = [
 
 fn err(e: medislot_app::AppError) -> anyhow::Error {
     anyhow::anyhow!("{e}")
+}
+
+/// Patients who book but cannot sign in (no password): the demo's waiting room.
+async fn crowd(app: &App, n: usize) -> anyhow::Result<Vec<UserId>> {
+    let mut ids = Vec::with_capacity(n);
+    for k in 0..n {
+        let user = UserRecord {
+            id: UserId::new(),
+            email: format!("visitor{k}@demo.medislot.test"),
+            password_hash: "!demo: no password".into(),
+            role: Role::Patient,
+            name: format!("{} {}", FIRST[k % FIRST.len()], LAST[(k * 7 + 3) % LAST.len()]),
+            created_at: app.now(),
+        };
+        app.store().create_user(&user).await?;
+        ids.push(user.id);
+    }
+    Ok(ids)
 }
 
 async fn user(app: &App, email: &str, name: &str, role: &str) -> anyhow::Result<Actor> {
@@ -155,17 +174,41 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     let now = app.now();
     let window =
         Interval { start: now - SignedDuration::from_hours(24 * 7), end: now + SignedDuration::from_hours(24 * 7) };
+    // The accounts you sign in with have a long past but only a few
+    // appointments ahead, in person and none in the next two days: their next
+    // free times are free for them to book. Patients who cannot sign in take
+    // the rest.
+    let crowd = crowd(app, 40).await?;
+    let mut ahead: HashMap<UserId, usize> = HashMap::new();
     let mut n = 0usize;
+    let mut diary = crate::seed::Diary::default();
     for (i, doctor) in doctors.iter().enumerate() {
         let clinic = app.clinic(doctor.clinic_id).await.map_err(err)?;
         let slots = doctor.schedule.slots(doctor.id, &clinic.time_zone.tz(), window, &[]);
         for slot in slots.iter().skip(i % 5).step_by(9) {
-            let patient = &patients[n % patients.len()];
+            let past = slot.end < now;
+            let later = slot.start > now + SignedDuration::from_hours(48) && slot.mode == Mode::InPerson;
+            let named = patients
+                .iter()
+                .map(|p| p.user.id)
+                .filter(|p| past || later && ahead.get(p).is_none_or(|k| *k < 3))
+                .collect::<Vec<_>>();
+            let turn = |pool: &[UserId], k: usize| pool[(n + k) % pool.len()];
+            // The next patient free at that time (never two appointments at once).
+            let candidates = (0..named.len()).map(|k| turn(&named, k)).chain((0..crowd.len()).map(|k| turn(&crowd, k)));
+            let Some(patient_id) =
+                candidates.collect::<Vec<_>>().into_iter().find(|p| diary.take(*p, slot.start, slot.end))
+            else {
+                continue;
+            };
+            if !past && named.contains(&patient_id) {
+                *ahead.entry(patient_id).or_default() += 1;
+            }
             n += 1;
             let cmd = PlaceAppointment {
                 id: AppointmentId::new(),
                 doctor_id: doctor.id,
-                patient_id: patient.user.id,
+                patient_id,
                 start: slot.start,
                 end: slot.end,
                 mode: slot.mode,

@@ -3,7 +3,7 @@
 //! weekly schedules and a booking horizon of `--days`, patients, and booked
 //! appointments. Every generated account's password is `seed-password`.
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 use medislot_app::App;
 use medislot_domain::free_index::FreeIndex;
 use medislot_domain::{
@@ -76,6 +76,24 @@ fn schedule(rng: &mut StdRng, days: i64, online: bool) -> anyhow::Result<Schedul
     Schedule::parse(&input).map_err(|e| anyhow::anyhow!("generated schedule is invalid: {e:?}"))
 }
 
+/// The times each patient is already booked, so that generated data never
+/// gives a patient two appointments at once (the stores refuse that).
+#[derive(Default)]
+pub(crate) struct Diary(std::collections::HashMap<UserId, std::collections::BTreeMap<Timestamp, Timestamp>>);
+
+impl Diary {
+    /// Books `[start, end)` for the patient if they are free then.
+    pub(crate) fn take(&mut self, patient: UserId, start: Timestamp, end: Timestamp) -> bool {
+        let times = self.0.entry(patient).or_default();
+        // The times are disjoint: only the last one to start before `end` can overlap.
+        if times.range(..end).next_back().is_some_and(|(_, &e)| start < e) {
+            return false;
+        }
+        times.insert(start, end);
+        true
+    }
+}
+
 /// Generates and loads the data set; returns (clinics, doctors, patients, appointments) created.
 pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, usize, usize)> {
     anyhow::ensure!(args.clinics >= 1 && args.doctors >= 1, "--clinics and --doctors must be at least 1");
@@ -137,6 +155,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
     let week = Interval { start: now + SignedDuration::from_hours(2), end: now + SignedDuration::from_hours(24 * 7) };
     // One batch is written while the next is generated.
     let mut writing: Option<tokio::task::JoinHandle<Result<(), medislot_store::StoreError>>> = None;
+    let mut diary = Diary::default();
     for chunk in (0..args.doctors).collect::<Vec<_>>().chunks(BATCH) {
         let mut batch = BulkLoad::default();
         for &i in chunk {
@@ -175,10 +194,17 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                 if !taken.insert(s.start) {
                     continue;
                 }
+                // A patient free at that time (a patient is never in two places at once).
+                let Some(patient_id) = (0..8)
+                    .map(|_| patient_ids[rng.gen_range(0..patient_ids.len())])
+                    .find(|p| diary.take(*p, s.start, s.end))
+                else {
+                    continue;
+                };
                 batch.appointments.push(AppointmentRecord {
                     id: AppointmentId::new(),
                     doctor_id: d.id,
-                    patient_id: patient_ids[rng.gen_range(0..patient_ids.len())],
+                    patient_id,
                     start: s.start,
                     end: s.end,
                     mode: s.mode,

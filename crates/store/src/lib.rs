@@ -32,6 +32,10 @@ pub enum StoreError {
     /// P1: the time range overlaps an active appointment of the same doctor.
     #[error("the slot is taken")]
     SlotTaken,
+    /// The patient already has a live appointment (held, pending, booked,
+    /// arrived) overlapping that time, with whichever doctor.
+    #[error("the patient already has an appointment at that time")]
+    PatientBusy,
     /// Optimistic concurrency: the row changed since the caller read it.
     #[error("the record changed (now at version {current})")]
     VersionMismatch { current: i64 },

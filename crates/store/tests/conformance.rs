@@ -155,6 +155,20 @@ fn created(p: Result<Placed>) -> AppointmentRecord {
     }
 }
 
+/// A change that cancels the appointment.
+fn cancelled() -> Decide {
+    Box::new(|a| {
+        Ok(AppointmentChange {
+            status: AppointmentStatus::Cancelled,
+            start: a.start,
+            end: a.end,
+            cancel_reason: Some("x".into()),
+            event: "appointment.cancelled",
+            detail: None,
+        })
+    })
+}
+
 async fn overlap_of_any_length_is_refused(f: &Fixture) {
     let a = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
     for (from, len) in [(60, 30), (80, 20), (50, 20), (40, 60), (65, 10)] {
@@ -165,17 +179,7 @@ async fn overlap_of_any_length_is_refused(f: &Fixture) {
     created(f.store.place(&f.cmd(1, 90, 20, AppointmentStatus::Booked)).await);
     created(f.store.place(&f.cmd(1, 40, 20, AppointmentStatus::Booked)).await);
     // A cancelled appointment frees its range.
-    let decide: Decide = Box::new(|a| {
-        Ok(AppointmentChange {
-            status: AppointmentStatus::Cancelled,
-            start: a.start,
-            end: a.end,
-            cancel_reason: Some("x".into()),
-            event: "appointment.cancelled",
-            detail: None,
-        })
-    });
-    f.store.modify_appointment(a.id, f.at(-100), None, decide).await.unwrap();
+    f.store.modify_appointment(a.id, f.at(-100), None, cancelled()).await.unwrap();
     created(f.store.place(&f.cmd(2, 70, 10, AppointmentStatus::Booked)).await);
     // Moving an appointment onto another's time is refused too (update, not only insert).
     let moved = f
@@ -288,6 +292,117 @@ async fn concurrent_placements_have_one_winner(f: &Fixture) {
         }
     }
     assert_eq!(won, 1, "25 overlapping requests, one winner");
+}
+
+/// Other doctors of the fixture's clinic, to book one patient with several.
+async fn more_doctors(f: &Fixture, n: usize) -> Vec<DoctorId> {
+    let first = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let d = DoctorRecord { id: DoctorId::new(), licence_number: format!("L-{i}"), ..first.clone() };
+        f.store.create_doctor(&d).await.unwrap();
+        ids.push(d.id);
+    }
+    ids
+}
+
+fn at_doctor(mut cmd: PlaceAppointment, doctor: DoctorId) -> PlaceAppointment {
+    cmd.doctor_id = doctor;
+    cmd
+}
+
+fn moved_by(mins: i64) -> Decide {
+    Box::new(move |a| {
+        Ok(AppointmentChange {
+            status: a.status,
+            start: a.start + SignedDuration::from_mins(mins),
+            end: a.end + SignedDuration::from_mins(mins),
+            cancel_reason: None,
+            event: "appointment.rescheduled",
+            detail: None,
+        })
+    })
+}
+
+async fn a_patient_is_never_booked_twice_at_once(f: &Fixture) {
+    let others = more_doctors(f, 2).await;
+    let (b, c) = (others[0], others[1]);
+    created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
+    // With another doctor, at any overlapping time, booked or held: refused.
+    for (from, len, status) in
+        [(75, 30, AppointmentStatus::Booked), (60, 30, AppointmentStatus::Held), (50, 90, AppointmentStatus::Booked)]
+    {
+        let r = f.store.place(&at_doctor(f.cmd(0, from, len, status), b)).await;
+        assert!(matches!(r, Err(StoreError::PatientBusy)), "[{from}, +{len}) overlaps [60, 90): {r:?}");
+    }
+    // The doctor's own slot taken is reported as such first.
+    let r = f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await;
+    assert!(matches!(r, Err(StoreError::SlotTaken)), "{r:?}");
+    // Touching times, and other patients, are fine.
+    let next = created(f.store.place(&at_doctor(f.cmd(0, 90, 30, AppointmentStatus::Booked), b)).await);
+    created(f.store.place(&at_doctor(f.cmd(1, 60, 30, AppointmentStatus::Booked), c)).await);
+    // Moving onto one's own other appointment is refused; nothing moved.
+    let r = f.store.modify_appointment(next.id, f.at(-100), None, moved_by(-20)).await;
+    assert!(matches!(r, Err(StoreError::PatientBusy)), "{r:?}");
+    assert_eq!(f.store.appointment(next.id).await.unwrap().unwrap().start, f.at(90));
+    // Moving within one's own free time, even over the appointment's own old time, is fine.
+    let later = f.store.modify_appointment(next.id, f.at(-100), None, moved_by(10)).await.unwrap();
+    assert_eq!(later.start, f.at(100));
+    // A hold the patient let run out elsewhere does not stand in the way…
+    let mut hold = at_doctor(f.cmd(0, 300, 30, AppointmentStatus::Held), c);
+    hold.hold_expires_at = Some(f.at(-30));
+    let h = created(f.store.place(&hold).await);
+    let mut early = at_doctor(f.cmd(0, 300, 30, AppointmentStatus::Booked), b);
+    early.now = f.at(-31);
+    assert!(matches!(f.store.place(&early).await, Err(StoreError::PatientBusy)), "…while it is live");
+    let mut late = at_doctor(f.cmd(0, 300, 30, AppointmentStatus::Booked), b);
+    late.now = f.at(-30);
+    created(f.store.place(&late).await);
+    let expired = f.store.appointment(h.id).await.unwrap().unwrap();
+    assert_eq!(expired.status, AppointmentStatus::Cancelled, "released, with its audit row");
+    assert_eq!(f.store.audit_of(h.id).await.unwrap().last().unwrap().detail.as_deref(), Some("hold expired"));
+    // Cancelling frees the patient's time.
+    let gone = created(f.store.place(&at_doctor(f.cmd(0, 500, 30, AppointmentStatus::Booked), b)).await);
+    f.store.modify_appointment(gone.id, f.at(-100), None, cancelled()).await.unwrap();
+    created(f.store.place(&at_doctor(f.cmd(0, 500, 30, AppointmentStatus::Booked), c)).await);
+}
+
+/// One patient racing for visits of different lengths with twelve doctors at
+/// once (all of them overlap minute 80): one wins, every other is told the
+/// patient is busy, and the winner's doctor alone has the appointment.
+async fn concurrent_bookings_of_one_patient_have_one_winner(f: &Fixture) {
+    let doctors = more_doctors(f, 12).await;
+    let tasks: Vec<_> = doctors
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let k = i as i64 % 3;
+            let status = if i % 4 == 3 { AppointmentStatus::Held } else { AppointmentStatus::Booked };
+            let cmd = at_doctor(f.cmd(0, 60 + k * 5, 30 + k * 15, status), *d);
+            let s = Arc::clone(&f.store);
+            tokio::spawn(async move { s.place(&cmd).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(Placed::Created(_)) => won += 1,
+            Err(StoreError::PatientBusy) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "twelve overlapping visits of one patient, one winner");
+    let q = AppointmentQuery {
+        scope: Scope::Patient(f.patients[0]),
+        doctor: None,
+        status: None,
+        from: None,
+        to: None,
+        limit: 100,
+        offset: 0,
+    };
+    let (mine, total) = f.store.list_appointments(&q).await.unwrap();
+    assert_eq!(total, 1, "{mine:?}");
 }
 
 async fn changes_write_outbox_rows_in_the_same_transaction(f: &Fixture) {
@@ -694,6 +809,8 @@ macro_rules! conformance {
 
 conformance!(
     sqlite,
+    a_patient_is_never_booked_twice_at_once,
+    concurrent_bookings_of_one_patient_have_one_winner,
     search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
     indexed_pages_by_keyset_add_up_to_the_whole_order,
     indexed_counts_stop_past_the_cap,
@@ -724,6 +841,8 @@ conformance!(
 
 conformance!(
     postgres,
+    a_patient_is_never_booked_twice_at_once,
+    concurrent_bookings_of_one_patient_have_one_winner,
     search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
     indexed_pages_by_keyset_add_up_to_the_whole_order,
     indexed_counts_stop_past_the_cap,

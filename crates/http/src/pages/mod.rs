@@ -165,6 +165,21 @@ impl Web {
 
     /// A page for an error the visitor can do something about.
     pub fn problem(&self, e: &AppError) -> Response {
+        if let AppError::PatientBusy { other } = e {
+            let title = "You already have an appointment then";
+            return self.render(
+                StatusCode::CONFLICT,
+                title,
+                html! {
+                    h1 { (title) }
+                    p { "You already have an appointment at that time. Cancel or move it first, or pick another time." }
+                    @if let Some(o) = other {
+                        p { a href={ "/appointments/" (o.id) } { "See the appointment you have then" } }
+                    }
+                    p { a href="/appointments" { "My appointments" } " · " a href="/" { "Back to the start" } }
+                },
+            );
+        }
         let (status, title, text): (StatusCode, &str, String) = match e {
             AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "Please sign in", "Please sign in first.".into()),
             AppError::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("No such {what}.")),

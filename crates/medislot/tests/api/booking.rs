@@ -344,3 +344,81 @@ async fn appointments_read_as_they_stand_and_changes_name_their_version() {
     codes.sort();
     assert_eq!(codes, [200, 412]);
 }
+
+/// A patient is never booked twice at once: with a second doctor at a time
+/// they already have, booking, holding and moving another appointment there
+/// answer 409 `patient-busy` naming the appointment they have; the page says
+/// so and links to it.
+#[tokio::test]
+async fn a_patient_already_busy_then_is_refused_naming_the_appointment_they_have() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "busy").await;
+    let second = register(&srv, &http, "dr2-busy@example.org", "doctor").await;
+    let other_doctor = add_doctor(&second, &w.admin, &w.clinic_id, "cardiology").await;
+    let p = register(&srv, &http, "p-busy@example.org", "patient").await;
+    let mine = free_slots(&p, &w.doctor_id).await;
+    let theirs = free_slots(&p, &other_doctor).await;
+    let (s, first) = p.post("/appointments", json!({"slot_id": mine[2]["slot_id"]})).await;
+    assert_eq!(s, 201, "{first}");
+    let same_time = theirs.iter().find(|t| t["start"] == mine[2]["start"]).expect("both doctors work then");
+
+    for path in ["/appointments", "/holds"] {
+        let (s, e) = p.post(path, json!({"slot_id": same_time["slot_id"]})).await;
+        assert_eq!(s, 409, "{path}: {e}");
+        assert_eq!(e["type"], "https://medislot.dev/problems/patient-busy", "{e}");
+        assert_eq!(e["conflicting_appointment"]["id"], first["id"], "{e}");
+        assert_eq!(e["conflicting_appointment"]["start"], first["start"], "{e}");
+        assert_eq!(e["errors"][0]["field"], "slot_id", "{e}");
+    }
+    // Another patient may take that time with the second doctor.
+    let q = register(&srv, &http, "q-busy@example.org", "patient").await;
+    let (s, _) = q.post("/appointments", json!({"slot_id": theirs[0]["slot_id"]})).await;
+    assert_eq!(s, 201);
+    // Moving another appointment onto that time is refused too, and nothing moves.
+    let later = theirs.iter().find(|t| t["start"] == mine[6]["start"]).unwrap();
+    let (s, second_appt) = p.post("/appointments", json!({"slot_id": later["slot_id"]})).await;
+    assert_eq!(s, 201, "{second_appt}");
+    let moved = format!("/appointments/{}/reschedule", second_appt["id"].as_str().unwrap());
+    let (s, e, _) =
+        p.send(Method::POST, &moved, Some(json!({"slot_id": same_time["slot_id"]})), &[("If-Match", "*")]).await;
+    assert_eq!(s, 409, "{e}");
+    assert_eq!(e["type"], "https://medislot.dev/problems/patient-busy", "{e}");
+    assert_eq!(e["conflicting_appointment"]["id"], first["id"], "{e}");
+    let (_, still) = p.get(&format!("/appointments/{}", second_appt["id"].as_str().unwrap())).await;
+    assert_eq!(still["start"], later["start"]);
+
+    // The page: holding that time answers an HTML page that links to the appointment they have.
+    let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let cookie =
+        |r: &reqwest::Response, name: &str| {
+            r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+                c.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string())
+            })
+        };
+    let page = web.get(format!("{}/login", srv.url)).send().await.unwrap();
+    let csrf = cookie(&page, "medislot_csrf").expect("a CSRF cookie");
+    let signed_in = web
+        .post(format!("{}/login", srv.url))
+        .header("cookie", format!("medislot_csrf={csrf}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&email=p-busy%40example.org&password={}", PASSWORD.replace(' ', "+")))
+        .send()
+        .await
+        .unwrap();
+    let session = cookie(&signed_in, "medislot_session").expect("a session cookie");
+    let slot = same_time["slot_id"].as_str().unwrap();
+    let r = web
+        .post(format!("{}/book/{slot}", srv.url))
+        .header("cookie", format!("medislot_csrf={csrf}; medislot_session={session}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("csrf={csrf}&action=hold"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("You already have an appointment then"), "{html}");
+    assert!(html.contains(&format!("href=\"/appointments/{}\"", first["id"].as_str().unwrap())), "{html}");
+}

@@ -12,8 +12,16 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures/
 /// A server on a copy of the saved database of the suite's backend, and what
 /// the old release answered about it. Workers off: nothing changes behind the
 /// comparison (a reminder, a hold running out).
-/// The third part keeps the database alive while the server runs.
+/// The third part keeps the database alive while the server runs; the fourth
+/// answers SQL on it (the first column of the first row).
+type Sql = Box<dyn Fn(&str) -> String>;
+
 fn upgraded_server() -> (TestServer, Value, Box<dyn std::any::Any>) {
+    let (srv, records, db, _) = upgraded_server_with_sql();
+    (srv, records, db)
+}
+
+fn upgraded_server_with_sql() -> (TestServer, Value, Box<dyn std::any::Any>, Sql) {
     let backend = if on_postgres() { "postgres" } else { "sqlite" };
     let records: Value = serde_json::from_str(
         &std::fs::read_to_string(Path::new(FIXTURES).join(format!("records-{backend}.json"))).unwrap(),
@@ -29,7 +37,8 @@ fn upgraded_server() -> (TestServer, Value, Box<dyn std::any::Any>) {
             .expect("psql loads the saved PostgreSQL database");
         assert!(out.status.success(), "loading {}: {}", dump.display(), String::from_utf8_lossy(&out.stderr));
         let srv = TestServer::start_on_url(&db.url, &["--workers", "false"]);
-        (srv, records, Box::new(db))
+        let url = db.url.clone();
+        (srv, records, Box::new(db), Box::new(move |sql| query(&url, sql)[0][0].clone()))
     } else {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("medislot.db");
@@ -38,7 +47,17 @@ fn upgraded_server() -> (TestServer, Value, Box<dyn std::any::Any>) {
         drop(conn);
         let url = format!("sqlite:{}", file.display());
         let srv = TestServer::start_on_url(&url, &["--workers", "false"]);
-        (srv, records, Box::new(dir))
+        let sql: Sql = Box::new(move |sql| {
+            let conn = rusqlite::Connection::open(&file).unwrap();
+            conn.query_row(sql, [], |r| r.get::<_, rusqlite::types::Value>(0))
+                .map(|v| match v {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+                .unwrap()
+        });
+        (srv, records, Box::new(dir), sql)
     }
 }
 
@@ -143,4 +162,48 @@ async fn an_upgraded_database_still_refuses_a_double_booking() {
     assert_eq!(first, 201);
     let (second, problem, _) = book("upgrade-second").await;
     assert_eq!(second, 409, "{problem}");
+}
+
+/// The old release let one patient hold overlapping appointments with two
+/// doctors (the saved demo data has dozens). The upgrade keeps every one of
+/// them, exempt from the new rule, and the rule holds for what is booked next.
+#[tokio::test]
+async fn overlapping_appointments_of_one_patient_are_kept_and_new_ones_are_refused() {
+    let (srv, records, _db, sql) = upgraded_server_with_sql();
+    let live = "status IN ('held', 'pending', 'booked', 'arrived')";
+    let overlapping = format!(
+        "SELECT count(*) FROM appointments a WHERE a.{live} AND EXISTS (
+             SELECT 1 FROM appointments b WHERE b.patient_id = a.patient_id AND b.id <> a.id
+               AND b.{live} AND b.start_at < a.end_at AND a.start_at < b.end_at)"
+    );
+    let kept: i64 = sql(&overlapping).parse().unwrap();
+    assert!(kept > 10, "the saved data has overlapping appointments of one patient: {kept}");
+    let exempt: i64 = sql("SELECT count(*) FROM appointments WHERE patient_overlap_allowed").parse().unwrap();
+    assert_eq!(exempt, kept, "exactly the appointments that overlapped are exempt");
+
+    // The demo patient's next appointment: another doctor free at that very time will not take them.
+    let patient = as_user(&srv, "patient@demo.medislot.test").await;
+    let (_, mine) = patient.get("/appointments?status=booked&per_page=100").await;
+    let now = jiff::Timestamp::now();
+    let next = mine["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| {
+            a["start"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap() > now + jiff::SignedDuration::from_hours(2)
+        })
+        .expect("the demo patient has an appointment ahead");
+    let mut refused = false;
+    for doctor in records["doctors"].as_object().unwrap().keys().filter(|d| **d != next["doctor_id"]) {
+        let Some(slot) = free_slots(&patient, doctor).await.into_iter().find(|s| s["start"] == next["start"]) else {
+            continue;
+        };
+        let (s, e) = patient.post("/appointments", serde_json::json!({"slot_id": slot["slot_id"]})).await;
+        assert_eq!(s, 409, "{e}");
+        assert_eq!(e["type"], "https://medislot.dev/problems/patient-busy", "{e}");
+        assert_eq!(e["conflicting_appointment"]["id"], next["id"], "{e}");
+        refused = true;
+        break;
+    }
+    assert!(refused, "another demo doctor is free at {}", next["start"]);
 }

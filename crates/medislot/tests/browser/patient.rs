@@ -27,8 +27,9 @@ async fn a_patient_finds_a_doctor_books_reschedules_and_cancels() {
     assert!(week.contains("Europe/Paris"), "{week}");
     screenshot(&b, "doctor-week").await;
 
-    // Pick a slot, sign in on the way, hold it (countdown), confirm.
-    follow(&b, Locator::Css(".days a.slotlink")).await;
+    // Pick an in-person slot (whatever the time of day: online ones may come
+    // first), sign in on the way, hold it (countdown), confirm.
+    follow(&b, Locator::Css(".days a.slotlink[aria-label$='in person']")).await;
     assert!(text(&b).await.contains("Sign in to book"));
     sign_in(&b, "patient@demo.medislot.test", DEMO_PASSWORD).await;
     press(&b, "Hold this slot").await;

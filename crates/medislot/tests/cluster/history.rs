@@ -229,7 +229,8 @@ fn etag(h: &HeaderMap) -> String {
     h.get("etag").expect("ETag on a changed appointment").to_str().unwrap().to_string()
 }
 
-/// Classifies an answer: `on_ok` reads a success, 409 is a definite failure,
+/// Classifies an answer: `on_ok` reads a success, 409 (the slot taken, or the
+/// patient already booked then with another doctor) is a definite failure,
 /// 503 with Retry-After or no answer at all is unknown, anything else is a bug.
 fn judge(
     answer: reqwest::Result<(StatusCode, Value, HeaderMap)>,
@@ -239,7 +240,10 @@ fn judge(
     match answer {
         Err(e) => Outcome::Unknown(format!("no answer: {e}")),
         Ok((s, body, headers)) if s == ok => Outcome::Ok(on_ok(&body, &headers)),
-        Ok((StatusCode::CONFLICT, body, _)) if body["type"] == "https://medislot.dev/problems/slot-taken" => {
+        Ok((StatusCode::CONFLICT, body, _))
+            if body["type"] == "https://medislot.dev/problems/slot-taken"
+                || body["type"] == "https://medislot.dev/problems/patient-busy" =>
+        {
             Outcome::Failed(409)
         }
         Ok((StatusCode::SERVICE_UNAVAILABLE, body, headers)) if headers.contains_key("retry-after") => {
@@ -280,14 +284,15 @@ pub fn rows(database_url: &str, doctors: &[String]) -> Vec<Row> {
     .collect()
 }
 
-/// Pairs of active appointments of one doctor whose times overlap: P1 says none, ever.
+/// Pairs of active appointments of one doctor (P1), or of one patient, whose
+/// times overlap: there are none, ever.
 pub fn overlapping_pairs(database_url: &str) -> usize {
     let active = "('held', 'pending', 'booked', 'arrived')";
     let n = query(
         database_url,
         &format!(
             "SELECT count(*) FROM appointments a JOIN appointments b
-               ON a.doctor_id = b.doctor_id AND a.id < b.id AND a.start_at < b.end_at AND b.start_at < a.end_at
+               ON (a.doctor_id = b.doctor_id OR a.patient_id = b.patient_id) AND a.id < b.id AND a.start_at < b.end_at AND b.start_at < a.end_at
              WHERE a.status IN {active} AND b.status IN {active}"
         ),
     );

@@ -94,13 +94,14 @@ pub(super) async fn modify(
         return Err(StoreError::NotFound);
     };
     lock(tx, &format!("doctor:{}", first.doctor_id)).await?;
-    let expired = expire_holds(tx, first.doctor_id, now).await?;
+    let expired = expire_holds(tx, first.doctor_id, Some(first.patient_id), now).await?;
     let before = appointment_in(tx, id).await?.ok_or(StoreError::NotFound)?;
     let change = decide(&before)?;
     let cancelled = change.status == AppointmentStatus::Cancelled;
     let done = sqlx::query(
         "UPDATE appointments SET status = $1, start_at = $2, end_at = $3, cancel_reason = $4, cancelled_by = $5,
                 hold_expires_at = CASE WHEN $1 = 'held' THEN hold_expires_at END,
+                patient_overlap_allowed = patient_overlap_allowed AND start_at = $2 AND end_at = $3,
                 version = version + 1, updated_at = $6
          WHERE id = $7 AND version = $8",
     )
@@ -124,24 +125,24 @@ pub(super) async fn modify(
     Ok((after, expired))
 }
 
-/// Releases the doctor's holds that ran out by `now`, with their audit rows,
-/// so that their time is free for the write that follows; returns how many.
-pub(super) async fn expire_holds(tx: &mut Tx, doctor: DoctorId, now: Timestamp) -> Result<u64> {
-    let done = sqlx::query(
-        "WITH gone AS (
-             UPDATE appointments SET status = 'cancelled', cancel_reason = 'hold expired', hold_expires_at = NULL,
-                    version = version + 1, updated_at = $2
-             WHERE doctor_id = $1 AND status = 'held' AND hold_expires_at <= $2
-             RETURNING id, start_at)
-         INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
-         SELECT id, NULL, $2, 'held', 'cancelled', start_at, start_at, 'hold expired' FROM gone",
-    )
-    .bind(doctor.0)
-    .bind(ts(now))
-    .execute(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    Ok(done.rows_affected())
+/// Releases the holds of the doctor (and of the patient, if named) that ran
+/// out by `now`, with their audit rows, so that their time is free for the
+/// write that follows; returns how many. Migration 14's function, which the
+/// booking function calls too.
+pub(super) async fn expire_holds(
+    tx: &mut Tx,
+    doctor: DoctorId,
+    patient: Option<UserId>,
+    now: Timestamp,
+) -> Result<u64> {
+    let n: i64 = sqlx::query_scalar("SELECT medislot_expire_holds($1, $2, $3)")
+        .bind(doctor.0)
+        .bind(patient.map(|p| p.0))
+        .bind(ts(now))
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// The audit row and the outbox row that accompany every appointment change.

@@ -173,7 +173,7 @@ where
 }
 
 /// One place where PostgreSQL's errors become the store's: the overlap
-/// constraint means "slot taken", a unique index names its field, the
+/// constraints mean "patient busy" or "slot taken", a unique index names its field, the
 /// booking function's own codes name their refusal, a lock wait or a
 /// connection that gave out means "unavailable, retry".
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -183,7 +183,9 @@ fn map_err(e: sqlx::Error) -> StoreError {
             let code = db.code().unwrap_or_default();
             let constraint = db.constraint().unwrap_or_default();
             let names = |needle: &str| msg.contains(needle) || constraint.contains(needle);
-            if names("appointments_no_overlap") || code == "23P01" {
+            if names("appointments_patient_no_overlap") {
+                StoreError::PatientBusy
+            } else if names("appointments_no_overlap") || code == "23P01" {
                 StoreError::SlotTaken
             } else if names("users_email_key") {
                 StoreError::Duplicate("email")

@@ -115,7 +115,7 @@ impl PgStore {
     async fn offer_once(&self, o: &WaitlistOffer) -> Result<Option<(WaitlistRecord, AppointmentRecord)>> {
         let (mut tx, _admitted) = self.write_tx().await?;
         lock(&mut tx, &format!("doctor:{}", o.doctor_id)).await?;
-        let expired = expire_holds(&mut tx, o.doctor_id, o.now).await?;
+        let mut expired = expire_holds(&mut tx, o.doctor_id, None, o.now).await?;
         let row = sqlx::query(&format!(
             "SELECT {WAITLIST_COLS} FROM waitlist w
              WHERE w.doctor_id = $1 AND w.status = 'waiting'
@@ -137,6 +137,7 @@ impl PgStore {
             self.count_expired(expired);
             return Ok(None);
         };
+        expired += expire_holds(&mut tx, o.doctor_id, Some(entry.patient_id), o.now).await?;
         let id = AppointmentId::new();
         let inserted = sqlx::query(
             "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
@@ -157,8 +158,9 @@ impl PgStore {
         .map_err(map_err);
         match inserted {
             Ok(_) => {}
-            // Someone else has the slot: nothing to offer (the transaction rolls back).
-            Err(StoreError::SlotTaken) => return Ok(None),
+            // Someone else has the slot, or the patient is busy then: nothing
+            // to offer (the transaction rolls back).
+            Err(StoreError::SlotTaken | StoreError::PatientBusy) => return Ok(None),
             Err(e) => return Err(e),
         }
         let after = appointment_in(&mut tx, id).await?.ok_or(StoreError::NotFound)?;

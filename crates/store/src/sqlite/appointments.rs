@@ -51,7 +51,7 @@ pub(super) fn plainly_taken(c: &Connection, cmd: &PlaceAppointment) -> Result<bo
 /// audit and outbox rows. Returns what was placed and how many holds ran out.
 pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u64)> {
     let patient = cmd.patient_id.to_string();
-    let expired = expire_holds(c, cmd.doctor_id, cmd.now)?;
+    let expired = expire_holds(c, cmd.doctor_id, Some(cmd.patient_id), cmd.now)?;
     if let Some(idem) = &cmd.idempotency {
         let seen = one(
             c,
@@ -161,7 +161,7 @@ pub(super) fn modify(
     let Some(first) = appointment(c, id)? else {
         return Err(StoreError::NotFound);
     };
-    let expired = expire_holds(c, first.doctor_id, now)?;
+    let expired = expire_holds(c, first.doctor_id, Some(first.patient_id), now)?;
     let before = appointment(c, id)?.ok_or(StoreError::NotFound)?;
     let change = decide(&before)?;
     let cancelled = change.status == AppointmentStatus::Cancelled;
@@ -169,6 +169,7 @@ pub(super) fn modify(
         c,
         "UPDATE appointments SET status = ?1, start_at = ?2, end_at = ?3, cancel_reason = ?4, cancelled_by = ?5,
                 hold_expires_at = CASE WHEN ?1 = 'held' THEN hold_expires_at ELSE NULL END,
+                patient_overlap_allowed = patient_overlap_allowed AND start_at = ?2 AND end_at = ?3,
                 version = version + 1, updated_at = ?6
          WHERE id = ?7 AND version = ?8",
         params![
@@ -191,23 +192,24 @@ pub(super) fn modify(
     Ok((after, expired))
 }
 
-/// Releases the doctor's holds that ran out by `now`, with their audit rows,
-/// so that their time is free for the write that follows; returns how many.
-pub(super) fn expire_holds(c: &Connection, doctor: DoctorId, now: Timestamp) -> Result<u64> {
-    let (d, n, at) = (doctor.to_string(), secs(now), now.to_string());
+/// Releases the holds of the doctor (and of the patient, if named) that ran
+/// out by `now`, with their audit rows, so that their time is free for the
+/// write that follows; returns how many.
+pub(super) fn expire_holds(c: &Connection, doctor: DoctorId, patient: Option<UserId>, now: Timestamp) -> Result<u64> {
+    let (d, p, n, at) = (doctor.to_string(), patient.map(|p| p.to_string()), secs(now), now.to_string());
     exec(
         c,
         "INSERT INTO audit_log (appointment_id, actor_id, at, from_status, to_status, from_start, to_start, detail)
-         SELECT id, NULL, ?, 'held', 'cancelled', start_at, start_at, 'hold expired'
-         FROM appointments WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
-        params![at, d, n],
+         SELECT id, NULL, ?1, 'held', 'cancelled', start_at, start_at, 'hold expired'
+         FROM appointments WHERE (doctor_id = ?2 OR patient_id = ?3) AND status = 'held' AND hold_expires_at <= ?4",
+        params![at, d, p, n],
     )?;
     let done = exec(
         c,
         "UPDATE appointments SET status = 'cancelled', cancel_reason = 'hold expired', hold_expires_at = NULL,
-                version = version + 1, updated_at = ?
-         WHERE doctor_id = ? AND status = 'held' AND hold_expires_at <= ?",
-        params![at, d, n],
+                version = version + 1, updated_at = ?1
+         WHERE (doctor_id = ?2 OR patient_id = ?3) AND status = 'held' AND hold_expires_at <= ?4",
+        params![at, d, p, n],
     )?;
     Ok(done as u64)
 }

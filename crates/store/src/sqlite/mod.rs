@@ -131,6 +131,7 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
         rusqlite::Error::SqliteFailure(failure, message) => {
             let msg = message.as_deref().unwrap_or_default();
             match failure.code {
+                _ if msg.contains("appointments_patient_no_overlap") => StoreError::PatientBusy,
                 _ if msg.contains("appointments_no_overlap") => StoreError::SlotTaken,
                 ErrorCode::ConstraintViolation if msg.contains("users.email") => StoreError::Duplicate("email"),
                 ErrorCode::ConstraintViolation if msg.contains("doctors.user_id") => StoreError::Duplicate("user_id"),

@@ -113,7 +113,7 @@ fn dispatch(
 
 /// Offers a freed slot to the first waiting patient it suits, as a hold.
 fn offer(c: &Connection, o: &WaitlistOffer) -> Result<(Option<(WaitlistRecord, AppointmentRecord)>, u64)> {
-    let expired = expire_holds(c, o.doctor_id, o.now)?;
+    let mut expired = expire_holds(c, o.doctor_id, None, o.now)?;
     let start = secs(o.start);
     let entry = one(
         c,
@@ -133,6 +133,7 @@ fn offer(c: &Connection, o: &WaitlistOffer) -> Result<(Option<(WaitlistRecord, A
     let Some(entry) = entry else {
         return Ok((None, expired));
     };
+    expired += expire_holds(c, o.doctor_id, Some(entry.patient_id), o.now)?;
     let id = AppointmentId::new();
     let now = o.now.to_string();
     let inserted = exec(
@@ -155,8 +156,8 @@ fn offer(c: &Connection, o: &WaitlistOffer) -> Result<(Option<(WaitlistRecord, A
     );
     match inserted {
         Ok(_) => {}
-        // Someone else has the slot: nothing to offer.
-        Err(StoreError::SlotTaken) => return Ok((None, expired)),
+        // Someone else has the slot, or the patient is busy then: nothing to offer.
+        Err(StoreError::SlotTaken | StoreError::PatientBusy) => return Ok((None, expired)),
         Err(e) => return Err(e),
     }
     let after = super::appointments::appointment(c, id)?.ok_or(StoreError::NotFound)?;
