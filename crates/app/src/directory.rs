@@ -12,8 +12,9 @@ use medislot_domain::{
     ClinicId, Coordinates, DoctorId, Interval, Invalid, Membership, Mode, Policy, PostalAddress, Role, Schedule,
     TimeZoneName, UserId, VerificationState,
 };
-use medislot_store::{ClinicRecord, DoctorRecord, TimeOffRecord};
+use medislot_store::{ClinicRecord, DoctorRecord, Place, TimeOffRecord};
 use serde::Deserialize;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -611,6 +612,24 @@ impl App {
     /// Every clinic (public: name, address, zone), for doctors choosing theirs.
     pub async fn clinics(&self) -> Result<Vec<ClinicRecord>, AppError> {
         Ok(self.store.list_clinics().await?)
+    }
+
+    /// The cities where doctors can be booked, the busiest first (at most
+    /// 100), for search "near": computed once per directory cache period and
+    /// shared. Unreadable, there are none for that period (search still works
+    /// anywhere and "near me").
+    pub async fn places(&self) -> Arc<Vec<Place>> {
+        self.places
+            .get_or_compute((), || async {
+                match self.store.places(100).await {
+                    Ok(places) => Arc::new(places),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not list the places with doctors");
+                        Arc::default()
+                    }
+                }
+            })
+            .await
     }
 
     /// Doctors waiting for a platform admin's decision (admins only).

@@ -92,6 +92,8 @@ pub struct App {
     tokens: Arc<cache::TokenCache>,
     /// The alternatives offered for a taken slot, shared by its race's losers.
     alternatives: Arc<cache::Memo<(medislot_domain::DoctorId, Timestamp), Vec<SlotView>>>,
+    /// The cities with listed doctors, as search offers them (see [`App::places`]).
+    places: Arc<cache::Memo<(), Arc<Vec<medislot_store::Place>>>>,
     regions: Option<Arc<dyn RegionLink>>,
     /// A read replica for stale-tolerant reads (see [`replica`]).
     replica: Option<Arc<replica::ReadReplica>>,
@@ -110,6 +112,7 @@ impl App {
             config.directory_cache_ttl
         };
         let listings = Arc::new(cache::ListingCache::new(listing_ttl));
+        let places = Arc::new(cache::Memo::new(listing_ttl));
         // At most a second, and never longer than availability may be cached.
         let memo_ttl = config.availability_cache_ttl.min(std::time::Duration::from_secs(1));
         let alternatives = Arc::new(cache::Memo::new(memo_ttl));
@@ -123,6 +126,7 @@ impl App {
             keeper: Arc::default(),
             tokens: Arc::default(),
             alternatives,
+            places,
             regions: None,
             replica: None,
         }

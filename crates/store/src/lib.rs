@@ -130,6 +130,9 @@ pub trait Store: NotifyStore + RegionStore + search::SearchStore + Send + Sync +
     ) -> Result<Vec<(DoctorRecord, ClinicRecord)>>;
     /// Every clinic, by name.
     async fn list_clinics(&self) -> Result<Vec<ClinicRecord>>;
+    /// The cities with a clinic that lists a doctor (verified, an active
+    /// member), those with the most such clinics first, at most `limit`.
+    async fn places(&self, limit: u32) -> Result<Vec<Place>>;
     /// Time a doctor cannot be booked in `window`: active appointments (holds
     /// that expired before `now` excluded) and time off.
     async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>>;

@@ -229,3 +229,14 @@ pub struct Activity {
     pub outbox_pending: u64,
     pub outbox_oldest: Option<Timestamp>,
 }
+
+/// A city where the directory lists doctors: what a search "near" offers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Place {
+    pub city: String,
+    pub country: Option<String>,
+    /// The middle of its clinics.
+    pub position: Coordinates,
+    /// Its clinics with at least one listed doctor.
+    pub clinics: u64,
+}

@@ -569,6 +569,57 @@ async fn staff_listings_include_unverified_doctors(f: &Fixture) {
     assert_eq!(f.store.search_doctors(&DoctorQuery::default()).await.unwrap().len(), 1);
 }
 
+/// Only cities where someone can be booked are offered: a clinic with no
+/// doctor, only an unverified one, or one who has not joined yet, is no place.
+async fn places_are_the_cities_with_listed_doctors(f: &Fixture) {
+    let d = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    let paris = f.store.clinic(d.clinic_id).await.unwrap().unwrap();
+    let admin = UserId::new();
+    f.store
+        .create_user(&UserRecord {
+            id: admin,
+            email: "ca2@example.org".into(),
+            password_hash: "x".into(),
+            role: Role::ClinicAdmin,
+            name: "CA2".into(),
+            created_at: f.t0,
+        })
+        .await
+        .unwrap();
+    let clinic = |city: &str, lat: f64| {
+        let mut c = ClinicRecord { id: ClinicId::new(), position: Coordinates { lat, lon: 2.0 }, ..paris.clone() };
+        c.postal.city = Some(city.into());
+        c
+    };
+    let (second_paris, lyon, berlin) = (clinic("Paris", 48.5), clinic("Lyon", 45.7), clinic("Berlin", 52.5));
+    for c in [&second_paris, &lyon, &berlin] {
+        f.store.create_clinic(c, admin).await.unwrap();
+    }
+    let doctor = |clinic: ClinicId, verification, membership| DoctorRecord {
+        id: DoctorId::new(),
+        clinic_id: clinic,
+        licence_number: format!("L-{}", uuid::Uuid::new_v4()),
+        verification,
+        membership,
+        ..d.clone()
+    };
+    use medislot_domain::Membership;
+    f.store.create_doctor(&doctor(second_paris.id, VerificationState::Verified, Membership::Active)).await.unwrap();
+    f.store.create_doctor(&doctor(lyon.id, VerificationState::Pending, Membership::Active)).await.unwrap();
+    f.store.create_doctor(&doctor(lyon.id, VerificationState::Verified, Membership::Requested)).await.unwrap();
+    let places = f.store.places(10).await.unwrap();
+    assert_eq!(places.len(), 1, "{places:?}");
+    assert_eq!((places[0].city.as_str(), places[0].country.as_deref(), places[0].clinics), ("Paris", Some("FR"), 2));
+    assert!((places[0].position.lat - 48.25).abs() < 1e-9, "the middle of its clinics: {places:?}");
+    // Once Lyon's doctor is verified, Lyon is a place too, after Paris (fewer clinics).
+    let mut now_verified = doctor(lyon.id, VerificationState::Verified, Membership::Active);
+    now_verified.licence_number = "L-lyon".into();
+    f.store.create_doctor(&now_verified).await.unwrap();
+    let cities: Vec<String> = f.store.places(10).await.unwrap().into_iter().map(|p| p.city).collect();
+    assert_eq!(cities, ["Paris", "Lyon"]);
+    assert_eq!(f.store.places(1).await.unwrap().len(), 1, "at most the limit");
+}
+
 async fn activity_counts_what_happened_per_clinic(f: &Fixture) {
     let since = Timestamp::now() - SignedDuration::from_hours(24);
     let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
@@ -809,6 +860,7 @@ macro_rules! conformance {
 
 conformance!(
     sqlite,
+    places_are_the_cities_with_listed_doctors,
     a_patient_is_never_booked_twice_at_once,
     concurrent_bookings_of_one_patient_have_one_winner,
     search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,
@@ -841,6 +893,7 @@ conformance!(
 
 conformance!(
     postgres,
+    places_are_the_cities_with_listed_doctors,
     a_patient_is_never_booked_twice_at_once,
     concurrent_bookings_of_one_patient_have_one_winner,
     search_rows_are_found_by_every_filter_and_only_fresher_ones_replace_them,

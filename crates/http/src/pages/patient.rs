@@ -15,20 +15,8 @@ use medislot_app::{AppError, AppointmentFilter, SearchParams};
 use medislot_domain::{AppointmentStatus, DoctorId};
 use std::collections::{BTreeMap, HashMap};
 
-/// Cities offered for "near"; "near me" uses the browser's position instead.
-const CITIES: [(&str, f64, f64); 10] = [
-    ("Paris", 48.8566, 2.3522),
-    ("Lyon", 45.7640, 4.8357),
-    ("Marseille", 43.2965, 5.3698),
-    ("Berlin", 52.5200, 13.4050),
-    ("Madrid", 40.4168, -3.7038),
-    ("London", 51.5072, -0.1276),
-    ("New York", 40.7128, -74.0060),
-    ("Chicago", 41.8781, -87.6298),
-    ("Toronto", 43.6532, -79.3832),
-    ("Sydney", -33.8688, 151.2093),
-];
 use medislot_domain::people::COMMON_SPECIALTIES as SPECIALTIES;
+use medislot_store::Place;
 
 /// A `YYYY-MM-DD` field as the start of that day (UTC), or a field error.
 fn date(q: &HashMap<String, String>, field: &str, errors: &mut HashMap<String, String>) -> Option<Timestamp> {
@@ -42,7 +30,9 @@ fn date(q: &HashMap<String, String>, field: &str, errors: &mut HashMap<String, S
     }
 }
 
-fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>) -> Markup {
+/// The search form. "Near" offers the cities where doctors can be booked
+/// (see [`medislot_app::App::places`]); "near me" uses the browser's position.
+fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>, places: &[Place]) -> Markup {
     let v = |k: &str| q.get(k).cloned().unwrap_or_default();
     html! {
         form method="get" action="/" role="search" {
@@ -57,7 +47,7 @@ fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>) ->
                     label for="city" { "Near" }
                     select #city name="city" {
                         option value="" { "anywhere" }
-                        @for (c, _, _) in CITIES { option value=(c) selected[v("city") == c] { (c) } }
+                        @for p in places { option value=(p.city) selected[v("city") == p.city] { (p.city) } }
                     }
                     input #lat type="hidden" name="lat" value=(v("lat"));
                     input #lon type="hidden" name="lon" value=(v("lon"));
@@ -107,13 +97,19 @@ pub async fn search(
 ) -> Response {
     let w = Web::new(&s, &headers).await;
     if q.is_empty() {
-        let body = html! { h1 { "Find a doctor and book online" } (search_form(&q, &HashMap::new())) };
+        let places = s.app.places().await;
+        let body = html! { h1 { "Find a doctor and book online" } (search_form(&q, &HashMap::new(), &places)) };
         return w.ok("Find a doctor", body);
     }
     let mut errors = HashMap::new();
-    let city = q.get("city").and_then(|c| CITIES.iter().find(|(n, _, _)| n == c));
+    let places = s.app.places().await;
+    let asked = q.get("city").filter(|c| !c.is_empty());
+    let city = asked.and_then(|c| places.iter().find(|p| &p.city == c));
+    if let (Some(c), None) = (asked, city) {
+        errors.insert("near".into(), format!("no doctors can be booked in {c}: pick one of the places listed"));
+    }
     let near = match (city, q.get("lat").filter(|v| !v.is_empty()), q.get("lon").filter(|v| !v.is_empty())) {
-        (Some((_, lat, lon)), _, _) => Some(format!("{lat},{lon}")),
+        (Some(p), _, _) => Some(format!("{},{}", p.position.lat, p.position.lon)),
         (None, Some(lat), Some(lon)) => Some(format!("{lat},{lon}")),
         _ => None,
     };
@@ -154,7 +150,7 @@ pub async fn search(
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let body = html! {
         h1 { "Find a doctor and book online" }
-        (search_form(&q, &errors))
+        (search_form(&q, &errors, &places))
         @if let Some(p) = &found {
             h2 #results { (p.total) @if p.total_is_lower_bound { "+" } " doctors found" }
             @for hit in &p.items {

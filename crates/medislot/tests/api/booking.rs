@@ -422,3 +422,29 @@ async fn a_patient_already_busy_then_is_refused_naming_the_appointment_they_have
     assert!(html.contains("You already have an appointment then"), "{html}");
     assert!(html.contains(&format!("href=\"/appointments/{}\"", first["id"].as_str().unwrap())), "{html}");
 }
+
+/// Search "near" offers the cities where doctors can be booked, and only
+/// those; a city with none (an old link, a typed URL) is a clear 422 page.
+#[tokio::test]
+async fn search_near_offers_only_the_places_with_doctors() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let web = client();
+    let page = web.get(format!("{}/", srv.url)).send().await.unwrap().text().await.unwrap();
+    let select = &page[page.find("<select id=\"city\"").expect("the city select")..];
+    let select = &select[..select.find("</select>").unwrap()];
+    let offered: Vec<&str> = select.split("<option value=\"").skip(1).map(|o| &o[..o.find('"').unwrap()]).collect();
+    assert_eq!(offered, ["", "Lyon", "New York", "Paris"], "anywhere, then the demo's three cities: {select}");
+
+    let r = web.get(format!("{}/?city=Lyon&specialty=cardiology", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let near_lyon = r.text().await.unwrap();
+    assert!(near_lyon.contains("doctors found") && near_lyon.contains("Centre Médical Bellecour"), "{near_lyon}");
+    assert!(!near_lyon.contains("Hudson Health"), "New York is not near Lyon");
+
+    let r = web.get(format!("{}/?city=Berlin", srv.url)).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    let refused = r.text().await.unwrap();
+    assert!(refused.contains("no doctors can be booked in Berlin"), "{refused}");
+    assert!(!refused.contains("doctors found"), "nothing searched: {refused}");
+}

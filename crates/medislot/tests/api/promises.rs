@@ -273,3 +273,49 @@ async fn p5_nobody_sees_or_changes_what_is_not_theirs() {
     // Doctors and clinic admins cannot book for themselves through the patient API.
     assert_eq!(w1.doctor.post("/appointments", json!({"slot_id": slot})).await.0, 403);
 }
+
+/// One patient, eight doctors (visits of 20, 30 and 45 minutes), every
+/// request at once for a visit covering the same minute, holds and bookings
+/// mixed: one answer is 201, every other a 409 `patient-busy` naming that one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_patient_racing_for_overlapping_visits_with_eight_doctors_gets_one() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "own-time").await;
+    let mut doctors = vec![w.doctor_id.clone()];
+    for (i, minutes) in [20, 45, 30, 20, 45, 30, 20].into_iter().enumerate() {
+        let user = register(&srv, &http, &format!("dr{i}-own-time@example.org"), "doctor").await;
+        let id = add_doctor(&user, &w.admin, &w.clinic_id, "cardiology").await;
+        let weekly = every_day("00:00", "23:30", minutes);
+        let (s, v) = user
+            .put(
+                &format!("/doctors/{id}/schedule"),
+                json!({"weekly": weekly, "min_notice_minutes": 0, "horizon_days": 30}),
+            )
+            .await;
+        assert_eq!(s, 200, "{v}");
+        doctors.push(id);
+    }
+    let p = register(&srv, &http, "p-own-time@example.org", "patient").await;
+    let at = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+    let minute = at(&free_slots(&p, &w.doctor_id).await[8], "start") + jiff::SignedDuration::from_mins(10);
+    let mut requests = Vec::new();
+    for (i, d) in doctors.iter().enumerate() {
+        let slots = free_slots(&p, d).await;
+        let slot = slots
+            .iter()
+            .find(|s| at(s, "start") <= minute && minute < at(s, "end"))
+            .expect("a visit covering the minute");
+        requests.push((if i % 2 == 0 { "/appointments" } else { "/holds" }, slot["slot_id"].clone()));
+    }
+    let answers = join_all(requests.iter().map(|(path, slot)| p.post(path, json!({"slot_id": slot})))).await;
+    let won: Vec<_> = answers.iter().filter(|(s, _)| *s == StatusCode::CREATED).collect();
+    assert_eq!(won.len(), 1, "one of the eight: {answers:?}");
+    for (s, body) in answers.iter().filter(|(s, _)| *s != StatusCode::CREATED) {
+        assert_eq!(*s, StatusCode::CONFLICT, "{body}");
+        assert_eq!(body["type"], "https://medislot.dev/problems/patient-busy", "{body}");
+        assert_eq!(body["conflicting_appointment"]["id"], won[0].1["id"], "the refusal names the winner: {body}");
+    }
+    let (_, mine) = p.get("/appointments").await;
+    assert_eq!(mine["total"], 1, "{mine}");
+}

@@ -59,6 +59,31 @@ pub(super) async fn list_clinics(e: impl PgExecutor<'_>) -> Result<Vec<ClinicRec
     rows.iter().map(clinic_row).collect()
 }
 
+/// The cities with listed doctors (see [`Store::places`]).
+pub(super) async fn places(pool: &PgPool, limit: u32) -> Result<Vec<Place>> {
+    let rows = sqlx::query(PLACES_SQL).bind(i64::from(limit)).fetch_all(pool).await.map_err(map_err)?;
+    rows.iter()
+        .map(|r| {
+            Ok(Place {
+                city: get::<String>(r, "city")?,
+                country: get::<Option<String>>(r, "country")?,
+                position: medislot_domain::Coordinates { lat: get::<f64>(r, "lat")?, lon: get::<f64>(r, "lon")? },
+                clinics: u64::try_from(get::<i64>(r, "clinics")?).unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+const PLACES_SQL: &str =
+    "SELECT c.city, c.country, avg(c.latitude) AS lat, avg(c.longitude) AS lon, count(*) AS clinics
+     FROM clinics c
+     WHERE c.city IS NOT NULL AND EXISTS (
+         SELECT 1 FROM doctors d
+         WHERE d.clinic_id = c.id AND d.verification = 'verified' AND d.membership = 'active')
+     GROUP BY c.city, c.country
+     ORDER BY count(*) DESC, c.city, c.country
+     LIMIT $1";
+
 pub(super) async fn clinics_administered_by(pool: &PgPool, user: UserId) -> Result<Vec<ClinicId>> {
     let ids: Vec<uuid::Uuid> =
         sqlx::query_scalar("SELECT clinic_id FROM clinic_admins WHERE user_id = $1 ORDER BY clinic_id")

@@ -364,6 +364,10 @@ impl Store for PgStore {
         directory::list_clinics(&self.pool).await
     }
 
+    async fn places(&self, limit: u32) -> Result<Vec<Place>> {
+        directory::places(&self.pool, limit).await
+    }
+
     async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>> {
         let mut out = appointments::own_busy(&self.pool, doctors, window, now).await?;
         out.extend(regions::replica_busy(&self.pool, doctors, window).await?);

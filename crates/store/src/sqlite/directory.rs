@@ -54,6 +54,30 @@ pub(super) fn list_clinics(c: &Connection) -> Result<Vec<ClinicRecord>> {
     all(c, &format!("SELECT {CLINIC_COLS} FROM clinics c ORDER BY c.name, c.id"), [], clinic_row)
 }
 
+/// The cities with listed doctors (see [`Store::places`]).
+pub(super) fn places(c: &Connection, limit: u32) -> Result<Vec<Place>> {
+    all(
+        c,
+        "SELECT c.city, c.country, avg(c.latitude) AS lat, avg(c.longitude) AS lon, count(*) AS clinics
+         FROM clinics c
+         WHERE c.city IS NOT NULL AND EXISTS (
+             SELECT 1 FROM doctors d
+             WHERE d.clinic_id = c.id AND d.verification = 'verified' AND d.membership = 'active')
+         GROUP BY c.city, c.country
+         ORDER BY count(*) DESC, c.city, c.country
+         LIMIT ?",
+        [i64::from(limit)],
+        |r| {
+            Ok(Place {
+                city: get::<String>(r, "city")?,
+                country: get::<Option<String>>(r, "country")?,
+                position: medislot_domain::Coordinates { lat: get::<f64>(r, "lat")?, lon: get::<f64>(r, "lon")? },
+                clinics: u64::try_from(get::<i64>(r, "clinics")?).unwrap_or(0),
+            })
+        },
+    )
+}
+
 pub(super) fn clinics_administered_by(c: &Connection, user: UserId) -> Result<Vec<ClinicId>> {
     all(c, "SELECT clinic_id FROM clinic_admins WHERE user_id = ? ORDER BY clinic_id", [user.to_string()], |r| {
         Ok(ClinicId(id_of(r, "clinic_id")?))

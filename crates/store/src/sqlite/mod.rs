@@ -265,6 +265,10 @@ impl Store for SqliteStore {
         self.read(directory::list_clinics).await
     }
 
+    async fn places(&self, limit: u32) -> Result<Vec<Place>> {
+        self.read(move |c| directory::places(c, limit)).await
+    }
+
     async fn busy(&self, doctors: &[DoctorId], window: Interval, now: Timestamp) -> Result<Vec<(DoctorId, Interval)>> {
         let doctors = doctors.to_vec();
         self.read(move |c| {
