@@ -15,6 +15,7 @@ pub mod people;
 pub mod schedule;
 pub mod schemas;
 pub mod slot_id;
+pub mod vocabulary;
 
 pub use appointment::{Action, AppointmentStatus, Interval, Mode};
 pub use clinic::{Coordinates, Policy, TimeZoneName};

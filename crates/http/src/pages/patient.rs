@@ -12,6 +12,7 @@ use axum::{
 use jiff::{SignedDuration, Timestamp};
 use maud::{html, Markup};
 use medislot_app::{AppError, AppointmentFilter, SearchParams};
+use medislot_domain::vocabulary::{self, Understood};
 use medislot_domain::{AppointmentStatus, DoctorId};
 use std::collections::{BTreeMap, HashMap};
 
@@ -30,6 +31,21 @@ fn date(q: &HashMap<String, String>, field: &str, errors: &mut HashMap<String, S
     }
 }
 
+/// A search's parameters as a query string.
+fn query_string(q: &HashMap<String, String>) -> String {
+    q.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")
+}
+
+/// "Cardiology, General practice": specialties as people name them.
+pub(super) fn specialties_text(slugs: &[String]) -> String {
+    slugs.iter().map(|s| vocabulary::specialty_label(s, false)).collect::<Vec<_>>().join(", ")
+}
+
+/// "French, English": languages by name.
+pub(super) fn languages_text(codes: &[String]) -> String {
+    codes.iter().map(|c| vocabulary::language_label(c)).collect::<Vec<_>>().join(", ")
+}
+
 /// The search form. "Near" offers the cities where doctors can be booked
 /// (see [`medislot_app::App::places`]); "near me" uses the browser's position.
 fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>, places: &[Place]) -> Markup {
@@ -39,8 +55,13 @@ fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>, pl
             div.grid {
                 div {
                     label for="specialty" { "Specialty" }
-                    input #specialty name="specialty" list="specialties" value=(v("specialty")) placeholder="e.g. cardiology";
-                    datalist #specialties { @for s in SPECIALTIES { option value=(s) {} } }
+                    input #specialty name="specialty" list="specialties" value=(v("specialty")) placeholder="e.g. cardiologist, généraliste";
+                    datalist #specialties {
+                        @for s in SPECIALTIES {
+                            option value=(vocabulary::specialty_label(s, false)) {}
+                            option value=(vocabulary::specialty_label(s, true)) {}
+                        }
+                    }
                     (error_for(errors, "specialty"))
                 }
                 div {
@@ -70,7 +91,7 @@ fn search_form(q: &HashMap<String, String>, errors: &HashMap<String, String>, pl
                 }
                 div {
                     label for="language" { "Language" }
-                    input #language name="language" value=(v("language")) placeholder="e.g. fr";
+                    input #language name="language" value=(v("language")) placeholder="e.g. French, français";
                     (error_for(errors, "language"))
                 }
                 div {
@@ -118,12 +139,29 @@ pub async fn search(
         None => None,
     };
     let page: u32 = q.get("page").and_then(|p| p.parse().ok()).unwrap_or(1).max(1);
+    // What was typed, as people say it ("cardiologue", "GP", "French"), as our slugs and codes.
+    let typed = |k: &str| q.get(k).map(|v| v.trim()).filter(|v| !v.is_empty());
+    let specialty = typed("specialty").map(|t| (t, vocabulary::specialty(t)));
+    let language = typed("language").map(|t| (t, vocabulary::language(t)));
+    let mut understood = Vec::new();
+    if let Some((t, Some(Understood::Meant(slug)))) = specialty {
+        let label = vocabulary::specialty_label(slug, false);
+        if vocabulary::plain(t) != vocabulary::plain(&label) {
+            understood.push(format!("{label} for “{t}”"));
+        }
+    }
+    if let Some((t, Some(Understood::Meant(code)))) = language {
+        let label = vocabulary::language_label(code);
+        if vocabulary::plain(t) != vocabulary::plain(&label) {
+            understood.push(format!("doctors who speak {label} for “{t}”"));
+        }
+    }
     let params = SearchParams {
-        specialty: q.get("specialty").filter(|v| !v.is_empty()).cloned(),
+        specialty: specialty.map(|(t, u)| u.map_or_else(|| t.to_string(), |u| u.value().to_string())),
         near,
         radius_km: radius,
         mode: q.get("mode").filter(|v| !v.is_empty()).cloned(),
-        language: q.get("language").filter(|v| !v.is_empty()).cloned(),
+        language: language.map(|(t, u)| u.map_or_else(|| t.to_string(), |u| u.value().to_string())),
         available_from: date(&q, "from", &mut errors),
         available_to: date(&q, "to", &mut errors).map(|t| t + SignedDuration::from_hours(24)),
         page,
@@ -153,13 +191,32 @@ pub async fn search(
         (search_form(&q, &errors, &places))
         @if let Some(p) = &found {
             h2 #results { (p.total) @if p.total_is_lower_bound { "+" } " doctors found" }
+            @if !understood.is_empty() { p.muted #understood { "Showing " (understood.join(", and ")) "." } }
+            @if p.total == 0 {
+                @if let Some((t, None)) = specialty {
+                    @let suggestions = vocabulary::specialty_suggestions(t, 3);
+                    @if !suggestions.is_empty() {
+                        p #did-you-mean {
+                            "No specialty is called “" (t) "”. Did you mean "
+                            @for (i, slug) in suggestions.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                @let mut other = q.clone();
+                                @let _ = other.insert("specialty".into(), (*slug).to_string());
+                                @let _ = other.remove("page");
+                                a href={ "/?" (query_string(&other)) } { (vocabulary::specialty_label(slug, false)) }
+                            }
+                            "?"
+                        }
+                    }
+                }
+            }
             @for hit in &p.items {
                 div.card {
-                    p { a href={ "/doctors/" (hit.doctor.id) } { strong { (hit.doctor.name) } } " — " (hit.doctor.specialties.join(", ")) }
+                    p { a href={ "/doctors/" (hit.doctor.id) } { strong { (hit.doctor.name) } } " — " (specialties_text(&hit.doctor.specialties)) }
                     p.muted {
                         (hit.clinic.name) ", " (hit.clinic.address_line())
                         @if let Some(km) = hit.distance_km { " · " (format!("{km:.1}")) " km" }
-                        " · speaks " (hit.doctor.languages.join(", "))
+                        " · speaks " (languages_text(&hit.doctor.languages))
                     }
                     @if let Some(slot) = &hit.next_slot {
                         p { "Next available: " a.slotlink href={ "/book/" (slot.slot_id) } { (local(slot.start, &hit.clinic)) } " (" (mode_text(slot.mode)) ")" }
@@ -171,7 +228,7 @@ pub async fn search(
             @if p.next_cursor.is_some() {
                 @let mut next = q.clone();
                 @let _ = next.insert("page".into(), (p.page + 1).to_string());
-                p { a href={ "/?" (next.iter().map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v))).collect::<Vec<_>>().join("&")) } { "More results" } }
+                p { a href={ "/?" (query_string(&next)) } { "More results" } }
             }
         }
     };
@@ -211,8 +268,8 @@ pub async fn doctor_week(
     };
     let body = html! {
         h1 { (d.name) }
-        p { (d.specialties.join(", ")) " · " (c.name) ", " (c.address_line()) }
-        p.muted { "Speaks " (d.languages.join(", ")) ". Times are " strong { (c.time_zone.as_str()) } " time." }
+        p { (specialties_text(&d.specialties)) " · " (c.name) ", " (c.address_line()) }
+        p.muted { "Speaks " (languages_text(&d.languages)) ". Times are " strong { (c.time_zone.as_str()) } " time." }
         p #yourzone.notice hidden data-zone=(c.time_zone.as_str()) {}
         @if !d.bio.is_empty() { p { (d.bio) } }
         @if let Some(note) = &stale { p.notice role="status" { (note) } }

@@ -448,3 +448,49 @@ async fn search_near_offers_only_the_places_with_doctors() {
     assert!(refused.contains("no doctors can be booked in Berlin"), "{refused}");
     assert!(!refused.contains("doctors found"), "nothing searched: {refused}");
 }
+
+/// The search page understands specialties and languages as people name them,
+/// in English and French and with a typo, says how it read them, labels
+/// results for people, and suggests a specialty when nothing matched.
+#[tokio::test]
+async fn search_understands_how_people_name_specialties_and_languages() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let web = client();
+    let page = |query: &'static str| {
+        let (web, url) = (web.clone(), format!("{}/?{query}", srv.url));
+        async move {
+            let r = web.get(url).send().await.unwrap();
+            (r.status(), r.text().await.unwrap())
+        }
+    };
+    let count = |html: &str| -> u64 {
+        let at = html.find(" doctors found").unwrap_or_else(|| panic!("a count: {html}"));
+        html[..at].rsplit('>').next().unwrap().trim_end_matches('+').parse().unwrap()
+    };
+    let (_, exact) = page("specialty=cardiology").await;
+    let cardiologists = count(&exact);
+    assert!(cardiologists > 0);
+    assert!(!exact.contains("id=\"understood\""), "nothing to explain for the slug itself");
+    for (query, said) in [
+        ("specialty=cardiologue", "Cardiology for “cardiologue”"),
+        ("specialty=Cardiologist", "Cardiology for “Cardiologist”"),
+        ("specialty=cardiolgy", "Cardiology for “cardiolgy”"),
+    ] {
+        let (s, html) = page(query).await;
+        assert_eq!(s, 200, "{query}");
+        assert_eq!(count(&html), cardiologists, "{query} finds the cardiologists");
+        assert!(html.contains(said), "{query}: {html}");
+    }
+    let (_, gp) = page("specialty=GP").await;
+    assert!(count(&gp) > 0 && gp.contains("General practice for “GP”"), "{gp}");
+    assert!(!gp.contains("general-practice</"), "labels, not slugs: {gp}");
+    let (_, french) = page("specialty=g%C3%A9n%C3%A9raliste&language=fran%C3%A7ais").await;
+    assert!(count(&french) > 0, "{french}");
+    assert!(french.contains("doctors who speak French for “français”"), "{french}");
+    assert!(french.contains("speaks English, French"), "languages by name: {french}");
+    let (_, by_name) = page("specialty=general-practice&language=French").await;
+    assert_eq!(count(&by_name), count(&french), "French is fr");
+    let (_, nothing) = page("specialty=cardiac+surgeon").await;
+    assert_eq!(count(&nothing), 0);
+    assert!(nothing.contains("Did you mean") && nothing.contains("specialty=cardiology"), "{nothing}");
+}
