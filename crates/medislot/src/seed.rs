@@ -49,8 +49,10 @@ pub struct SeedArgs {
     /// Booking horizon of every doctor, in days.
     #[arg(long, default_value_t = 60)]
     pub days: i64,
-    #[arg(long, default_value_t = 1000)]
-    pub patients: usize,
+    /// Patients (default: one per 20 booked appointments, at least 1000, so
+    /// that each has room for theirs: nobody is booked twice at once).
+    #[arg(long)]
+    pub patients: Option<usize>,
     /// Booked appointments per doctor, within the first week.
     #[arg(long, default_value_t = 4)]
     pub appointments_per_doctor: usize,
@@ -98,7 +100,9 @@ impl Diary {
 pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, usize, usize)> {
     anyhow::ensure!(args.clinics >= 1 && args.doctors >= 1, "--clinics and --doctors must be at least 1");
     anyhow::ensure!((1..=365).contains(&args.days), "--days must be between 1 and 365");
-    anyhow::ensure!(args.patients >= 1, "--patients must be at least 1");
+    let patient_count =
+        args.patients.unwrap_or_else(|| (args.doctors.saturating_mul(args.appointments_per_doctor) / 20).max(1000));
+    anyhow::ensure!(patient_count >= 1, "--patients must be at least 1");
     let mut rng = StdRng::seed_from_u64(args.seed);
     let now = app.now();
     // The records are dated a little before the search rows computed from
@@ -118,7 +122,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
     };
 
     let mut first = BulkLoad::default();
-    let patients: Vec<UserRecord> = (0..args.patients)
+    let patients: Vec<UserRecord> = (0..patient_count)
         .map(|i| user(Role::Patient, format!("patient{i}-{run}@seed.medislot.test"), format!("Patient {i}")))
         .collect();
     let patient_ids: Vec<UserId> = patients.iter().map(|p| p.id).collect();
@@ -237,7 +241,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
     app.store().refresh_statistics().await?;
     // Search's index, so that the first search after `serve` reads it at once.
     app.catch_up_search_index().await?;
-    Ok((args.clinics, args.doctors, args.patients, appointments))
+    Ok((args.clinics, args.doctors, patient_count, appointments))
 }
 
 /// The batch's doctors' search rows, computed from their schedules and the

@@ -219,7 +219,7 @@ pub async fn search(
                         " · speaks " (languages_text(&hit.doctor.languages))
                     }
                     @if let Some(slot) = &hit.next_slot {
-                        p { "Next available: " a.slotlink href={ "/book/" (slot.slot_id) } { (local(slot.start, &hit.clinic)) } " (" (mode_text(slot.mode)) ")" }
+                        p { "Next available: " a.slotlink href={ "/book/" (slot.slot_id) } { (local(slot.start, &hit.clinic)) } " · " (mode_text(slot.mode)) }
                     } @else {
                         p.muted { "No free slot in this period." }
                     }

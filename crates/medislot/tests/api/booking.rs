@@ -488,6 +488,8 @@ async fn search_understands_how_people_name_specialties_and_languages() {
     assert!(count(&french) > 0, "{french}");
     assert!(french.contains("doctors who speak French for “français”"), "{french}");
     assert!(french.contains("speaks English, French"), "languages by name: {french}");
+    assert!(french.contains("</a> · in person</p>"), "the mode, not \"(in person)\": {french}");
+    assert!(!french.contains("(online (video))"));
     let (_, by_name) = page("specialty=general-practice&language=French").await;
     assert_eq!(count(&by_name), count(&french), "French is fr");
     let (_, nothing) = page("specialty=cardiac+surgeon").await;
