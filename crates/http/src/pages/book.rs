@@ -27,7 +27,7 @@ pub fn slot_card(
 ) -> Markup {
     html! {
         div.card {
-            p { strong { (d.name) } " — " (super::patient::specialties_text(&d.specialties)) }
+            p { strong { (d.name) } " — " (super::search::specialties_text(&d.specialties)) }
             p { (when(start, c)) " · " span.length { (end.duration_since(start).as_mins()) " minutes" } }
             p { @if mode == Mode::Online { "Online (video)" } @else { (c.name) ", " (c.address_line()) } }
         }

@@ -8,6 +8,7 @@ mod auth;
 mod book;
 mod notify;
 mod patient;
+mod search;
 mod staff;
 
 use crate::{extract::read_cookie, AppState};
@@ -31,7 +32,7 @@ pub fn router() -> Router<AppState> {
         // Browsers ask for /favicon.ico whatever the page says; both names serve the one icon.
         .route("/favicon.svg", get(|| async { asset(ICON, "image/svg+xml") }))
         .route("/favicon.ico", get(|| async { asset(ICON, "image/svg+xml") }))
-        .route("/", get(patient::search))
+        .route("/", get(search::search))
         .route("/doctors/{id}", get(patient::doctor_week))
         .route("/book/{slot_id}", get(book::show).post(book::submit))
         .route("/holds/{id}", get(book::hold_page).post(book::confirm))
@@ -346,7 +347,7 @@ form.inline{display:inline} .grid{display:grid;grid-template-columns:repeat(auto
 .error{color:#b3261e;font-weight:600;margin:.25rem 0} .notice{background:#fff4e5;border-left:4px solid #e37400;padding:.75rem}
 .ok{background:#e7f5ea;border-left:4px solid #1e7e34;padding:.75rem}
 .days{display:grid;grid-template-columns:repeat(auto-fit,minmax(9rem,1fr));gap:.75rem} .days ul{list-style:none;padding:0;margin:0}
-.days li{margin:.25rem 0} .slotlink{display:inline-block;padding:.3rem .6rem;border:1px solid #0b57d0;border-radius:.25rem;text-decoration:none}
+.days li{margin:.25rem 0} .strip p{margin:.3rem 0} .strip .day{display:inline-block;min-width:6.5rem} .strip .slotlink{padding:.15rem .45rem} .slotlink{display:inline-block;padding:.3rem .6rem;border:1px solid #0b57d0;border-radius:.25rem;text-decoration:none}
 .muted{color:#555} .yours{display:block;color:#555;font-size:.9rem} .badge{background:#0b57d0;color:#fff;border-radius:.25rem;padding:0 .4rem;font-size:.85rem} ul.plain{list-style:none;padding:0}
 "#;
 

@@ -496,3 +496,31 @@ async fn search_understands_how_people_name_specialties_and_languages() {
     assert_eq!(count(&nothing), 0);
     assert!(nothing.contains("Did you mean") && nothing.contains("specialty=cardiology"), "{nothing}");
 }
+
+/// Each result shows a strip of its next days' free times beside its next
+/// slot: several days, a few times each, every one a link to book it, of the
+/// searched mode only.
+#[tokio::test]
+async fn search_results_show_the_next_days_free_times() {
+    let srv = TestServer::start_with(&["--demo"]);
+    let web = client();
+    let html = web.get(format!("{}/?specialty=cardiology", srv.url)).send().await.unwrap().text().await.unwrap();
+    let first = html.split("<div class=\"card\">").nth(1).expect("a result");
+    let strip = &first[first.find("<div class=\"strip\"").expect("a strip of times")..];
+    let strip = &strip[..strip.find("</div>").unwrap()];
+    let days = strip.matches("<span class=\"day\">").count();
+    let links: Vec<&str> = strip.split("href=\"/book/").skip(1).map(|l| &l[..l.find('"').unwrap()]).collect();
+    assert!((2..=3).contains(&days), "{strip}");
+    assert!(links.len() > days && links.len() <= 4 * days, "a few times a day: {strip}");
+    // A time of the strip is a free slot, bookable.
+    let p = register(&srv, &web, "p-strip@example.org", "patient").await;
+    let (s, a) = p.post("/appointments", json!({"slot_id": links[links.len() - 1]})).await;
+    assert_eq!(s, 201, "{a}");
+    // Searching online times shows online times only.
+    let online =
+        web.get(format!("{}/?specialty=cardiology&mode=online", srv.url)).send().await.unwrap().text().await.unwrap();
+    let strips: Vec<&str> =
+        online.split("<div class=\"strip\"").skip(1).map(|s| &s[..s.find("</div>").unwrap()]).collect();
+    assert!(!strips.is_empty(), "{online}");
+    assert!(strips.iter().all(|s| !s.contains("in person\"")), "{online}");
+}
