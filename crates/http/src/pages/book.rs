@@ -315,11 +315,16 @@ async fn hold_ran_out(s: &AppState, w: &Web, a: &AppointmentRecord, d: &DoctorRe
         s.app.slots(None, d.id, None, None, Some(a.mode.as_str())).await.map(|l| l.slots).unwrap_or_default();
     let same = free.iter().find(|v| v.start == a.start);
     let others: Vec<SlotView> = free.iter().filter(|v| v.start != a.start).take(5).cloned().collect();
+    // Not free: too close to its time now to be booked online, or taken.
+    let notice = d.schedule.min_notice_minutes;
+    let too_late = a.start < s.app.now() + SignedDuration::from_mins(notice);
     let body = html! {
         h1 { "Your hold on this time ran out" }
         (slot_card(d, c, a.start, a.end, a.mode))
         @if let Some(v) = same {
             p { "It is still free: " a href={ "/book/" (v.slot_id) } { "hold it again" } "." }
+        } @else if too_late {
+            p { "It is too close to its time now to be booked online (" (notice) " minutes' notice are needed)." }
         } @else {
             p { "Someone else has booked it since." }
         }

@@ -161,7 +161,11 @@ async fn an_expired_hold_says_so_and_offers_the_time_again_and_the_nearest_ones(
     let b = driver.browser().await;
     b.goto(&format!("{}/?specialty=cardiology&city=Paris", srv.url)).await.unwrap();
     follow(&b, Locator::Css(".card a")).await;
-    follow(&b, Locator::Css(".days a.slotlink")).await;
+    // The week's last time: far from the booking notice (the first one offered
+    // could fall within it while the hold runs out, and no longer be bookable).
+    let times = b.find_all(Locator::Css(".days a.slotlink")).await.unwrap();
+    let last = times.last().expect("a week of times").attr("href").await.unwrap().expect("a link");
+    b.goto(&format!("{}{last}", srv.url)).await.unwrap();
     sign_in(&b, "patient@demo.medislot.test", DEMO_PASSWORD).await;
     let length = b.find(Locator::Css(".card .length")).await.unwrap().text().await.unwrap();
     assert!(length.ends_with(" minutes"), "the visit's length is shown before holding: {length}");
@@ -181,6 +185,8 @@ async fn an_expired_hold_says_so_and_offers_the_time_again_and_the_nearest_ones(
     screenshot(&b, "hold-ran-out").await;
     let form = b.find(Locator::Id("confirm-form")).await.unwrap();
     assert!(!form.is_displayed().await.unwrap(), "nothing left to confirm");
+    // The page says so at the hold's very millisecond; a moment later the server agrees.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     follow(&b, Locator::Css("#hold-notice a")).await;
     let after = text(&b).await;
     assert!(
