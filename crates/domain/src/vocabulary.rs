@@ -120,6 +120,12 @@ pub fn plain(raw: &str) -> String {
     folded.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// "sports medicine" → "Sports medicine".
+fn capitalised(words: &str) -> String {
+    let mut chars = words.chars();
+    chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
+}
+
 /// How many typos a word of this length may carry and still be recognised.
 fn forgiven(len: usize) -> usize {
     match len {
@@ -194,11 +200,7 @@ pub fn specialty_suggestions(raw: &str, n: usize) -> Vec<&'static str> {
 pub fn specialty_label(slug: &str, french: bool) -> String {
     match SPECIALTY_WORDS.iter().find(|(s, ..)| *s == slug) {
         Some((_, en, fr, _)) => (if french { fr } else { en }).to_string(),
-        None => {
-            let words = slug.replace('-', " ");
-            let mut chars = words.chars();
-            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-        }
+        None => capitalised(&slug.replace('-', " ")),
     }
 }
 
@@ -206,10 +208,7 @@ pub fn specialty_label(slug: &str, french: bool) -> String {
 /// for languages not in the list.
 pub fn language_label(code: &str) -> String {
     match LANGUAGE_WORDS.iter().find(|(c, _)| *c == code) {
-        Some((_, names)) => {
-            let mut chars = names[0].chars();
-            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-        }
+        Some((_, names)) => capitalised(names[0]),
         None => code.to_string(),
     }
 }

@@ -195,10 +195,9 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
                 .collect::<Vec<_>>();
             let turn = |pool: &[UserId], k: usize| pool[(n + k) % pool.len()];
             // The next patient free at that time (never two appointments at once).
-            let candidates = (0..named.len()).map(|k| turn(&named, k)).chain((0..crowd.len()).map(|k| turn(&crowd, k)));
-            let Some(patient_id) =
-                candidates.collect::<Vec<_>>().into_iter().find(|p| diary.take(*p, slot.start, slot.end))
-            else {
+            let mut candidates =
+                (0..named.len()).map(|k| turn(&named, k)).chain((0..crowd.len()).map(|k| turn(&crowd, k)));
+            let Some(patient_id) = candidates.find(|p| diary.take(*p, slot.start, slot.end)) else {
                 continue;
             };
             if !past && named.contains(&patient_id) {
