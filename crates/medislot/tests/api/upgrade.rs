@@ -17,11 +17,13 @@ const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fixtures/
 type Sql = Box<dyn Fn(&str) -> String>;
 
 fn upgraded_server() -> (TestServer, Value, Box<dyn std::any::Any>) {
-    let (srv, records, db, _) = upgraded_server_with_sql();
+    let (srv, records, db, _) = upgraded_server_with_sql("");
     (srv, records, db)
 }
 
-fn upgraded_server_with_sql() -> (TestServer, Value, Box<dyn std::any::Any>, Sql) {
+/// As [`upgraded_server`], with `before` run on the saved database (schema 8)
+/// before the server opens and upgrades it.
+fn upgraded_server_with_sql(before: &str) -> (TestServer, Value, Box<dyn std::any::Any>, Sql) {
     let backend = if on_postgres() { "postgres" } else { "sqlite" };
     let records: Value = serde_json::from_str(
         &std::fs::read_to_string(Path::new(FIXTURES).join(format!("records-{backend}.json"))).unwrap(),
@@ -36,6 +38,9 @@ fn upgraded_server_with_sql() -> (TestServer, Value, Box<dyn std::any::Any>, Sql
             .output()
             .expect("psql loads the saved PostgreSQL database");
         assert!(out.status.success(), "loading {}: {}", dump.display(), String::from_utf8_lossy(&out.stderr));
+        if !before.is_empty() {
+            query(&db.url, before);
+        }
         let srv = TestServer::start_on_url(&db.url, &["--workers", "false"]);
         let url = db.url.clone();
         (srv, records, Box::new(db), Box::new(move |sql| query(&url, sql)[0][0].clone()))
@@ -44,6 +49,7 @@ fn upgraded_server_with_sql() -> (TestServer, Value, Box<dyn std::any::Any>, Sql
         let file = dir.path().join("medislot.db");
         let conn = rusqlite::Connection::open(&file).unwrap();
         conn.execute_batch(&std::fs::read_to_string(&dump).unwrap()).unwrap();
+        conn.execute_batch(before).unwrap();
         drop(conn);
         let url = format!("sqlite:{}", file.display());
         let srv = TestServer::start_on_url(&url, &["--workers", "false"]);
@@ -166,10 +172,21 @@ async fn an_upgraded_database_still_refuses_a_double_booking() {
 
 /// The old release let one patient hold overlapping appointments with two
 /// doctors (the saved demo data has dozens). The upgrade keeps every one of
-/// them, exempt from the new rule, and the rule holds for what is booked next.
+/// them, exempt from the new rule, and the rule holds for what is booked next:
+/// a new booking may overlap neither an exempt appointment nor one under the rule.
 #[tokio::test]
 async fn overlapping_appointments_of_one_patient_are_kept_and_new_ones_are_refused() {
-    let (srv, records, _db, sql) = upgraded_server_with_sql();
+    // The saved appointments lie in the week from 2026-12-02; they are moved on
+    // by whole weeks (keeping each weekday and time, so the doctors' weekly
+    // hours still match) until that week is ahead. Its span is under a week,
+    // so a moved appointment never meets one not yet moved.
+    let saved_from = jiff::Timestamp::from_second(1_796_169_600).unwrap(); // 2026-12-02T00:00Z
+    let behind = jiff::Timestamp::now().as_second() + 86_400 - saved_from.as_second();
+    let weeks = if behind > 0 { (behind + 7 * 86_400 - 1) / (7 * 86_400) } else { 0 };
+    let shift = weeks * 7 * 86_400;
+    let (srv, records, _db, sql) = upgraded_server_with_sql(&format!(
+        "UPDATE appointments SET start_at = start_at + {shift}, end_at = end_at + {shift}"
+    ));
     let live = "status IN ('held', 'pending', 'booked', 'arrived')";
     let overlapping = format!(
         "SELECT count(*) FROM appointments a WHERE a.{live} AND EXISTS (
@@ -181,29 +198,71 @@ async fn overlapping_appointments_of_one_patient_are_kept_and_new_ones_are_refus
     let exempt: i64 = sql("SELECT count(*) FROM appointments WHERE patient_overlap_allowed").parse().unwrap();
     assert_eq!(exempt, kept, "exactly the appointments that overlapped are exempt");
 
-    // The demo patient's next appointment: another doctor free at that very time will not take them.
+    // The demo patient's next appointments, one exempt and one under the rule:
+    // another doctor free at that very time will not take them.
     let patient = as_user(&srv, "patient@demo.medislot.test").await;
     let (_, mine) = patient.get("/appointments?status=booked&per_page=100").await;
-    let now = jiff::Timestamp::now();
-    let next = mine["items"]
+    let soonest = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2);
+    let ahead: Vec<&Value> = mine["items"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|a| {
-            a["start"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap() > now + jiff::SignedDuration::from_hours(2)
-        })
-        .expect("the demo patient has an appointment ahead");
-    let mut refused = false;
-    for doctor in records["doctors"].as_object().unwrap().keys().filter(|d| **d != next["doctor_id"]) {
-        let Some(slot) = free_slots(&patient, doctor).await.into_iter().find(|s| s["start"] == next["start"]) else {
-            continue;
-        };
-        let (s, e) = patient.post("/appointments", serde_json::json!({"slot_id": slot["slot_id"]})).await;
-        assert_eq!(s, 409, "{e}");
-        assert_eq!(e["type"], "https://medislot.dev/problems/patient-busy", "{e}");
-        assert_eq!(e["conflicting_appointment"]["id"], next["id"], "{e}");
-        refused = true;
-        break;
+        .filter(|a| a["start"].as_str().unwrap().parse::<jiff::Timestamp>().unwrap() > soonest)
+        .collect();
+    let is_exempt = |a: &Value| {
+        let flag = sql(&format!(
+            "SELECT patient_overlap_allowed FROM appointments WHERE id = '{}'",
+            a["id"].as_str().unwrap()
+        ));
+        matches!(flag.as_str(), "1" | "t")
+    };
+    let next_exempt = ahead.iter().find(|a| is_exempt(a)).expect("the demo patient has an exempt appointment ahead");
+    let next_under_rule = ahead.iter().find(|a| !is_exempt(a)).expect("and one under the rule");
+    for next in [next_exempt, next_under_rule] {
+        let mut refused = false;
+        for doctor in records["doctors"].as_object().unwrap().keys().filter(|d| **d != next["doctor_id"]) {
+            let Some(slot) = free_slots(&patient, doctor).await.into_iter().find(|s| s["start"] == next["start"])
+            else {
+                continue;
+            };
+            let (s, e) = patient.post("/appointments", serde_json::json!({"slot_id": slot["slot_id"]})).await;
+            assert_eq!(s, 409, "booking over {next}: {e}");
+            assert_eq!(e["type"], "https://medislot.dev/problems/patient-busy", "{e}");
+            let time = |v: &Value| v.as_str().unwrap().parse::<jiff::Timestamp>().unwrap();
+            let overlapped: Vec<&Value> = ahead
+                .iter()
+                .filter(|a| time(&a["start"]) < time(&slot["end"]) && time(&slot["start"]) < time(&a["end"]))
+                .map(|a| &a["id"])
+                .collect();
+            assert!(overlapped.contains(&&e["conflicting_appointment"]["id"]), "{e} names one of {overlapped:?}");
+            refused = true;
+            break;
+        }
+        assert!(refused, "another demo doctor is free at {}", next["start"]);
     }
-    assert!(refused, "another demo doctor is free at {}", next["start"]);
+
+    // Nor may an appointment under the rule be moved over an exempt one.
+    let exempt_starts: Vec<&Value> = ahead.iter().filter(|a| is_exempt(a)).map(|a| &a["start"]).collect();
+    let mut moved = None;
+    for m in ahead.iter().filter(|a| !is_exempt(a)) {
+        let slots = free_slots(&patient, m["doctor_id"].as_str().unwrap()).await;
+        if let Some(slot) = slots.into_iter().find(|s| exempt_starts.contains(&&s["start"])) {
+            moved = Some((m, slot));
+            break;
+        }
+    }
+    let (m, slot) = moved.expect("a doctor of the demo patient is free when an exempt appointment is");
+    let id = m["id"].as_str().unwrap();
+    let (s, e, _) = patient
+        .send(
+            reqwest::Method::POST,
+            &format!("/appointments/{id}/reschedule"),
+            Some(serde_json::json!({"slot_id": slot["slot_id"]})),
+            &[("If-Match", "*")],
+        )
+        .await;
+    assert_eq!(s, 409, "moving {m} to {slot}: {e}");
+    assert_eq!(e["type"], "https://medislot.dev/problems/patient-busy", "{e}");
+    let (_, still) = patient.get(&format!("/appointments/{id}")).await;
+    assert_eq!(still["start"], m["start"], "a refused move keeps the appointment where it was");
 }
