@@ -35,9 +35,15 @@ impl App {
 
     /// May change this doctor's profile and schedule, and run their agenda.
     pub(crate) async fn manages_doctor(&self, actor: &Actor, doctor: &DoctorRecord) -> Result<bool, AppError> {
+        Ok(actor.is_admin() || self.on_doctors_side(actor, doctor).await?)
+    }
+
+    /// The doctor themself or an admin of their clinic: the doctor's side of
+    /// their appointments (platform admins are not).
+    pub(crate) async fn on_doctors_side(&self, actor: &Actor, doctor: &DoctorRecord) -> Result<bool, AppError> {
         // An invited doctor does not manage the profile before accepting the invitation.
         let own = doctor.user_id == Some(actor.id()) && doctor.membership != medislot_domain::Membership::Invited;
-        Ok(actor.is_admin() || own || self.administers(actor, doctor.clinic_id).await?)
+        Ok(own || self.administers(actor, doctor.clinic_id).await?)
     }
 
     /// May read this appointment: its patient, its doctor, the doctor's clinic admins, platform admins.

@@ -71,12 +71,13 @@ fn utc(t: Timestamp) -> DateTime<Utc> {
 }
 
 /// An event for one appointment: the UID is the appointment's, the SEQUENCE
-/// its version, times in UTC, the place the clinic's (or "Online").
+/// its version, times in UTC, the place the clinic's — or, online, the video
+/// link (LOCATION and URL) when the reader may have it, else "Online".
 fn event_of(
     id: AppointmentId,
     version: i64,
     span: (Timestamp, Timestamp),
-    mode: Mode,
+    (mode, video): (Mode, Option<&str>),
     c: &ClinicRecord,
     now: Timestamp,
 ) -> Event {
@@ -86,15 +87,25 @@ fn event_of(
         .sequence(u32::try_from(version).unwrap_or(0))
         .timestamp(utc(now))
         .starts(utc(span.0))
-        .ends(utc(span.1))
-        .location(&plain(&place(mode, c)));
+        .ends(utc(span.1));
+    match video.filter(|_| mode == Mode::Online) {
+        Some(url) => event.location(&plain(url)).add_property("URL", plain(url)),
+        None => event.location(&plain(&place(mode, c))),
+    };
     event
 }
 
-/// The appointment as a one-event calendar (`METHOD:PUBLISH`), times in UTC.
-pub fn appointment_ics(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, now: Timestamp) -> String {
+/// The appointment as a one-event calendar (`METHOD:PUBLISH`), times in UTC;
+/// `video` is its link for a reader who may have it.
+pub fn appointment_ics(
+    a: &AppointmentRecord,
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    video: Option<&str>,
+    now: Timestamp,
+) -> String {
     let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
-    let mut event = event_of(a.id, a.version, (a.start, a.end), a.mode, c, now);
+    let mut event = event_of(a.id, a.version, (a.start, a.end), (a.mode, video), c, now);
     event
         .summary(&plain(&format!("Appointment with {}", d.name)))
         .description(&plain(&format!(
@@ -139,10 +150,12 @@ pub struct Invitation<'a> {
     pub organizer: &'a str,
     pub attendee: &'a str,
     pub attendee_name: &'a str,
+    /// The video consultation's link: the event's place and URL.
+    pub video_url: Option<&'a str>,
 }
 
 pub fn invitation_ics(i: &Invitation<'_>, now: Timestamp) -> String {
-    let mut event = event_of(i.appointment, i.sequence, (i.start, i.end), i.mode, i.clinic, now);
+    let mut event = event_of(i.appointment, i.sequence, (i.start, i.end), (i.mode, i.video_url), i.clinic, now);
     event
         .summary(&plain(&format!("Appointment with {}", i.doctor.name)))
         .description(&plain(&format!(
@@ -176,12 +189,14 @@ pub fn invitation_ics(i: &Invitation<'_>, now: Timestamp) -> String {
 
 /// A doctor's agenda as a subscribable feed (times in UTC): every event names
 /// the patient and carries the appointment's status — arrived, fulfilled and
-/// no-shows included — in its summary and in `X-MEDISLOT-STATUS`.
+/// no-shows included — in its summary and in `X-MEDISLOT-STATUS`; online
+/// ones still on carry their video link (`video_links`).
 pub fn doctor_feed(
     d: &DoctorRecord,
     c: &ClinicRecord,
     appointments: &[AppointmentRecord],
     patients: &HashMap<UserId, String>,
+    video_links: &HashMap<AppointmentId, String>,
     now: Timestamp,
 ) -> String {
     let mut cal = calendar(&format!("{} — medislot agenda", d.name), "PUBLISH");
@@ -189,7 +204,8 @@ pub fn doctor_feed(
     for a in appointments {
         let patient = patients.get(&a.patient_id).map_or("a patient", String::as_str);
         let status = a.status.as_str();
-        let mut event = event_of(a.id, a.version, (a.start, a.end), a.mode, c, now);
+        let video = video_links.get(&a.id).map(String::as_str);
+        let mut event = event_of(a.id, a.version, (a.start, a.end), (a.mode, video), c, now);
         event
             .summary(&plain(&format!("{patient} [{status}]")))
             .description(&plain(&format!(

@@ -15,6 +15,7 @@ mod regions;
 mod replica;
 mod search;
 pub mod search_index;
+mod video;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
@@ -32,6 +33,7 @@ pub use regions::{
     RemoteChange,
 };
 pub use search::{SearchHit, SearchPage, SearchParams};
+pub use video::{VideoProvider, DEFAULT_VIDEO_URL};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;
@@ -62,6 +64,8 @@ pub struct AppConfig {
     pub arrival_window: SignedDuration,
     /// Webhook receivers may be on loopback and private addresses (on-premises, tests).
     pub webhooks_allow_private: bool,
+    /// Where online appointments' video rooms are.
+    pub video: VideoProvider,
 }
 
 impl Default for AppConfig {
@@ -76,6 +80,7 @@ impl Default for AppConfig {
             waitlist_hold_ttl: SignedDuration::from_mins(30),
             arrival_window: SignedDuration::from_mins(60),
             webhooks_allow_private: false,
+            video: VideoProvider::default(),
         }
     }
 }

@@ -411,6 +411,8 @@ impl App {
             }
             names
         };
-        Ok(crate::calendar::doctor_feed(&d, &clinic, &shown, &patients, now))
+        // The feed is the doctor's own (its token is theirs): the doctor's side sees the links.
+        let links = shown.iter().filter_map(|a| Some((a.id, self.video_link(a)?))).collect();
+        Ok(crate::calendar::doctor_feed(&d, &clinic, &shown, &patients, &links, now))
     }
 }

@@ -482,7 +482,7 @@ fn appointment_detail(a: &AppointmentRecord) -> serde_json::Value {
     serde_json::json!({
         "appointment": {
             "id": a.id, "status": a.status.as_str(), "start": a.start.to_string(), "end": a.end.to_string(),
-            "version": a.version, "cancel_reason": a.cancel_reason,
+            "version": a.version, "cancel_reason": a.cancel_reason, "video_room": a.video_room,
         }
     })
 }
@@ -516,6 +516,7 @@ pub(crate) fn forward_as_appointment(f: &ForwardRecord) -> AppointmentRecord {
         cancelled_by: None,
         created_at: f.created_at,
         updated_at: at,
+        video_room: text("video_room").map(str::to_string),
     }
 }
 

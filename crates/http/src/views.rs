@@ -208,9 +208,15 @@ pub struct AppointmentView {
     pub cancel_reason: Option<String>,
     pub created_at: String,
     pub updated_at: String,
+    /// The video consultation's link: online appointments only, while live,
+    /// and only to the patient, the doctor and the doctor's clinic staff.
+    /// It changes when the appointment moves.
+    pub video_url: Option<String>,
 }
 
 impl AppointmentView {
+    /// The appointment as anyone allowed to read it sees it; its video link
+    /// is added with [`Self::with_video`] for its parties.
     pub fn new(a: &AppointmentRecord, zone: Option<&TimeZoneName>) -> Self {
         let local = |t| zone.map(|z| local_rfc3339(t, &z.tz()));
         Self {
@@ -231,7 +237,13 @@ impl AppointmentView {
             cancel_reason: a.cancel_reason.clone(),
             created_at: a.created_at.to_string(),
             updated_at: a.updated_at.to_string(),
+            video_url: None,
         }
+    }
+
+    pub fn with_video(mut self, links: &std::collections::HashMap<medislot_domain::AppointmentId, String>) -> Self {
+        self.video_url = self.id.parse().ok().and_then(|id| links.get(&medislot_domain::AppointmentId(id))).cloned();
+        self
     }
 }
 

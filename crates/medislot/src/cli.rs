@@ -186,6 +186,10 @@ pub struct ServeArgs {
     /// How long before its start an appointment may be marked "arrived", in minutes.
     #[arg(long, env = "MEDISLOT_ARRIVAL_WINDOW_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=10080))]
     pub arrival_window_minutes: i64,
+    /// Where online appointments' video rooms are: a Jitsi-compatible
+    /// address; each appointment gets an unguessable room under it.
+    #[arg(long, env = "MEDISLOT_VIDEO_URL", default_value = medislot_app::DEFAULT_VIDEO_URL, value_parser = video_provider)]
+    pub video_url: medislot_app::VideoProvider,
     /// Sign-in attempts allowed per client address and account per minute.
     #[arg(long, env = "MEDISLOT_LOGINS_PER_MINUTE", default_value_t = 10)]
     pub logins_per_minute: u32,
@@ -399,4 +403,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn video_provider(s: &str) -> Result<medislot_app::VideoProvider, String> {
+    medislot_app::VideoProvider::parse("video_url", s).map_err(|e| e.to_string())
 }

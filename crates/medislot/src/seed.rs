@@ -221,6 +221,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                     cancelled_by: None,
                     created_at: dated,
                     updated_at: dated,
+                    video_room: (s.mode == Mode::Online).then(medislot_store::new_video_room),
                 });
             }
             batch.doctors.push(d);

@@ -18,6 +18,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         waitlist_hold_ttl: waitlist_hold(&args.notify)?,
         arrival_window: jiff::SignedDuration::from_mins(args.arrival_window_minutes),
         webhooks_allow_private: args.notify.webhooks_allow_private,
+        video: args.video_url.clone(),
         ..AppConfig::default()
     };
     let links = region_links(&args)?;

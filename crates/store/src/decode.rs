@@ -134,6 +134,7 @@ pub(crate) fn appointment(r: &impl Cells) -> Result<AppointmentRecord> {
         cancelled_by: r.id("a_cancelled_by")?.map(UserId),
         created_at: time(r, "a_created_at")?,
         updated_at: time(r, "a_updated_at")?,
+        video_room: r.text("a_video_room")?,
     })
 }
 

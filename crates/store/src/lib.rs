@@ -238,6 +238,12 @@ impl Default for ConnectOptions {
     }
 }
 
+/// A new video room's name: 128 bits from the operating system's random
+/// source, as 32 hexadecimal digits (a Jitsi room name, a path segment).
+pub fn new_video_room() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
 /// The outbox message for one appointment change; both backends write the same shape.
 pub fn outbox_payload(
     event_id: uuid::Uuid,

@@ -110,6 +110,11 @@ pub struct AppointmentRecord {
     pub cancelled_by: Option<UserId>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// The name of its video room, drawn at random when it was made and again
+    /// when it moves (none on appointments older than video consultations,
+    /// or in a peer's older snapshot). Secret: shown to its parties only.
+    #[serde(default)]
+    pub video_room: Option<String>,
 }
 
 /// What a [`crate::Decide`] function wants done to an appointment.

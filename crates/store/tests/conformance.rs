@@ -253,6 +253,29 @@ async fn booking_ones_own_hold_confirms_it(f: &Fixture) {
     assert!(a.hold_expires_at.is_none());
 }
 
+/// Every appointment gets its own unguessable video room when it is made; a
+/// confirmed hold keeps its room, a move draws a new one, a cancel keeps it,
+/// and a bulk load keeps the rooms it was given.
+async fn video_rooms_are_drawn_when_made_and_again_when_moved(f: &Fixture) {
+    let room = |a: &AppointmentRecord| a.video_room.clone().expect("the appointment has a video room");
+    let is_secret = |r: &str| r.len() == 32 && r.bytes().all(|b| b.is_ascii_hexdigit());
+    let held = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Held)).await);
+    let booked = created(f.store.place(&f.cmd(0, 60, 30, AppointmentStatus::Booked)).await);
+    assert_eq!(booked.id, held.id);
+    assert_eq!(room(&booked), room(&held), "confirming a hold keeps its room");
+    let other = created(f.store.place(&f.cmd(1, 120, 30, AppointmentStatus::Booked)).await);
+    assert!(is_secret(&room(&booked)) && is_secret(&room(&other)), "{booked:?} {other:?}");
+    assert_ne!(room(&booked), room(&other), "each appointment has a room of its own");
+
+    let moved = f.store.modify_appointment(booked.id, f.at(-100), None, moved_by(200)).await.unwrap();
+    assert!(is_secret(&room(&moved)));
+    assert_ne!(room(&moved), room(&booked), "a move draws a new room");
+    let gone = f.store.modify_appointment(moved.id, f.at(-100), None, cancelled()).await.unwrap();
+    assert_eq!(room(&gone), room(&moved), "a cancel changes nothing of it but its status");
+    let read = f.store.appointment(moved.id).await.unwrap().unwrap();
+    assert_eq!(read.video_room, gone.video_room);
+}
+
 async fn idempotency_keys_replay_or_refuse(f: &Fixture) {
     let mut c = f.cmd(0, 60, 30, AppointmentStatus::Booked);
     c.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp1".into() });
@@ -498,6 +521,7 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
         cancelled_by: None,
         created_at: f.t0,
         updated_at: f.t0,
+        video_room: Some(format!("{from:032x}")),
     };
     // An overlap inside the batch: refused, and nothing of the batch is written.
     let bad = BulkLoad {
@@ -513,6 +537,10 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
         ..Default::default()
     };
     f.store.bulk_load(&good).await.unwrap();
+    for a in &good.appointments {
+        let read = f.store.appointment(a.id).await.unwrap().unwrap();
+        assert_eq!(read.video_room, a.video_room, "a bulk load keeps the rooms it was given");
+    }
     assert_eq!(f.store.doctor(doctor.id).await.unwrap().unwrap().clinic_id, clinic);
     let window = medislot_domain::Interval { start: f.at(-60), end: f.at(120) };
     assert_eq!(f.store.busy(&[doctor.id], window, f.at(-120)).await.unwrap().len(), 2);
@@ -870,6 +898,7 @@ conformance!(
     expired_holds_free_their_slot_and_are_audited,
     clock_skew_between_nodes_never_double_books,
     booking_ones_own_hold_confirms_it,
+    video_rooms_are_drawn_when_made_and_again_when_moved,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
@@ -903,6 +932,7 @@ conformance!(
     expired_holds_free_their_slot_and_are_audited,
     clock_skew_between_nodes_never_double_books,
     booking_ones_own_hold_confirms_it,
+    video_rooms_are_drawn_when_made_and_again_when_moved,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,

@@ -252,12 +252,20 @@ impl Workers {
             Some(u) if !matches!(kind, Kind::WaitlistOffer | Kind::Conflict) => self.store().user_by_id(u).await?,
             _ => None,
         };
+        // The link as it is now (a later move sends its own message with the new one).
+        let video_url = if ev.mode == medislot_domain::Mode::Online && !matches!(kind, Kind::Cancelled | Kind::Conflict)
+        {
+            self.store().appointment(ev.appointment_id).await?.and_then(|a| self.app.video_link(&a))
+        } else {
+            None
+        };
         let parties = Parties {
             doctor: &doctor,
             clinic: &clinic,
             patient: &patient,
             organizer: self.config.sender_address(),
             public_url: self.config.public_url.trim_end_matches('/'),
+            video_url: video_url.as_deref(),
         };
         let now = self.app.now();
         let mut audiences: Vec<(Audience, &UserRecord)> = vec![(Audience::Patient, &patient)];
@@ -304,6 +312,7 @@ impl Workers {
                 }
             }
             let Some((doctor, clinic)) = zones.get(&a.doctor_id) else { continue };
+            let video_url = self.app.video_link(a);
             let ev = EventView {
                 event_id: uuid::Uuid::now_v7(),
                 topic: "appointment.reminder".into(),
@@ -327,6 +336,7 @@ impl Workers {
                 patient: &patient,
                 organizer: self.config.sender_address(),
                 public_url: self.config.public_url.trim_end_matches('/'),
+                video_url: video_url.as_deref(),
             };
             let m = messages::compose(Kind::Reminder, Audience::Patient, &ev, &parties, now);
             let check = serde_json::json!({ "start": a.start.to_string(), "late": late });

@@ -118,6 +118,8 @@ pub struct Parties<'a> {
     pub organizer: &'a str,
     /// Where links point, e.g. `https://medislot.example`.
     pub public_url: &'a str,
+    /// The video consultation's link, for an online appointment still on.
+    pub video_url: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -152,7 +154,10 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
         Audience::Doctor => p.patient.name.clone(),
     };
     let place = if ev.mode == Mode::Online {
-        "Online (a video link follows from the clinic)".to_string()
+        match p.video_url {
+            Some(url) => format!("Online, by video: {url}"),
+            None => "Online (video)".to_string(),
+        }
     } else {
         format!("{}, {}", p.clinic.name, p.clinic.address_line())
     };
@@ -238,6 +243,7 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
         organizer: p.organizer,
         attendee: &p.patient.email,
         attendee_name: &p.patient.name,
+        video_url: p.video_url,
     };
     let method = if matches!(kind, Kind::Cancelled | Kind::Conflict) { "CANCEL" } else { "REQUEST" };
     Message {

@@ -334,5 +334,6 @@ fn home_appointment(v: &serde_json::Value, origin_region: &str) -> Option<Appoin
         cancelled_by: None,
         created_at: ts("created_at")?,
         updated_at: ts("updated_at")?,
+        video_room: text("video_room").map(str::to_string),
     })
 }

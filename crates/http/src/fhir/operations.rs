@@ -149,8 +149,14 @@ fn collection(base: &Base, resource: Value) -> Value {
     json!({"resourceType": "Bundle", "type": "collection", "entry": [{"fullUrl": full_url, "resource": resource}]})
 }
 
-async fn respond(s: &AppState, base: &Base, status: StatusCode, a: &medislot_store::AppointmentRecord) -> FhirResult {
-    let one = super::search::appointment_response(s, status, a).await?;
+async fn respond(
+    s: &AppState,
+    caller: &Caller,
+    base: &Base,
+    status: StatusCode,
+    a: &medislot_store::AppointmentRecord,
+) -> FhirResult {
+    let one = super::search::appointment_response(s, caller.get(), status, a).await?;
     let version = one.version;
     Ok(Fhir { status, body: collection(base, one.body), version })
 }
@@ -170,7 +176,7 @@ pub async fn hold(State(s): State<AppState>, c: Result<Caller, ApiError>, base: 
     let appt = appointment_in(&body)?;
     let (slot_id, mode) = slot_of(&appt)?;
     let a = s.app.hold(caller.get(), &slot_id, mode.as_deref()).await?;
-    respond(&s, &base, StatusCode::OK, &a).await
+    respond(&s, &caller, &base, StatusCode::OK, &a).await
 }
 
 /// Books the slot (confirming the caller's hold on it, if any), honouring
@@ -202,7 +208,7 @@ pub async fn book(
         };
         let reason = appt["cancelationReason"]["text"].as_str().map(str::to_string);
         let a = s.app.cancel(caller.get(), id, reason, version).await?;
-        return respond(&s, &base, StatusCode::OK, &a).await;
+        return respond(&s, &caller, &base, StatusCode::OK, &a).await;
     }
     if let Some(st) = appt["status"].as_str().filter(|st| !matches!(*st, "proposed" | "pending" | "booked")) {
         return Err(invalid(
@@ -214,7 +220,7 @@ pub async fn book(
     let reason = appt["reasonCode"][0]["text"].as_str().or(appt["description"].as_str()).unwrap_or("").to_string();
     let key = key?.0;
     let out = s.app.book(caller.get(), BookRequest { slot_id, mode, reason }, key.as_deref()).await?;
-    respond(&s, &base, StatusCode::OK, &out.appointment).await
+    respond(&s, &caller, &base, StatusCode::OK, &out.appointment).await
 }
 
 /// `parameters` helper shared with tests of this module's parsing.

@@ -268,9 +268,20 @@ pub fn appointment_status(s: AppointmentStatus) -> &'static str {
     }
 }
 
+/// FHIR R5's `Appointment.virtualService`, as R4 carries an element of a later
+/// version: a cross-version extension, its `address` the video link.
+pub const VIRTUAL_SERVICE: &str = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Appointment.virtualService";
+
 /// The patient is named by identifier and display (a logical reference: this
 /// facade serves no Patient resource, so a literal one would not resolve).
-pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, patient_name: Option<&str>) -> Value {
+/// `video` is the video link, for a caller who may be shown it.
+pub fn appointment(
+    a: &AppointmentRecord,
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    patient_name: Option<&str>,
+    video: Option<&str>,
+) -> Value {
     let tentative = matches!(a.status, AppointmentStatus::Held | AppointmentStatus::Pending);
     let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
     let by_patient = a.cancelled_by == Some(a.patient_id);
@@ -306,6 +317,12 @@ pub fn appointment(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, pa
     }
     if let Some(e) = a.hold_expires_at.filter(|_| a.status == AppointmentStatus::Held) {
         o.insert("comment".into(), json!(format!("held until {}", instant(e))));
+    }
+    if let Some(url) = video {
+        o.insert(
+            "extension".into(),
+            json!([{"url": VIRTUAL_SERVICE, "extension": [{"url": "address", "valueUrl": url}]}]),
+        );
     }
     v
 }

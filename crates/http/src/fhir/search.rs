@@ -286,13 +286,15 @@ pub async fn slot(State(s): State<AppState>, Path(id): Path<String>) -> FhirResu
     }
 }
 
-/// Who these appointments' references name: doctors with their clinics, and patients' names.
+/// Who these appointments' references name: doctors with their clinics, and
+/// patients' names; and the video links the caller may be shown.
 pub struct Parties {
     doctors: HashMap<DoctorId, (DoctorRecord, ClinicRecord)>,
     patients: HashMap<UserId, String>,
+    videos: HashMap<AppointmentId, String>,
 }
 
-async fn parties(s: &AppState, items: &[AppointmentRecord]) -> FhirResult<Parties> {
+async fn parties(s: &AppState, actor: Option<&Actor>, items: &[AppointmentRecord]) -> FhirResult<Parties> {
     let doctors = s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await?;
     if items.iter().any(|a| !doctors.contains_key(&a.doctor_id)) {
         return Err(not_found("Practitioner"));
@@ -305,16 +307,26 @@ async fn parties(s: &AppState, items: &[AppointmentRecord]) -> FhirResult<Partie
             }
         }
     }
-    Ok(Parties { doctors, patients })
+    let videos = match actor {
+        Some(actor) => s.app.video_links(actor, items).await?,
+        None => HashMap::new(),
+    };
+    Ok(Parties { doctors, patients, videos })
 }
 
 pub fn appointment_resource(a: &AppointmentRecord, parties: &Parties) -> Value {
     let (d, c) = &parties.doctors[&a.doctor_id];
-    r::appointment(a, d, c, parties.patients.get(&a.patient_id).map(String::as_str))
+    let video = parties.videos.get(&a.id).map(String::as_str);
+    r::appointment(a, d, c, parties.patients.get(&a.patient_id).map(String::as_str), video)
 }
 
-pub async fn appointment_response(s: &AppState, status: StatusCode, a: &AppointmentRecord) -> FhirResult {
-    let p = parties(s, std::slice::from_ref(a)).await?;
+pub async fn appointment_response(
+    s: &AppState,
+    actor: Option<&Actor>,
+    status: StatusCode,
+    a: &AppointmentRecord,
+) -> FhirResult {
+    let p = parties(s, actor, std::slice::from_ref(a)).await?;
     Ok(Fhir { status, body: appointment_resource(a, &p), version: Some(a.version.to_string()) })
 }
 
@@ -356,7 +368,7 @@ pub async fn appointments(State(s): State<AppState>, c: Result<Caller, ApiError>
             && patient.as_deref().is_none_or(|x| x == a.patient_id.to_string())
             && (statuses.is_empty() || statuses.contains(&r::appointment_status(a.status)))
     });
-    let parties = parties(&s, &all).await?;
+    let parties = parties(&s, actor.as_ref(), &all).await?;
     let items = all.iter().map(|a| appointment_resource(a, &parties)).collect();
     Ok(Fhir::ok(bundle(&base, "Appointment", &p, items, count, offset)))
 }
@@ -365,5 +377,5 @@ pub async fn appointment(State(s): State<AppState>, c: Result<Caller, ApiError>,
     let actor = caller(c)?;
     let id: AppointmentId = id_of("Appointment", &id)?;
     let a = s.app.appointment(actor.as_ref(), id).await?;
-    appointment_response(&s, StatusCode::OK, &a).await
+    appointment_response(&s, actor.as_ref(), StatusCode::OK, &a).await
 }

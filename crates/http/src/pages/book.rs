@@ -286,9 +286,19 @@ pub async fn confirmation(
         return Redirect::to(&format!("/holds/{}", a.id)).into_response();
     }
     let moved = q.contains_key("moved") && a.status == medislot_domain::AppointmentStatus::Booked;
+    let video = match s.app.video_link_for(w.me.as_ref(), &a).await {
+        Ok(v) => v,
+        Err(e) => return w.problem(&e),
+    };
     let body = html! {
         h1 { @if moved { "Your appointment is moved" } @else { "Your appointment is " (a.status.as_str()) } }
         (slot_card(&d, &c, a.start, a.end, a.mode))
+        @if let Some(url) = &video {
+            p.video {
+                a href=(url) target="_blank" rel="noopener noreferrer" { "Join the video consultation" }
+                " — the link is yours alone; it opens in your browser at the time of the appointment."
+            }
+        }
         @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
         @if a.status == medislot_domain::AppointmentStatus::Pending {
             p.notice role="status" {
@@ -341,7 +351,11 @@ pub async fn calendar_file(State(s): State<AppState>, headers: HeaderMap, Path(i
     let id = id.trim_end_matches(".ics").to_string();
     match load(&s, &w, &id).await {
         Ok((a, d, c)) => {
-            let ics = medislot_app::calendar::appointment_ics(&a, &d, &c, s.app.now());
+            let video = match s.app.video_link_for(w.me.as_ref(), &a).await {
+                Ok(v) => v,
+                Err(e) => return w.problem(&e),
+            };
+            let ics = medislot_app::calendar::appointment_ics(&a, &d, &c, video.as_deref(), s.app.now());
             (
                 [
                     (axum::http::header::CONTENT_TYPE, "text/calendar; charset=utf-8".to_string()),

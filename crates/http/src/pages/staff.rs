@@ -621,6 +621,10 @@ pub async fn agenda(
         Ok(p) => p,
         Err(e) => return w.problem(&e),
     };
+    let videos = match s.app.video_links(&me, &items).await {
+        Ok(v) => v,
+        Err(e) => return w.problem(&e),
+    };
     let mut rows = vec![];
     for a in items.into_iter().filter(|a| a.status != AppointmentStatus::Held) {
         let Some((d, c)) = parties.get(&a.doctor_id) else { continue };
@@ -661,6 +665,9 @@ pub async fn agenda(
             div.card data-appointment=(a.id) {
                 p { strong { (local(a.start, c)) } " — " (patient) }
                 p { (d.name) " · " (mode_text(a.mode)) " · status " strong { (a.status.as_str()) } @if !a.reason.is_empty() { " · “" (a.reason) "”" } }
+                @if let Some(url) = videos.get(&a.id) {
+                    p.video { a href=(url) target="_blank" rel="noopener noreferrer" { "Join the video consultation" } }
+                }
                 @if matches!(a.status, AppointmentStatus::Booked | AppointmentStatus::Arrived) {
                     form.inline method="post" action={ "/agenda/" (a.id) } {
                         (w.csrf_field())

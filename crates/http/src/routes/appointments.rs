@@ -32,10 +32,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(noshow))
 }
 
-/// An appointment with its ETag (the version) and its clinic's zone.
-async fn respond(s: &AppState, status: StatusCode, a: &AppointmentRecord) -> ApiResult<Response> {
+/// An appointment with its ETag (the version), its clinic's zone and, for
+/// its parties, its video link.
+async fn respond(s: &AppState, caller: &SignedIn, status: StatusCode, a: &AppointmentRecord) -> ApiResult<Response> {
     let zones = s.app.zones_of([a.doctor_id]).await?;
-    let mut resp = (status, Json(AppointmentView::new(a, zones.get(&a.doctor_id)))).into_response();
+    let links = s.app.video_links(&caller.0, std::slice::from_ref(a)).await?;
+    let view = AppointmentView::new(a, zones.get(&a.doctor_id)).with_video(&links);
+    let mut resp = (status, Json(view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", a.version)) {
         resp.headers_mut().insert(header::ETAG, v);
     }
@@ -62,7 +65,7 @@ struct HoldBody {
     responses((status = 201, body = AppointmentView), (status = 409, description = "slot taken, with alternatives"), (status = 422)))]
 async fn hold(State(s): State<AppState>, caller: SignedIn, ApiJson(b): ApiJson<HoldBody>) -> ApiResult<Response> {
     let a = s.app.hold(caller.get(), &b.slot_id, b.mode.as_deref()).await?;
-    respond(&s, StatusCode::CREATED, &a).await
+    respond(&s, &caller, StatusCode::CREATED, &a).await
 }
 
 /// Book a slot. Send an `Idempotency-Key` header: a retry returns the first answer and never books twice.
@@ -78,7 +81,7 @@ async fn book(
 ) -> ApiResult<Response> {
     let out = s.app.book(caller.get(), b, key.as_deref()).await?;
     let status = StatusCode::from_u16(out.status_code).unwrap_or(StatusCode::CREATED);
-    let mut resp = respond(&s, status, &out.appointment).await?;
+    let mut resp = respond(&s, &caller, status, &out.appointment).await?;
     if out.replayed {
         resp.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
@@ -103,8 +106,9 @@ async fn list(State(s): State<AppState>, caller: SignedIn, q: QueryMap) -> ApiRe
     let (items, total) = s.app.appointments(caller.get(), f).await?;
     let doctors: Vec<DoctorId> = items.iter().map(|a| a.doctor_id).collect();
     let zones = s.app.zones_of(doctors).await?;
+    let links = s.app.video_links(&caller.0, &items).await?;
     Ok(Json(Page {
-        items: items.iter().map(|a| AppointmentView::new(a, zones.get(&a.doctor_id))).collect(),
+        items: items.iter().map(|a| AppointmentView::new(a, zones.get(&a.doctor_id)).with_video(&links)).collect(),
         page,
         per_page,
         total,
@@ -120,7 +124,7 @@ async fn get_appointment(
     IdPath(id): IdPath<AppointmentId>,
 ) -> ApiResult<Response> {
     let a = s.app.appointment(caller.get(), id).await?;
-    respond(&s, StatusCode::OK, &a).await
+    respond(&s, &caller, StatusCode::OK, &a).await
 }
 
 /// The appointment's audit trail: who changed what, when, from which state to which.
@@ -157,7 +161,7 @@ async fn reschedule(
     let v = if_match.version()?;
     let b: RescheduleBody = parse_json(&body)?;
     let a = s.app.reschedule(Some(actor), id, &b.slot_id, v).await?;
-    respond(&s, StatusCode::OK, &a).await
+    respond(&s, &caller, StatusCode::OK, &a).await
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -187,12 +191,12 @@ async fn cancel(
         parse_json::<Option<CancelBody>>(&body)?.and_then(|b| b.reason)
     };
     let a = s.app.cancel(Some(caller_ok), id, reason, v).await?;
-    respond(&s, StatusCode::OK, &a).await
+    respond(&s, &caller, StatusCode::OK, &a).await
 }
 
 async fn mark(s: AppState, caller: SignedIn, id: AppointmentId, m: Mark, v: Option<i64>) -> ApiResult<Response> {
     let a = s.app.mark(caller.get(), id, m, v).await?;
-    respond(&s, StatusCode::OK, &a).await
+    respond(&s, &caller, StatusCode::OK, &a).await
 }
 
 /// The patient has arrived (doctor, clinic).

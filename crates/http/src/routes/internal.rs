@@ -68,12 +68,27 @@ async fn snapshot(State(s): State<AppState>, q: QueryMap) -> ApiResult<Json<medi
     Ok(Json(snap))
 }
 
+/// An appointment as a peer region reads it back: the public view with its
+/// video room, so that the patient's region shows the same link.
+#[derive(serde::Serialize)]
+struct PeerAppointmentView {
+    #[serde(flatten)]
+    view: AppointmentView,
+    video_room: Option<String>,
+}
+
+impl PeerAppointmentView {
+    fn new(a: &medislot_store::AppointmentRecord) -> Json<Self> {
+        Json(Self { view: AppointmentView::new(a, None), video_room: a.video_room.clone() })
+    }
+}
+
 /// A booking forwarded by the patient's region: 201 (or a replay), 409 taken.
 async fn book(State(s): State<AppState>, body: axum::body::Bytes) -> ApiResult<Response> {
     let req: ForwardedBooking = parse_json(&body)?;
     let out = s.app.book_forwarded(req).await?;
     let status = StatusCode::from_u16(out.status_code).unwrap_or(StatusCode::CREATED);
-    Ok((status, Json(AppointmentView::new(&out.appointment, None))).into_response())
+    Ok((status, PeerAppointmentView::new(&out.appointment)).into_response())
 }
 
 /// A cancel or a reschedule asked for by the patient in their region.
@@ -84,5 +99,5 @@ async fn change(
 ) -> ApiResult<Response> {
     let req: RemoteChange = parse_json(&body)?;
     let a = s.app.change_forwarded(id, req).await?;
-    Ok((StatusCode::OK, Json(AppointmentView::new(&a, None))).into_response())
+    Ok((StatusCode::OK, PeerAppointmentView::new(&a)).into_response())
 }

@@ -1,7 +1,8 @@
 """Reads every e-mail in a directory with Python's own e-mail parser and its
 calendar part with the independent `icalendar` library; prints JSON, one
 object per message: to, subject, message_id, text, and the invitation
-(method, uid, sequence, start, end, status, organizer, attendee).
+(method, uid, sequence, start, end, status, organizer, attendee, location,
+url).
 
 usage: mail_check.py DIR"""
 
@@ -40,6 +41,8 @@ for name in sorted(os.listdir(folder)):
                 "status": str(e.get("STATUS")),
                 "organizer": str(e.get("ORGANIZER")),
                 "attendee": str(e.get("ATTENDEE")),
+                "location": str(e.get("LOCATION")) if e.get("LOCATION") is not None else None,
+                "url": str(e.get("URL")) if e.get("URL") is not None else None,
             }
     out.append({
         "file": name,

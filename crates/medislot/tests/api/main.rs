@@ -14,3 +14,4 @@ mod promises;
 mod seed;
 mod upgrade;
 mod validation;
+mod video;

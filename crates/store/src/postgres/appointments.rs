@@ -31,6 +31,7 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
         cancelled_by: None,
         created_at: cmd.now,
         updated_at: cmd.now,
+        video_room: Some(crate::new_video_room()),
     };
     let topic = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
     let created_payload = outbox_payload(Uuid::now_v7(), topic, None, &created, Some(cmd.patient_id), cmd.now);
@@ -43,7 +44,7 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
 
     let mut tx = pool.begin().await.map_err(map_err)?;
     let row = sqlx::query(
-        "SELECT * FROM place_appointment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+        "SELECT * FROM place_appointment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(cmd.id.0)
     .bind(cmd.doctor_id.0)
@@ -61,6 +62,7 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
     .bind(i32::try_from(cmd.max_holds).unwrap_or(i32::MAX))
     .bind(created_payload)
     .bind(confirmed_payload)
+    .bind(&created.video_room)
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| match &e {
@@ -102,6 +104,7 @@ pub(super) async fn modify(
         "UPDATE appointments SET status = $1, start_at = $2, end_at = $3, cancel_reason = $4, cancelled_by = $5,
                 hold_expires_at = CASE WHEN $1 = 'held' THEN hold_expires_at END,
                 patient_overlap_allowed = patient_overlap_allowed AND start_at = $2 AND end_at = $3,
+                video_room = CASE WHEN start_at = $2 AND end_at = $3 THEN video_room ELSE $9 END,
                 version = version + 1, updated_at = $6
          WHERE id = $7 AND version = $8",
     )
@@ -113,6 +116,7 @@ pub(super) async fn modify(
     .bind(ts(now))
     .bind(id.0)
     .bind(before.version)
+    .bind(crate::new_video_room())
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;

@@ -133,12 +133,13 @@ pub(super) async fn appointments(tx: &mut Tx, appointments: &[AppointmentRecord]
             .text(&a.origin_region)
             .time(a.created_at)
             .time(a.updated_at)
+            .opt_text(a.video_room.as_deref())
             .end(&mut out);
     }
     copy(
         tx,
         "COPY appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                            origin_region, created_at, updated_at)
+                            origin_region, created_at, updated_at, video_room)
          FROM STDIN (FORMAT csv)",
         out,
     )

@@ -141,8 +141,8 @@ impl PgStore {
         let id = AppointmentId::new();
         let inserted = sqlx::query(
             "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                       origin_region, hold_expires_at, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, 'Offered from the waitlist', 'held', 1, $7, $8, $9, $9)",
+                                       origin_region, hold_expires_at, created_at, updated_at, video_room)
+             VALUES ($1, $2, $3, $4, $5, $6, 'Offered from the waitlist', 'held', 1, $7, $8, $9, $9, $10)",
         )
         .bind(id.0)
         .bind(o.doctor_id.0)
@@ -153,6 +153,7 @@ impl PgStore {
         .bind(&o.origin_region)
         .bind(ts(o.hold_until))
         .bind(ts(o.now))
+        .bind(crate::new_video_room())
         .execute(&mut *tx)
         .await
         .map_err(map_err);

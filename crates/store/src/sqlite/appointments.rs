@@ -116,8 +116,8 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
         exec(
             c,
             "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                       origin_region, hold_expires_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?)",
+                                       origin_region, hold_expires_at, created_at, updated_at, video_room)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
             params![
                 cmd.id.to_string(),
                 cmd.doctor_id.to_string(),
@@ -130,7 +130,8 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
                 cmd.origin_region,
                 cmd.hold_expires_at.map(secs),
                 now,
-                now
+                now,
+                crate::new_video_room()
             ],
         )?;
         let after = appointment(c, cmd.id)?.ok_or(StoreError::NotFound)?;
@@ -170,6 +171,7 @@ pub(super) fn modify(
         "UPDATE appointments SET status = ?1, start_at = ?2, end_at = ?3, cancel_reason = ?4, cancelled_by = ?5,
                 hold_expires_at = CASE WHEN ?1 = 'held' THEN hold_expires_at ELSE NULL END,
                 patient_overlap_allowed = patient_overlap_allowed AND start_at = ?2 AND end_at = ?3,
+                video_room = CASE WHEN start_at = ?2 AND end_at = ?3 THEN video_room ELSE ?9 END,
                 version = version + 1, updated_at = ?6
          WHERE id = ?7 AND version = ?8",
         params![
@@ -180,7 +182,8 @@ pub(super) fn modify(
             if cancelled { actor.map(|a| a.to_string()) } else { None },
             now.to_string(),
             id.to_string(),
-            before.version
+            before.version,
+            crate::new_video_room()
         ],
     )?;
     if done != 1 {
@@ -247,8 +250,8 @@ pub(super) fn insert_seeded(c: &Connection, a: &AppointmentRecord) -> Result<()>
     exec(
         c,
         "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                   origin_region, hold_expires_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)",
+                                   origin_region, hold_expires_at, created_at, updated_at, video_room)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
         params![
             a.id.to_string(),
             a.doctor_id.to_string(),
@@ -261,7 +264,8 @@ pub(super) fn insert_seeded(c: &Connection, a: &AppointmentRecord) -> Result<()>
             a.version,
             a.origin_region,
             a.created_at.to_string(),
-            a.updated_at.to_string()
+            a.updated_at.to_string(),
+            a.video_room
         ],
     )?;
     Ok(())

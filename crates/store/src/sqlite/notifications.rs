@@ -139,8 +139,8 @@ fn offer(c: &Connection, o: &WaitlistOffer) -> Result<(Option<(WaitlistRecord, A
     let inserted = exec(
         c,
         "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                   origin_region, hold_expires_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, 'Offered from the waitlist', 'held', 1, ?, ?, ?, ?)",
+                                   origin_region, hold_expires_at, created_at, updated_at, video_room)
+         VALUES (?, ?, ?, ?, ?, ?, 'Offered from the waitlist', 'held', 1, ?, ?, ?, ?, ?)",
         params![
             id.to_string(),
             o.doctor_id.to_string(),
@@ -151,7 +151,8 @@ fn offer(c: &Connection, o: &WaitlistOffer) -> Result<(Option<(WaitlistRecord, A
             o.origin_region,
             secs(o.hold_until),
             now,
-            now
+            now,
+            crate::new_video_room()
         ],
     );
     match inserted {
