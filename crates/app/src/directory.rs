@@ -309,6 +309,7 @@ impl App {
             verification_reason: None,
             membership,
             schedule: Schedule::default(),
+            video_room_url: None,
             version: 1,
             created_at: now,
             updated_at: now,
@@ -403,7 +404,7 @@ impl App {
             .find(|d| d.id != except && d.verification != VerificationState::Rejected))
     }
 
-    async fn save_doctor(&self, mut d: DoctorRecord) -> Result<DoctorRecord, AppError> {
+    pub(crate) async fn save_doctor(&self, mut d: DoctorRecord) -> Result<DoctorRecord, AppError> {
         let expected = d.version;
         d.updated_at = self.now();
         self.store.update_doctor(&d, expected).await?;

@@ -33,7 +33,7 @@ pub use regions::{
     RemoteChange,
 };
 pub use search::{SearchHit, SearchPage, SearchParams};
-pub use video::{VideoProvider, DEFAULT_VIDEO_URL};
+pub use video::{parse_room_url, VideoProvider, DEFAULT_VIDEO_URL, ROOM_URL_PATTERN};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;

@@ -412,7 +412,7 @@ impl App {
             names
         };
         // The feed is the doctor's own (its token is theirs): the doctor's side sees the links.
-        let links = shown.iter().filter_map(|a| Some((a.id, self.video_link(a)?))).collect();
+        let links = shown.iter().filter_map(|a| Some((a.id, self.video_link(a, &d)?))).collect();
         Ok(crate::calendar::doctor_feed(&d, &clinic, &shown, &patients, &links, now))
     }
 }

@@ -111,6 +111,7 @@ fn doctor(i: usize, clinic: ClinicId, verified: bool, now: Timestamp) -> DoctorR
         verification_reason: None,
         membership: Membership::Active,
         schedule: template(i % TEMPLATES),
+        video_room_url: None,
         version: 1,
         created_at: now,
         updated_at: now,

@@ -1,17 +1,64 @@
 //! Video consultations: an online appointment's meeting link is the
 //! configured provider's address with the appointment's own room, a name of
 //! 128 random bits the store draws when the appointment is made and again
-//! when it moves. Only the appointment's parties — its patient, its doctor
-//! and the doctor's clinic staff — are shown it, and only while the
-//! appointment is live: not platform admins, not once it is cancelled or over.
+//! when it moves — or, for a doctor who has one, the doctor's own fixed
+//! room. Only the appointment's parties — its patient, its doctor and the
+//! doctor's clinic staff — are shown it, and only while the appointment is
+//! live: not platform admins, not once it is cancelled or over. A doctor's
+//! own room is likewise the doctor's side's to see and set.
 
+use crate::access::require;
 use crate::{Actor, App, AppError};
 use medislot_domain::{AppointmentId, DoctorId, Invalid, Mode, Role};
-use medislot_store::AppointmentRecord;
+use medislot_store::{AppointmentRecord, DoctorRecord};
 use std::collections::HashMap;
 
 /// Where video rooms are unless configured otherwise: Jitsi's public service.
 pub const DEFAULT_VIDEO_URL: &str = "https://meet.jit.si";
+
+/// A doctor's own room as the API documents it: http(s), a host of letters,
+/// digits, dots and hyphens, an optional port, and a path (with any query) of
+/// printable ASCII. [`parse_room_url`] checks exactly this, then that the URL
+/// standard reads it (a host it can encode, a port in range).
+pub const ROOM_URL_PATTERN: &str = r"^https?://[A-Za-z0-9.-]{1,200}(:[0-9]{1,5})?(/[!-~]{0,1500})?$";
+
+/// A doctor's own room: an address matching [`ROOM_URL_PATTERN`] that parses.
+pub fn parse_room_url(field: &str, value: &str) -> Result<String, Invalid> {
+    let bad = || {
+        Invalid::field(field, "must be an http(s) address: a host name, an optional port and path (e.g. https://meet.example.org/dr-martin)")
+    };
+    let rest = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")).ok_or_else(bad)?;
+    let (authority, path) = rest.find('/').map_or((rest, ""), |i| rest.split_at(i));
+    let (host, port) = authority.split_once(':').map_or((authority, None), |(h, p)| (h, Some(p)));
+    let host_ok =
+        (1..=200).contains(&host.len()) && host.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+    let port_ok = port.is_none_or(|p| (1..=5).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_digit()));
+    let path_ok = path.len() <= 1500 && path.bytes().all(|b| (b'!'..=b'~').contains(&b));
+    if !(host_ok && port_ok && path_ok) {
+        return Err(bad());
+    }
+    Ok(parse_address(field, value, false)?.to_string())
+}
+
+/// An http(s) address with a host and no credentials; `plain` also refuses a
+/// query and a fragment (a base that room names are appended to).
+fn parse_address(field: &str, value: &str, plain: bool) -> Result<url::Url, Invalid> {
+    let bad = |why: &str| Invalid::field(field, format!("{why} (e.g. {DEFAULT_VIDEO_URL})"));
+    if value.len() > 2000 {
+        return Err(bad("must be at most 2000 characters"));
+    }
+    let url = url::Url::parse(value.trim()).map_err(|_| bad("is not a URL"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("must be an http(s) address with a host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("must not carry credentials"));
+    }
+    if plain && (url.query().is_some() || url.fragment().is_some()) {
+        return Err(bad("must not carry a query, a fragment or credentials"));
+    }
+    Ok(url)
+}
 
 /// A Jitsi-compatible video service: a room is its address followed by the
 /// room's name (`https://meet.example/medislot-…`).
@@ -30,14 +77,7 @@ impl VideoProvider {
     /// An `https://` (or, for a service on the clinic's own network,
     /// `http://`) address with a host and no query or fragment.
     pub fn parse(field: &str, value: &str) -> Result<Self, Invalid> {
-        let bad = |why: &str| Invalid::field(field, format!("{why} (e.g. {DEFAULT_VIDEO_URL})"));
-        let url = url::Url::parse(value.trim()).map_err(|_| bad("is not a URL"))?;
-        if !matches!(url.scheme(), "https" | "http") || url.host_str().is_none_or(str::is_empty) {
-            return Err(bad("must be an http(s) address with a host"));
-        }
-        if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-            return Err(bad("must not carry a query, a fragment or credentials"));
-        }
+        let url = parse_address(field, value, true)?;
         Ok(Self { base: url.as_str().trim_end_matches('/').to_string() })
     }
 
@@ -48,14 +88,46 @@ impl VideoProvider {
 }
 
 impl App {
-    /// The meeting link of an online appointment while it is live (held,
-    /// pending, booked, arrived); none for one in person, cancelled or over.
-    /// Whoever is shown it must be one of its parties ([`Self::video_links`]).
-    pub fn video_link(&self, a: &AppointmentRecord) -> Option<String> {
+    /// The meeting link of an online appointment of `doctor` while it is live
+    /// (held, pending, booked, arrived): the doctor's own room, or the
+    /// appointment's on the provider; none for one in person, cancelled or
+    /// over. Whoever is shown it must be one of its parties ([`Self::video_links`]).
+    pub fn video_link(&self, a: &AppointmentRecord, doctor: &DoctorRecord) -> Option<String> {
         if a.mode != Mode::Online || !a.status.is_active() {
             return None;
         }
-        a.video_room.as_deref().map(|room| self.config.video.room_url(room))
+        match &doctor.video_room_url {
+            Some(own) => Some(own.clone()),
+            None => a.video_room.as_deref().map(|room| self.config.video.room_url(room)),
+        }
+    }
+
+    /// The doctor's own video room, for the doctor's side.
+    pub async fn video_room_of(&self, actor: Option<&Actor>, doctor: DoctorId) -> Result<DoctorRecord, AppError> {
+        let actor = require(actor)?;
+        let d = self.doctor(Some(actor), doctor).await?;
+        if !self.on_doctors_side(actor, &d).await? {
+            return Err(AppError::Forbidden("only the doctor and their clinic's admins see the doctor's video room"));
+        }
+        Ok(d)
+    }
+
+    /// Sets (or, with `None`, clears) the doctor's own video room: an http(s)
+    /// address their online appointments then all use, instead of a room each
+    /// on the provider. `if_match`: the doctor's version, as for the profile.
+    pub async fn set_video_room(
+        &self,
+        actor: Option<&Actor>,
+        doctor: DoctorId,
+        url: Option<&str>,
+        if_match: Option<i64>,
+    ) -> Result<DoctorRecord, AppError> {
+        let mut d = self.video_room_of(actor, doctor).await?;
+        if if_match.is_some_and(|v| v != d.version) {
+            return Err(AppError::PreconditionFailed { current: d.version });
+        }
+        d.video_room_url = url.map(|u| parse_room_url("url", u)).transpose()?;
+        self.save_doctor(d).await
     }
 
     /// The meeting link of one appointment, if `actor` may be shown it.
@@ -76,25 +148,27 @@ impl App {
         actor: &Actor,
         items: &[AppointmentRecord],
     ) -> Result<HashMap<AppointmentId, String>, AppError> {
+        let online: Vec<&AppointmentRecord> =
+            items.iter().filter(|a| a.mode == Mode::Online && a.status.is_active()).collect();
+        if online.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let doctors = self.doctors_with_clinics(online.iter().map(|a| a.doctor_id).collect::<Vec<_>>()).await?;
         let mut doctor_side: HashMap<DoctorId, bool> = HashMap::new();
         let mut out = HashMap::new();
-        for a in items {
-            let Some(link) = self.video_link(a) else { continue };
+        for a in online {
+            let Some((d, _)) = doctors.get(&a.doctor_id) else { continue };
             let party = if a.patient_id == actor.id() {
                 true
             } else if let Some(known) = doctor_side.get(&a.doctor_id) {
                 *known
             } else {
-                let side = match self.store.doctor(a.doctor_id).await? {
-                    Some(d) if matches!(actor.role(), Role::Doctor | Role::ClinicAdmin) => {
-                        self.on_doctors_side(actor, &d).await?
-                    }
-                    _ => false,
-                };
+                let side =
+                    matches!(actor.role(), Role::Doctor | Role::ClinicAdmin) && self.on_doctors_side(actor, d).await?;
                 doctor_side.insert(a.doctor_id, side);
                 side
             };
-            if party {
+            if let Some(link) = self.video_link(a, d).filter(|_| party) {
                 out.insert(a.id, link);
             }
         }
@@ -105,6 +179,27 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_doctors_room_is_an_http_address_with_a_plain_host() {
+        for good in ["https://meet.example.org/dr-martin", "http://10.0.0.7:8443/r?pwd=x#y", "https://zoom.us/j/123"] {
+            assert!(parse_room_url("url", good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "meet.example.org/x",
+            "ftp://meet.example.org",
+            "https://user@meet.example.org/",
+            "https://meet example.org/",
+            "https://meet.example.org/a b",
+            "https://exämple.org/",
+            "https://meet.example.org:99999/",
+            "https://meet.example.org:/",
+        ] {
+            let e = parse_room_url("url", bad).unwrap_err();
+            assert_eq!(e.0[0].field, "url", "{bad}");
+        }
+    }
 
     #[test]
     fn a_provider_is_an_http_address_and_rooms_follow_it() {

@@ -186,6 +186,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                 verification_reason: None,
                 membership: medislot_domain::Membership::Active,
                 schedule: schedule(&mut rng, args.days, online)?,
+                video_room_url: None,
                 version: 1,
                 created_at: dated,
                 updated_at: dated,

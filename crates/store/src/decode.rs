@@ -107,6 +107,7 @@ pub(crate) fn doctor(r: &impl Cells) -> Result<DoctorRecord> {
         verification_reason: r.text("d_verification_reason")?,
         membership: named("d_membership", &membership, Membership::parse(&membership))?,
         schedule: parsed("d_schedule", serde_json::from_value(required(r.json("d_schedule")?, "d_schedule")?))?,
+        video_room_url: r.text("d_video_room_url")?,
         version: int(r, "d_version")?,
         created_at: time(r, "d_created_at")?,
         updated_at: time(r, "d_updated_at")?,

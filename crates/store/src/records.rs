@@ -69,6 +69,11 @@ pub struct DoctorRecord {
     #[serde(default)]
     pub membership: Membership,
     pub schedule: Schedule,
+    /// The doctor's own video room (a fixed address), used for their online
+    /// appointments instead of a room per appointment on the platform's
+    /// provider. Secret: shown to the doctor's side only.
+    #[serde(default)]
+    pub video_room_url: Option<String>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,

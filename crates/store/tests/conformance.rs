@@ -116,6 +116,7 @@ async fn fixture(store: DynStore, db: TestDb) -> Fixture {
         verification_reason: None,
         membership: medislot_domain::Membership::Active,
         schedule: Schedule::default(),
+        video_room_url: None,
         version: 1,
         created_at: now,
         updated_at: now,
@@ -460,10 +461,13 @@ async fn outbox_payloads_describe_each_change_alike(f: &Fixture) {
 async fn doctor_updates_are_compare_and_swap(f: &Fixture) {
     let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
     d.bio = "first".into();
+    d.video_room_url = Some("https://meet.example.org/dr".into());
     f.store.update_doctor(&d, 1).await.unwrap();
     d.bio = "stale".into();
+    d.video_room_url = None;
     assert!(matches!(f.store.update_doctor(&d, 1).await, Err(StoreError::VersionMismatch { current: 2 })));
-    assert_eq!(f.store.doctor(f.doctor).await.unwrap().unwrap().bio, "first");
+    let read = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    assert_eq!((read.bio.as_str(), read.video_room_url.as_deref()), ("first", Some("https://meet.example.org/dr")));
 }
 
 async fn changes_are_tracked_for_publishers(f: &Fixture) {

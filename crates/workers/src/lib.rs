@@ -255,7 +255,7 @@ impl Workers {
         // The link as it is now (a later move sends its own message with the new one).
         let video_url = if ev.mode == medislot_domain::Mode::Online && !matches!(kind, Kind::Cancelled | Kind::Conflict)
         {
-            self.store().appointment(ev.appointment_id).await?.and_then(|a| self.app.video_link(&a))
+            self.store().appointment(ev.appointment_id).await?.and_then(|a| self.app.video_link(&a, &doctor))
         } else {
             None
         };
@@ -312,7 +312,7 @@ impl Workers {
                 }
             }
             let Some((doctor, clinic)) = zones.get(&a.doctor_id) else { continue };
-            let video_url = self.app.video_link(a);
+            let video_url = self.app.video_link(a, doctor);
             let ev = EventView {
                 event_id: uuid::Uuid::now_v7(),
                 topic: "appointment.reminder".into(),

@@ -248,7 +248,7 @@ async fn published(s: &AppState, stem: &str, headers: &HeaderMap) -> FhirResult<
         Ok(Ok(a)) => a.clone(),
         _ => None,
     };
-    let Some(artefact) = artefact else {
+    let Some(mut artefact) = artefact else {
         let mut e = crate::problem::ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "being-published",
@@ -258,24 +258,45 @@ async fn published(s: &AppState, stem: &str, headers: &HeaderMap) -> FhirResult<
         e.retry_after = Some(10);
         return Err(FhirError(e));
     };
-    let (paths, served) = if stem == kind && kind == "Slot" {
-        (artefact.parts.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), artefact.version(None))
-    } else {
-        let Some(part) = artefact.parts.iter().find(|p| p.name == stem) else {
-            return Err(FhirError(crate::problem::ApiError::not_found(&format!("{stem}.ndjson"))));
-        };
-        (vec![part.path.clone()], artefact.version((kind == "Slot").then_some(part)))
-    };
-    let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
-    if not_modified(headers, &served) {
-        return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
-    }
     // Every file is opened before the answer starts: one replaced meanwhile
-    // stays readable through its handle until it is closed.
-    let mut files = std::collections::VecDeque::new();
-    for path in paths {
-        files.push_back(tokio::fs::File::open(&path).await.map_err(|e| internal(&e))?);
-    }
+    // stays readable through its handle until it is closed. A publication
+    // that replaced this one between reading it and opening its files has
+    // removed them: then the new one is served.
+    let mut attempts = 0;
+    let (files, served) = loop {
+        let (paths, served) = if stem == kind && kind == "Slot" {
+            (artefact.parts.iter().map(|p| p.path.clone()).collect::<Vec<_>>(), artefact.version(None))
+        } else {
+            let Some(part) = artefact.parts.iter().find(|p| p.name == stem) else {
+                return Err(FhirError(crate::problem::ApiError::not_found(&format!("{stem}.ndjson"))));
+            };
+            (vec![part.path.clone()], artefact.version((kind == "Slot").then_some(part)))
+        };
+        let cache = [(header::CACHE_CONTROL, "public, max-age=60")];
+        if not_modified(headers, &served) {
+            return Ok(with_validators((StatusCode::NOT_MODIFIED, cache).into_response(), &served));
+        }
+        let mut files = std::collections::VecDeque::new();
+        let mut gone = false;
+        for path in paths {
+            match tokio::fs::File::open(&path).await {
+                Ok(f) => files.push_back(f),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && attempts < 3 => {
+                    gone = true;
+                    break;
+                }
+                Err(e) => return Err(internal(&e)),
+            }
+        }
+        if !gone {
+            break (files, served);
+        }
+        attempts += 1;
+        match current.borrow().clone() {
+            Some(newer) => artefact = newer,
+            None => return Err(internal(&"the published files are gone")),
+        }
+    };
     let stream = futures::stream::try_unfold(files, |mut files| async move {
         use tokio::io::AsyncReadExt;
         let mut buf = vec![0u8; 64 * 1024];

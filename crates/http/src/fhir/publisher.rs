@@ -110,13 +110,13 @@ impl Publisher {
     }
 
     /// What a previous process left: temporary files of a generation it did
-    /// not finish, and its Slot files (the states may have changed since; no
-    /// reader is served before this node's own first publication).
+    /// not finish, and its publications (no reader is served before this
+    /// node's own first publication).
     async fn remove_leftovers(&self) -> std::io::Result<()> {
         let mut entries = tokio::fs::read_dir(&*self.state.bulk_dir).await?;
         while let Some(e) = entries.next_entry().await? {
             let name = e.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".tmp") || name.starts_with("Slot-") {
+            if name.ends_with(".tmp") || name.ends_with(".ndjson") {
                 tokio::fs::remove_file(e.path()).await?;
             }
         }
@@ -150,8 +150,8 @@ impl Publisher {
                         "bulk file published"
                     );
                     let previous = slot.send_replace(Some(a.clone()));
-                    // Files of the previous publication that this one has not
-                    // (a state's last part gone); readers still reading one keep it open.
+                    // The previous publication's files; readers still reading
+                    // one keep it open, those about to open one take the new one.
                     for old in
                         previous.iter().flat_map(|p| &p.parts).filter(|o| a.parts.iter().all(|n| n.path != o.path))
                     {
@@ -194,7 +194,10 @@ impl Publisher {
                 }
                 out.flush().await?;
                 out.into_inner().sync_all().await?;
-                parts.push(Part { path: dir.join(format!("{name}.ndjson")), name, states });
+                // Each publication's own files: a reader never gets one
+                // publication's ETag with another's bytes.
+                let path = dir.join(format!("{name}.{}.ndjson", began.as_millisecond()));
+                parts.push(Part { path, name, states });
             }
             for (tmp, part) in temporary.iter().zip(&parts) {
                 tokio::fs::rename(tmp, &part.path).await?;

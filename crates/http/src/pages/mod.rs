@@ -10,6 +10,7 @@ mod notify;
 mod patient;
 mod search;
 mod staff;
+mod video_room;
 
 use crate::{extract::read_cookie, AppState};
 use axum::{
@@ -50,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/doctor/time-off", get(back_to("/doctor/schedule")).post(staff::add_time_off))
         .route("/doctor/time-off/{id}/remove", get(back_to("/doctor/schedule")).post(staff::remove_time_off))
         .route("/doctor/agenda", get(staff::agenda))
+        .route("/doctor/video-room", get(video_room::page).post(video_room::save))
         .route("/agenda/{id}", post(staff::agenda_action))
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))
         .route("/membership/{id}", get(back_to("/")).post(staff::decide_membership))

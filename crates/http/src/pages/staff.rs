@@ -25,7 +25,7 @@ use std::collections::HashMap;
 const WEEKDAYS: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
 const ROWS_PER_DAY: usize = 3;
 
-fn signed_in(w: &Web, next: &str) -> Option<Response> {
+pub(super) fn signed_in(w: &Web, next: &str) -> Option<Response> {
     w.me.is_none().then(|| Redirect::to(&format!("/login?next={next}")).into_response())
 }
 
@@ -200,7 +200,11 @@ pub async fn create_profile(State(s): State<AppState>, headers: HeaderMap, body:
 }
 
 /// The doctor whose schedule and agenda the caller runs: their own, or `?doctor=` for clinic admins.
-async fn managed_doctor(s: &AppState, w: &Web, q: &HashMap<String, String>) -> Result<DoctorRecord, AppError> {
+pub(super) async fn managed_doctor(
+    s: &AppState,
+    w: &Web,
+    q: &HashMap<String, String>,
+) -> Result<DoctorRecord, AppError> {
     match q.get("doctor").and_then(|d| d.parse::<DoctorId>().ok()) {
         Some(id) => s.app.doctor(w.me.as_ref(), id).await,
         None => s.app.my_doctor_profile(w.me.as_ref()).await?.ok_or(AppError::NotFound("doctor profile")),
@@ -322,6 +326,7 @@ async fn schedule_and_time_off(
     let doctor_q = format!("?doctor={}", d.id);
     Ok(html! {
         (schedule_form(w, d, c, form, errors))
+        p { a href={ "/doctor/video-room" (doctor_q) } { "Video consultations: a room per appointment, or your own" } }
         h2 #time-off { "Time off" }
         @if time_off.is_empty() { p.muted { "None coming up." } }
         ul.plain {

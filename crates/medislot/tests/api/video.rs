@@ -195,3 +195,96 @@ async fn a_video_provider_that_is_not_an_http_address_stops_the_server_with_the_
         assert!(err.contains("--video-url") && err.contains("video_url"), "{bad}: {err}");
     }
 }
+
+/// A form post from the pages as `u`: the CSRF token read from `path`'s page first.
+async fn post_form(srv: &TestServer, u: &User, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let session = format!("medislot_session={}", u.token);
+    let page = web.get(format!("{}{path}", srv.url)).header("cookie", &session).send().await.unwrap();
+    let csrf = page
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("medislot_csrf=").map(|rest| rest.split(';').next().unwrap().to_string()))
+        .expect("a CSRF cookie");
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
+    };
+    let body: Vec<String> =
+        [("csrf", csrf.as_str())].iter().chain(fields).map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    web.post(format!("{}{path}", srv.url))
+        .header("cookie", format!("medislot_csrf={csrf}; {session}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_doctors_own_room_is_theirs_to_set_and_their_online_appointments_meet_there() {
+    let srv = TestServer::start_with(&["--video-url", PROVIDER, "--reminders", ""]);
+    let http = client();
+    let w = online_world(&srv, "ownroom").await;
+    let p = register(&srv, &http, "ownroom-patient@example.org", "patient").await;
+    let times = online(&free_slots(&p, &w.doctor_id).await);
+    let a = book(&p, &times[0]).await;
+    let id = a["id"].as_str().unwrap();
+    let per_appointment = a["video_url"].clone();
+    let room = format!("/doctors/{}/video-room", w.doctor_id);
+
+    // Only the doctor's side reads or sets it.
+    let (s, v) = w.doctor.get(&room).await;
+    assert_eq!((s.as_u16(), &v["url"]), (200, &Value::Null), "{v}");
+    for (who, u) in [("patient", &p), ("platform admin", &w.admin)] {
+        assert_eq!(u.get(&room).await.0, 403, "{who}");
+        assert_eq!(u.put(&room, json!({"url": "https://evil.example/x"})).await.0, 403, "{who}");
+    }
+
+    // Bad addresses are refused naming the field, and change nothing.
+    for bad in [
+        "meet.example.org/x",
+        "ftp://meet.example.org/x",
+        "https://u@meet.example.org/",
+        "https://m.example.org:70000/",
+    ] {
+        let (s, e) = w.doctor.put(&room, json!({"url": bad})).await;
+        assert_eq!(s, 422, "{bad}: {e}");
+        assert_eq!(e["errors"][0]["field"], "url", "{e}");
+    }
+    assert_eq!(w.doctor.get(&room).await.1["url"], Value::Null);
+
+    // Set: every online appointment of the doctor, booked or still to come, meets there.
+    let own = "https://meet.example.org/dr-ownroom?pwd=42";
+    let (s, v, h) = w.clinic_admin.send(Method::PUT, &room, Some(json!({"url": own})), &[]).await;
+    assert_eq!((s.as_u16(), v["url"].as_str()), (200, Some(own)), "{v}");
+    let etag = h["etag"].to_str().unwrap().to_string();
+    assert_eq!(p.get(&format!("/appointments/{id}")).await.1["video_url"], own);
+    let b = book(&p, &times[3]).await;
+    assert_eq!(b["video_url"], own, "{b}");
+    let public: Value =
+        http.get(srv.api(&format!("/doctors/{}", w.doctor_id))).send().await.unwrap().json().await.unwrap();
+    assert!(!public.to_string().contains("dr-ownroom"), "the public profile does not show it: {public}");
+
+    // A stale version is refused; clearing brings back a room per appointment.
+    let (s, _, _) = w.doctor.send(Method::PUT, &room, Some(json!({"url": null})), &[("If-Match", "\"1\"")]).await;
+    assert_eq!(s, 412);
+    let (s, v, _) = w.doctor.send(Method::PUT, &room, Some(json!({"url": null})), &[("If-Match", &etag)]).await;
+    assert_eq!((s.as_u16(), &v["url"]), (200, &Value::Null), "{v}");
+    assert_eq!(p.get(&format!("/appointments/{id}")).await.1["video_url"], per_appointment);
+
+    // The page: a bad address is a 422 page naming it; a good one is saved.
+    let staff_page = format!("/doctor/video-room?doctor={}", w.doctor_id);
+    let version = w.doctor.get(&room).await.1["version"].to_string();
+    let r = post_form(&srv, &w.clinic_admin, &staff_page, &[("url", "not a url"), ("version", &version)]).await;
+    assert_eq!(r.status(), 422);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("must be an http(s) address"), "{html}");
+    let r = post_form(&srv, &w.doctor, "/doctor/video-room", &[("url", own), ("version", &version)]).await;
+    assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
+    assert_eq!(w.doctor.get(&room).await.1["url"], own);
+    assert!(page(&srv, &w.doctor, "/doctor/video-room").await.contains("dr-ownroom"));
+}

@@ -8,6 +8,10 @@ ALTER TABLE appointments ADD COLUMN video_room text;
 UPDATE appointments SET video_room = replace(gen_random_uuid()::text, '-', '')
  WHERE status IN ('held', 'pending', 'booked', 'arrived');
 
+-- A doctor may have a video room of their own (a fixed address), which their
+-- online appointments then use instead.
+ALTER TABLE doctors ADD COLUMN video_room_url text;
+
 -- The booking function, as migration 14 made it, but for the room it writes
 -- and returns. Its arguments change, so it is dropped and made again.
 DROP FUNCTION place_appointment(uuid, uuid, uuid, timestamptz, timestamptz, text, text, text, timestamptz, text,

@@ -7,3 +7,7 @@
 ALTER TABLE appointments ADD COLUMN video_room TEXT;
 UPDATE appointments SET video_room = lower(hex(randomblob(16)))
  WHERE status IN ('held', 'pending', 'booked', 'arrived');
+
+-- A doctor may have a video room of their own (a fixed address), which their
+-- online appointments then use instead.
+ALTER TABLE doctors ADD COLUMN video_room_url TEXT;

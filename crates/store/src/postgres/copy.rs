@@ -101,6 +101,7 @@ pub(super) async fn doctors(tx: &mut Tx, doctors: &[DoctorRecord]) -> Result<()>
             .opt_text(d.verification_reason.as_deref())
             .text(d.membership.as_str())
             .text(&serde_json::to_string(&d.schedule).unwrap_or_else(|_| "null".into()))
+            .opt_text(d.video_room_url.as_deref())
             .raw(d.version)
             .time(d.created_at)
             .time(d.updated_at)
@@ -109,7 +110,8 @@ pub(super) async fn doctors(tx: &mut Tx, doctors: &[DoctorRecord]) -> Result<()>
     copy(
         tx,
         "COPY doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                       verification, verification_reason, membership, schedule, version, created_at, updated_at)
+                       verification, verification_reason, membership, schedule, video_room_url,
+                       version, created_at, updated_at)
          FROM STDIN (FORMAT csv)",
         out,
     )

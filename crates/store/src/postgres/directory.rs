@@ -96,16 +96,17 @@ pub(super) async fn clinics_administered_by(pool: &PgPool, user: UserId) -> Resu
 
 pub(super) const INSERT_DOCTOR: &str =
     "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                          verification, verification_reason, membership, schedule, version, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)";
+                          verification, verification_reason, membership, schedule, video_room_url,
+                          version, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
-/// Binds a doctor's columns in table order, `id` through `updated_at` ($1–$16).
+/// Binds a doctor's columns in table order, `id` through `updated_at` ($1–$17).
 pub(super) fn bind_doctor<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
     bind_profile(q.bind(d.id.0), d).bind(d.version).bind(ts(d.created_at)).bind(ts(d.updated_at))
 }
 
-/// Binds a doctor's profile columns, `user_id` through `schedule`, in table
-/// order (the INSERT and the UPDATE list them alike).
+/// Binds a doctor's profile columns, `user_id` through `video_room_url`, in
+/// table order (the INSERT and the UPDATE list them alike).
 fn bind_profile<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
     q.bind(d.user_id.map(|u| u.0))
         .bind(d.clinic_id.0)
@@ -119,6 +120,7 @@ fn bind_profile<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
         .bind(&d.verification_reason)
         .bind(d.membership.as_str())
         .bind(sqlx::types::Json(&d.schedule))
+        .bind(&d.video_room_url)
 }
 
 pub(super) async fn insert_doctor(tx: &mut Tx, d: &DoctorRecord) -> Result<()> {
@@ -157,8 +159,8 @@ pub(super) async fn update_doctor(tx: &mut Tx, d: &DoctorRecord, expected_versio
     let q = sqlx::query(
         "UPDATE doctors SET user_id = $1, clinic_id = $2, name = $3, specialties = $4, languages = $5, modes = $6,
                 licence_number = $7, bio = $8, verification = $9, verification_reason = $10, membership = $11,
-                schedule = $12, version = $13, updated_at = $14
-         WHERE id = $15 AND version = $16",
+                schedule = $12, video_room_url = $13, version = $14, updated_at = $15
+         WHERE id = $16 AND version = $17",
     );
     let done = bind_profile(q, d)
         .bind(expected_version + 1)

@@ -66,7 +66,7 @@ impl PgStore {
                      specialties = excluded.specialties, languages = excluded.languages, modes = excluded.modes,
                      licence_number = excluded.licence_number, bio = excluded.bio, verification = excluded.verification,
                      verification_reason = excluded.verification_reason, membership = excluded.membership,
-                     schedule = excluded.schedule,
+                     schedule = excluded.schedule, video_room_url = excluded.video_room_url,
                      version = excluded.version, updated_at = excluded.updated_at"
             );
             bind_doctor(sqlx::query(&sql), &d).execute(&mut *tx).await.map_err(map_err)?;

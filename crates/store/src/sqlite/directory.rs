@@ -96,8 +96,8 @@ pub(super) fn doctor_values(d: &DoctorRecord) -> Vec<Value> {
     values
 }
 
-/// A doctor's profile columns, `user_id` through `schedule`, in table order
-/// (the INSERT and the UPDATE list them alike).
+/// A doctor's profile columns, `user_id` through `video_room_url`, in table
+/// order (the INSERT and the UPDATE list them alike).
 fn profile_values(d: &DoctorRecord) -> Vec<Value> {
     vec![
         text(d.user_id.map(|u| u.to_string())),
@@ -112,6 +112,7 @@ fn profile_values(d: &DoctorRecord) -> Vec<Value> {
         text(d.verification_reason.clone()),
         Value::Text(d.membership.as_str().to_string()),
         Value::Text(to_json(&d.schedule)),
+        text(d.video_room_url.clone()),
     ]
 }
 
@@ -119,8 +120,9 @@ pub(super) fn insert_doctor(c: &Connection, d: &DoctorRecord) -> Result<()> {
     exec(
         c,
         "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                              verification, verification_reason, membership, schedule, version, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              verification, verification_reason, membership, schedule, video_room_url,
+                              version, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params_from_iter(doctor_values(d)),
     )?;
     write_tags(c, d)
@@ -169,7 +171,7 @@ pub(super) fn update_doctor(c: &Connection, d: &DoctorRecord, expected_version: 
         c,
         "UPDATE doctors SET user_id = ?, clinic_id = ?, name = ?, specialties = ?, languages = ?, modes = ?,
                 licence_number = ?, bio = ?, verification = ?, verification_reason = ?, membership = ?, schedule = ?,
-                version = ?, updated_at = ?
+                video_room_url = ?, version = ?, updated_at = ?
          WHERE id = ? AND version = ?",
         params_from_iter(values),
     )?;

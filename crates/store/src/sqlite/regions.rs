@@ -65,13 +65,14 @@ fn apply(c: &Connection, snap: &RegionSnapshot, now: Timestamp) -> Result<()> {
         exec(
             c,
             "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
-                                  verification, verification_reason, membership, schedule, version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  verification, verification_reason, membership, schedule, video_room_url,
+                                  version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET clinic_id = excluded.clinic_id, name = excluded.name,
                  specialties = excluded.specialties, languages = excluded.languages, modes = excluded.modes,
                  licence_number = excluded.licence_number, bio = excluded.bio, verification = excluded.verification,
                  verification_reason = excluded.verification_reason, membership = excluded.membership,
-                 schedule = excluded.schedule,
+                 schedule = excluded.schedule, video_room_url = excluded.video_room_url,
                  version = excluded.version, updated_at = excluded.updated_at",
             params_from_iter(directory::doctor_values(&d)),
         )?;
