@@ -320,10 +320,20 @@ impl App {
 
     /// Loads an appointment the caller may see and tells whether they are staff for it:
     /// whoever may see it and is not its patient is its doctor, clinic admin or a platform admin.
-    async fn for_change(&self, actor: Option<&Actor>, id: AppointmentId) -> Result<(Actor, bool), AppError> {
+    /// The caller, whether they act as staff (not the patient), and the
+    /// clinic's rules for the appointment.
+    async fn for_change(
+        &self,
+        actor: Option<&Actor>,
+        id: AppointmentId,
+    ) -> Result<(Actor, bool, medislot_domain::ClinicRules), AppError> {
         let actor = require(actor)?;
         let a = self.appointment(Some(actor), id).await?;
-        Ok((actor.clone(), a.patient_id != actor.id()))
+        let rules = match self.store.doctor(a.doctor_id).await? {
+            Some(d) => self.clinic(d.clinic_id).await?.rules,
+            None => medislot_domain::ClinicRules::default(),
+        };
+        Ok((actor.clone(), a.patient_id != actor.id(), rules))
     }
 
     /// Moves an appointment to another slot of the same doctor, atomically: the
@@ -345,7 +355,7 @@ impl App {
             };
             return self.change_remote(f, change).await;
         }
-        let (actor, _) = self.for_change(actor, id).await?;
+        let (actor, staff, rules) = self.for_change(actor, id).await?;
         let b = self.bookable(slot_id, None, "slot_id").await?;
         let (start, end, doctor) = (b.slot.start, b.slot.end, b.doctor.id);
         let now = self.now();
@@ -357,6 +367,7 @@ impl App {
             if a.start <= now {
                 return Err(AppError::Conflict("this appointment has already started").rejected());
             }
+            closed_to_patients(a, staff, rules, now)?;
             let status = transition(a, Action::Reschedule)?;
             Ok(AppointmentChange {
                 status,
@@ -399,7 +410,7 @@ impl App {
             };
             return self.change_remote(f, change).await;
         }
-        let (actor, staff) = self.for_change(actor, id).await?;
+        let (actor, staff, rules) = self.for_change(actor, id).await?;
         let reason = check_reason(reason.as_deref().unwrap_or(""))?;
         let now = self.now();
         let who = if staff { "staff" } else { "patient" };
@@ -408,6 +419,7 @@ impl App {
             if !staff && a.start <= now && a.status != AppointmentStatus::Held {
                 return Err(AppError::Conflict("this appointment has already started; ask the clinic").rejected());
             }
+            closed_to_patients(a, staff, rules, now)?;
             let status = transition(a, Action::Cancel)?;
             Ok(AppointmentChange {
                 status,
@@ -431,7 +443,7 @@ impl App {
         mark: Mark,
         if_match: Option<i64>,
     ) -> Result<AppointmentRecord, AppError> {
-        let (actor, staff) = self.for_change(actor, id).await?;
+        let (actor, staff, _) = self.for_change(actor, id).await?;
         if !staff {
             return Err(AppError::Forbidden("only the doctor or the clinic marks appointments"));
         }
@@ -461,6 +473,21 @@ impl App {
 
 /// An appointment as it stands at `now`: a hold past its time reads as the
 /// cancelled hold it is, before the next write to that doctor records it so.
+/// The clinic's cut-off: past it, a patient no longer cancels or moves a
+/// booked appointment online (a hold they let go, and staff, still may).
+fn closed_to_patients(
+    a: &AppointmentRecord,
+    staff: bool,
+    rules: medislot_domain::ClinicRules,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let closed_at = rules.changes_close_at(a.start);
+    if !staff && rules.cancel_cutoff_minutes > 0 && a.status != AppointmentStatus::Held && now >= closed_at {
+        return Err(AppError::ChangesClosed { hours: rules.cutoff_hours(), closed_at }.rejected());
+    }
+    Ok(())
+}
+
 pub(crate) fn as_of(mut a: AppointmentRecord, now: Timestamp) -> AppointmentRecord {
     if a.status == AppointmentStatus::Held && a.hold_expires_at.is_some_and(|t| t <= now) {
         a.status = AppointmentStatus::Cancelled;

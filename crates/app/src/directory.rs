@@ -9,8 +9,8 @@ use medislot_domain::{
     error::Errors,
     people::{parse_name, parse_tags},
     schedule::ScheduleInput,
-    ClinicId, Coordinates, DoctorId, Interval, Invalid, Membership, Mode, Policy, PostalAddress, Role, Schedule,
-    TimeZoneName, UserId, VerificationState,
+    ClinicId, ClinicRules, Coordinates, DoctorId, Interval, Invalid, Membership, Mode, Policy, PostalAddress, Role,
+    Schedule, TimeZoneName, UserId, VerificationState,
 };
 use medislot_store::{ClinicRecord, DoctorRecord, Place, TimeOffRecord};
 use serde::Deserialize;
@@ -55,6 +55,23 @@ pub struct ClinicInput {
     /// strict (default) | available
     #[schema(schema_with = policy_or_null)]
     pub policy: Option<String>,
+    /// How many hours before an appointment's start patients can no longer
+    /// cancel or move it online (the clinic's staff still can); 0, the
+    /// default: until it starts.
+    #[serde(default, deserialize_with = "medislot_domain::whole::optional")]
+    #[schema(minimum = 0, maximum = 720)]
+    pub cancel_cutoff_hours: Option<i64>,
+}
+
+/// The clinic's rules for its patients, as they are set.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClinicRulesInput {
+    /// How many hours before an appointment's start patients can no longer
+    /// cancel or move it online (the clinic's staff still can); 0: until it starts.
+    #[serde(deserialize_with = "medislot_domain::whole::number")]
+    #[schema(minimum = 0, maximum = 720)]
+    pub cancel_cutoff_hours: i64,
 }
 
 /// A platform admin's decisions on a doctor, as the API spells them.
@@ -203,6 +220,9 @@ impl App {
             );
         }
         let policy = errs.take(Policy::parse("policy", input.policy.as_deref().unwrap_or("strict")));
+        let rules = errs
+            .take(ClinicRules::with_cutoff_hours("cancel_cutoff_hours", input.cancel_cutoff_hours.unwrap_or(0)))
+            .unwrap_or_default();
         errs.finish()?;
         let (Some(name), Some(address), Some(position), Some(time_zone), Some(region), Some(policy)) =
             (name, address, position, time_zone, region, policy)
@@ -219,10 +239,35 @@ impl App {
             time_zone,
             region,
             policy,
+            rules,
             created_at: self.now(),
         };
         self.store.create_clinic(&clinic, actor.id()).await?;
         Ok(clinic)
+    }
+
+    /// A clinic its caller runs: one of its admins, or a platform admin.
+    pub async fn clinic_to_run(&self, actor: Option<&Actor>, id: ClinicId) -> Result<ClinicRecord, AppError> {
+        let actor = require(actor)?;
+        let clinic = self.clinic(id).await?;
+        if !actor.is_admin() && !self.administers(actor, clinic.id).await? {
+            return Err(AppError::Forbidden("only the clinic's admins set its rules"));
+        }
+        Ok(clinic)
+    }
+
+    /// Sets the clinic's rules (its admins, platform admins); they hold for
+    /// changes from now on, appointments already booked included.
+    pub async fn set_clinic_rules(
+        &self,
+        actor: Option<&Actor>,
+        id: ClinicId,
+        input: ClinicRulesInput,
+    ) -> Result<ClinicRecord, AppError> {
+        let clinic = self.clinic_to_run(actor, id).await?;
+        let rules = ClinicRules::with_cutoff_hours("cancel_cutoff_hours", input.cancel_cutoff_hours)?;
+        self.store.set_clinic_rules(id, rules, self.now()).await?;
+        Ok(ClinicRecord { rules, ..clinic })
     }
 
     /// Clinics are public directory data.

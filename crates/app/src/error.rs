@@ -38,6 +38,13 @@ pub enum AppError {
     /// Marking "arrived" long before the start (a slip of the finger, a day early).
     #[error("too early: a patient can be marked arrived from {minutes} minutes before the start")]
     TooEarly { minutes: i64 },
+    /// The clinic's cut-off: patients cancel or move online only until this
+    /// long before the start; its staff still can.
+    #[error(
+        "the clinic takes cancellations and moves online until {hours} hours before the start (until {closed_at}); \
+         please call the clinic"
+    )]
+    ChangesClosed { hours: i64, closed_at: jiff::Timestamp },
     /// P7, `strict`: the clinic's home region cannot be reached; nothing was recorded.
     #[error("the clinic's home region {region} cannot be reached right now; nothing was booked")]
     HomeRegionUnreachable { region: String },

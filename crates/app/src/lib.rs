@@ -22,7 +22,8 @@ pub use accounts::{LoginOutcome, Registration};
 pub use availability::{SlotList, SlotView};
 pub use booking::{AppointmentFilter, BookOutcome, BookRequest, Mark};
 pub use directory::{
-    ClinicInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification, MEMBERSHIP_DECISIONS,
+    ClinicInput, ClinicRulesInput, DoctorInput, DoctorPatch, Operations, TimeOffInput, Verification,
+    MEMBERSHIP_DECISIONS,
 };
 pub use error::{AppError, BusyWith};
 pub use notifications::{

@@ -86,6 +86,7 @@ fn clinic(name: &str, lat: f64, lon: f64, zone: &str, region: &str, now: Timesta
         time_zone: TimeZoneName::parse("time_zone", zone).unwrap(),
         region: region.into(),
         policy: Policy::Strict,
+        rules: Default::default(),
         created_at: now,
     }
 }

@@ -32,6 +32,37 @@ impl Policy {
     }
 }
 
+/// The clinic's rules for its patients, shown to them before they book.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ClinicRules {
+    /// How long before an appointment's start patients can no longer cancel
+    /// or move it themselves (the clinic's staff still can); zero: until it starts.
+    #[serde(default)]
+    pub cancel_cutoff_minutes: i64,
+}
+
+/// The longest cut-off a clinic may set: 30 days.
+pub const MAX_CANCEL_CUTOFF_HOURS: i64 = 720;
+
+impl ClinicRules {
+    /// A cut-off given in whole hours, 0 to [`MAX_CANCEL_CUTOFF_HOURS`].
+    pub fn with_cutoff_hours(field: &str, hours: i64) -> Result<Self, Invalid> {
+        if !(0..=MAX_CANCEL_CUTOFF_HOURS).contains(&hours) {
+            return Err(Invalid::field(field, format!("must be between 0 and {MAX_CANCEL_CUTOFF_HOURS} hours")));
+        }
+        Ok(Self { cancel_cutoff_minutes: hours * 60 })
+    }
+
+    pub fn cutoff_hours(&self) -> i64 {
+        self.cancel_cutoff_minutes / 60
+    }
+
+    /// When patients can no longer cancel or move an appointment starting at `start`.
+    pub fn changes_close_at(&self, start: jiff::Timestamp) -> jiff::Timestamp {
+        start - jiff::SignedDuration::from_mins(self.cancel_cutoff_minutes)
+    }
+}
+
 /// An IANA time-zone name that the bundled time-zone database knows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String")]

@@ -16,9 +16,10 @@ pub mod schedule;
 pub mod schemas;
 pub mod slot_id;
 pub mod vocabulary;
+pub mod whole;
 
 pub use appointment::{Action, AppointmentStatus, Interval, Mode};
-pub use clinic::{Coordinates, Policy, TimeZoneName};
+pub use clinic::{ClinicRules, Coordinates, Policy, TimeZoneName};
 pub use contact::PostalAddress;
 pub use error::{FieldError, Invalid};
 pub use ids::{AppointmentId, ClinicId, DoctorId, UserId};

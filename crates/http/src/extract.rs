@@ -99,9 +99,18 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         Ok(v) => Ok(v),
         Err(err) => {
             let path = err.path().to_string();
-            let field = if path == "." || path.is_empty() { "body".to_string() } else { path };
+            let at_root = path == "." || path.is_empty();
             let inner = err.into_inner();
             let msg = inner.to_string();
+            // A missing field is named itself, under the object it is missing
+            // from (an unknown one is in the path already).
+            let missing = msg.strip_prefix("missing field `").and_then(|m| m.split('`').next());
+            let field = match (missing, at_root) {
+                (Some(name), true) => name.to_string(),
+                (Some(name), false) => format!("{path}.{name}"),
+                (None, true) => "body".to_string(),
+                (None, false) => path,
+            };
             if inner.is_syntax() || inner.is_eof() {
                 Err(ApiError::bad_request("body", format!("malformed JSON: {msg}")))
             } else {

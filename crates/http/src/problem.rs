@@ -148,6 +148,9 @@ impl From<AppError> for ApiError {
                 a
             }
             AppError::TooManyHolds(_) => Self::new(S::CONFLICT, "too-many-holds", "Too many holds", detail),
+            AppError::ChangesClosed { .. } => {
+                Self::new(S::CONFLICT, "changes-closed", "Too late to change it online", detail)
+            }
             AppError::Transition(_) | AppError::Conflict(_) | AppError::TooEarly { .. } => {
                 Self::new(S::CONFLICT, "invalid-state", "Not possible in this state", detail)
             }

@@ -64,6 +64,9 @@ pub struct ClinicView {
     pub region: String,
     /// strict | available
     pub policy: String,
+    /// How many hours before an appointment's start patients can no longer
+    /// cancel or move it online (the clinic's staff still can); 0: until it starts.
+    pub cancel_cutoff_hours: i64,
     pub created_at: String,
 }
 
@@ -83,6 +86,7 @@ impl From<&ClinicRecord> for ClinicView {
             time_zone: c.time_zone.as_str().into(),
             region: c.region.clone(),
             policy: c.policy.as_str().into(),
+            cancel_cutoff_hours: c.rules.cutoff_hours(),
             created_at: c.created_at.to_string(),
         }
     }

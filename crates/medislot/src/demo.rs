@@ -129,6 +129,9 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             time_zone: tz.into(),
             region: None,
             policy: Some(if tz == "Europe/Paris" { "strict" } else { "available" }.into()),
+            // The demo's patients may change their appointments up to the start;
+            // a clinic's admin sets a cut-off on its page ("Change" under the clinic).
+            cancel_cutoff_hours: None,
         };
         clinic_ids.push(app.create_clinic(Some(&clinic_admin), input).await.map_err(err)?.id);
     }

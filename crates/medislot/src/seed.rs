@@ -148,6 +148,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
             time_zone: TimeZoneName::parse("time_zone", tz).map_err(|e| anyhow::anyhow!("{e:?}"))?,
             region: "local".into(),
             policy: if i % 2 == 0 { Policy::Strict } else { Policy::Available },
+            rules: Default::default(),
             created_at: dated,
         };
         clinics.push(c.clone());

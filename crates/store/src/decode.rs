@@ -86,6 +86,7 @@ pub(crate) fn clinic(r: &impl Cells) -> Result<ClinicRecord> {
         time_zone: parsed("c_time_zone", TimeZoneName::parse("time_zone", &text(r, "c_time_zone")?))?,
         region: text(r, "c_region")?,
         policy: parsed("c_policy", Policy::parse("policy", &text(r, "c_policy")?))?,
+        rules: medislot_domain::ClinicRules { cancel_cutoff_minutes: int(r, "c_cancel_cutoff_minutes")? },
         created_at: time(r, "c_created_at")?,
     })
 }

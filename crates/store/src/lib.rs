@@ -19,7 +19,7 @@ pub use regions::*;
 
 use async_trait::async_trait;
 use jiff::Timestamp;
-use medislot_domain::{AppointmentId, ClinicId, DoctorId, Interval, UserId, VerificationState};
+use medislot_domain::{AppointmentId, ClinicId, ClinicRules, DoctorId, Interval, UserId, VerificationState};
 use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +98,8 @@ pub trait Store: NotifyStore + RegionStore + search::SearchStore + Send + Sync +
     /// Creates the clinic and makes `admin` one of its administrators.
     async fn create_clinic(&self, clinic: &ClinicRecord, admin: UserId) -> Result<()>;
     async fn clinic(&self, id: ClinicId) -> Result<Option<ClinicRecord>>;
+    /// Sets the clinic's rules for its patients.
+    async fn set_clinic_rules(&self, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()>;
     async fn clinics_administered_by(&self, user: UserId) -> Result<Vec<ClinicId>>;
 
     // Doctors.

@@ -33,6 +33,9 @@ pub struct ClinicRecord {
     pub time_zone: TimeZoneName,
     pub region: String,
     pub policy: Policy,
+    /// Its rules for patients (absent in a peer's older snapshot: none).
+    #[serde(default)]
+    pub rules: medislot_domain::ClinicRules,
     pub created_at: Timestamp,
 }
 

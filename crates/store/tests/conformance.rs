@@ -99,6 +99,7 @@ async fn fixture(store: DynStore, db: TestDb) -> Fixture {
         time_zone: TimeZoneName::parse("tz", "Europe/Paris").unwrap(),
         region: "local".into(),
         policy: Policy::Strict,
+        rules: Default::default(),
         created_at: now,
     };
     store.create_clinic(&clinic, admin.id).await.unwrap();
@@ -456,6 +457,19 @@ async fn outbox_payloads_describe_each_change_alike(f: &Fixture) {
     assert_eq!((held.topic.as_str(), &held.payload), ("appointment.held", &expected));
     let expected = outbox_payload(booked.event_id, "appointment.booked", Some(&h), &a, patient, book_cmd.now);
     assert_eq!((booked.topic.as_str(), &booked.payload), ("appointment.booked", &expected));
+}
+
+/// A clinic's rules are kept, and its doctors marked changed (peers then
+/// replicate the clinic again); an unknown clinic is not found.
+async fn clinic_rules_are_kept_and_mark_the_clinics_doctors_changed(f: &Fixture) {
+    let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
+    let later = f.t0 + SignedDuration::from_hours(1);
+    let rules = medislot_domain::ClinicRules { cancel_cutoff_minutes: 24 * 60 };
+    f.store.set_clinic_rules(clinic, rules, later).await.unwrap();
+    assert_eq!(f.store.clinic(clinic).await.unwrap().unwrap().rules, rules);
+    assert!(f.store.doctor(f.doctor).await.unwrap().unwrap().updated_at >= later);
+    let unknown = f.store.set_clinic_rules(ClinicId::new(), rules, later).await;
+    assert!(matches!(unknown, Err(StoreError::NotFound)), "{unknown:?}");
 }
 
 async fn doctor_updates_are_compare_and_swap(f: &Fixture) {
@@ -908,6 +922,7 @@ conformance!(
     changes_write_outbox_rows_in_the_same_transaction,
     outbox_payloads_describe_each_change_alike,
     doctor_updates_are_compare_and_swap,
+    clinic_rules_are_kept_and_mark_the_clinics_doctors_changed,
     changes_are_tracked_for_publishers,
     directory_updates_since_include_suspended_doctors,
     bulk_loads_are_checked_and_all_or_nothing,
@@ -942,6 +957,7 @@ conformance!(
     changes_write_outbox_rows_in_the_same_transaction,
     outbox_payloads_describe_each_change_alike,
     doctor_updates_are_compare_and_swap,
+    clinic_rules_are_kept_and_mark_the_clinics_doctors_changed,
     changes_are_tracked_for_publishers,
     directory_updates_since_include_suspended_doctors,
     bulk_loads_are_checked_and_all_or_nothing,

@@ -204,6 +204,7 @@ fn hold_body(w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord,
         h1 { "Confirm your appointment" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
         (slot_card(d, c, a.start, a.end, a.mode))
+        p.muted.rules { (super::clinic_rules::cutoff_text(&c.rules)) }
         p.notice #hold-notice data-again={ "/appointments/" (a.id) } {
             "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "."
         }
@@ -293,6 +294,13 @@ pub async fn confirmation(
     let body = html! {
         h1 { @if moved { "Your appointment is moved" } @else { "Your appointment is " (a.status.as_str()) } }
         (slot_card(&d, &c, a.start, a.end, a.mode))
+        @if a.status == medislot_domain::AppointmentStatus::Booked && a.start > s.app.now() {
+            @if s.app.now() >= c.rules.changes_close_at(a.start) {
+                p.muted { "It is too close to its time to cancel or move it online: " (super::clinic_rules::call_the_clinic(&c)) }
+            } @else {
+                p.muted { (super::clinic_rules::cutoff_text(&c.rules)) }
+            }
+        }
         @if let Some(url) = &video {
             p.video {
                 a href=(url) target="_blank" rel="noopener noreferrer" { "Join the video consultation" }

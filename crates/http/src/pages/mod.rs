@@ -6,6 +6,7 @@
 
 mod auth;
 mod book;
+mod clinic_rules;
 mod notify;
 mod patient;
 mod search;
@@ -54,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/doctor/video-room", get(video_room::page).post(video_room::save))
         .route("/agenda/{id}", post(staff::agenda_action))
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))
+        .route("/clinic/{id}/rules", get(clinic_rules::show).post(clinic_rules::save))
         .route("/membership/{id}", get(back_to("/")).post(staff::decide_membership))
         .route("/admin/verification", get(staff::verification_queue))
         .route("/admin/verification/{id}", get(back_to("/admin/verification")).post(staff::decide))

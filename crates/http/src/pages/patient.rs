@@ -220,10 +220,14 @@ fn appointment_card(
             @if next {
                 @match a.mode {
                     medislot_domain::Mode::InPerson => p.where { "At " (c.name) ", " (c.address_line()) },
-                    medislot_domain::Mode::Online => p.where { "Online: the link comes with your confirmation e-mail." },
+                    medislot_domain::Mode::Online => p.where {
+                        "Online: join from " a href={ "/appointments/" (a.id) } { "the appointment's page" } " at its time."
+                    },
                 }
             }
-            @if a.status == AppointmentStatus::Booked && a.start > now {
+            @if a.status == AppointmentStatus::Booked && a.start > now && now >= c.rules.changes_close_at(a.start) {
+                p.muted { "Too close to its time to change online: " (super::clinic_rules::call_the_clinic(c)) }
+            } @else if a.status == AppointmentStatus::Booked && a.start > now {
                 p.actions {
                     a href={ "/appointments/" (a.id) "/reschedule" } { "Reschedule" }
                     " · "
@@ -358,7 +362,8 @@ pub async fn cancel_page(State(s): State<AppState>, headers: HeaderMap, Path(id)
         Ok(x) => x,
         Err(e) => return w.problem(&e),
     };
-    if a.status != AppointmentStatus::Booked || a.start <= s.app.now() {
+    let now = s.app.now();
+    if a.status != AppointmentStatus::Booked || a.start <= now || now >= c.rules.changes_close_at(a.start) {
         return Redirect::to(&format!("/appointments/{}", a.id)).into_response();
     }
     let body = html! {

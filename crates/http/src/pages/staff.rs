@@ -761,6 +761,7 @@ fn clinic_form(w: &Web, form: &Form, errors: &HashMap<String, String>) -> Markup
                 option value="strict" { "strict: refuse remote bookings until it can" }
                 option value="available" selected[form.get("policy") == Some("available")] { "available: accept them as pending, confirm later" }
             }
+            (super::clinic_rules::cutoff_field(form.get("cancel_cutoff_hours"), errors))
             button type="submit" { "Create clinic" }
         }
     }
@@ -789,6 +790,7 @@ async fn clinics_page(
             section.card {
                 h2 { (c.name) }
                 p { (c.address_line()) @if let Some(phone) = &c.phone { " · " (phone) } " · " (c.time_zone.as_str()) " · policy " (c.policy.as_str()) }
+                p { (super::clinic_rules::cutoff_text(&c.rules)) " " a href={ "/clinic/" (c.id) "/rules" } { "Change" } }
                 @if doctors.is_empty() { p.muted { "No doctors yet: doctors pick this clinic when they create their profile." } }
                 ul {
                     @for d in doctors {
@@ -841,6 +843,7 @@ pub async fn create_clinic(State(s): State<AppState>, headers: HeaderMap, body: 
         }
     };
     let (latitude, longitude) = (number("latitude"), number("longitude"));
+    let cutoff = super::clinic_rules::hours(&form, &mut errors);
     if !errors.is_empty() {
         return clinics_page(&s, &w, &form, &errors, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
@@ -857,6 +860,7 @@ pub async fn create_clinic(State(s): State<AppState>, headers: HeaderMap, body: 
         time_zone: form.text("time_zone"),
         region: None,
         policy: form.get("policy").map(str::to_string),
+        cancel_cutoff_hours: cutoff,
     };
     match s.app.create_clinic(w.me.as_ref(), input).await {
         Ok(_) => Redirect::to("/clinic").into_response(),

@@ -162,6 +162,9 @@ struct SlotsView {
     from: String,
     to: String,
     slots: Vec<SlotJson>,
+    /// The clinic's rule, to know before booking: how many hours before the
+    /// start patients can no longer cancel or move online (0: until it starts).
+    cancel_cutoff_hours: i64,
     /// The doctor's clinic's home region.
     region: String,
     /// For a doctor homed in another region: as of when this region's copy of
@@ -191,6 +194,7 @@ async fn slots(
         from: list.window.start.to_string(),
         to: list.window.end.to_string(),
         slots: list.slots.iter().map(Into::into).collect(),
+        cancel_cutoff_hours: list.clinic.rules.cutoff_hours(),
         as_of: s.app.replica_as_of(&list.clinic.region).await?.or(list.as_of).map(|t| t.to_string()),
         region: list.clinic.region,
     }))

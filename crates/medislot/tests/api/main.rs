@@ -5,6 +5,7 @@ mod helpers;
 mod accounts;
 mod backup;
 mod booking;
+mod clinic_rules;
 mod fhir;
 mod hardening;
 mod invitations;

@@ -197,7 +197,7 @@ async fn a_video_provider_that_is_not_an_http_address_stops_the_server_with_the_
 }
 
 /// A form post from the pages as `u`: the CSRF token read from `path`'s page first.
-async fn post_form(srv: &TestServer, u: &User, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+pub(crate) async fn post_form(srv: &TestServer, u: &User, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
     let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let session = format!("medislot_session={}", u.token);
     let page = web.get(format!("{}{path}", srv.url)).header("cookie", &session).send().await.unwrap();

@@ -10,10 +10,10 @@ type Q<'q> = Query<'q, Postgres, PgArguments>;
 
 pub(super) const INSERT_CLINIC: &str =
     "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
-                          time_zone, region, policy, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+                          time_zone, region, policy, created_at, cancel_cutoff_minutes)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
 
-/// Binds a clinic's columns in table order, `id` through `created_at` ($1–$14).
+/// Binds a clinic's columns in table order, `id` through `cancel_cutoff_minutes` ($1–$15).
 pub(super) fn bind_clinic<'q>(q: Q<'q>, c: &'q ClinicRecord) -> Q<'q> {
     q.bind(c.id.0)
         .bind(&c.name)
@@ -29,6 +29,28 @@ pub(super) fn bind_clinic<'q>(q: Q<'q>, c: &'q ClinicRecord) -> Q<'q> {
         .bind(&c.region)
         .bind(c.policy.as_str())
         .bind(ts(c.created_at))
+        .bind(i32::try_from(c.rules.cancel_cutoff_minutes).unwrap_or(i32::MAX))
+}
+
+/// Sets the clinic's rules; its doctors are marked changed, so that peers
+/// replicate the clinic again with them.
+pub(super) async fn set_clinic_rules(tx: &mut Tx, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()> {
+    let done = sqlx::query("UPDATE clinics SET cancel_cutoff_minutes = $2 WHERE id = $1")
+        .bind(clinic.0)
+        .bind(i32::try_from(rules.cancel_cutoff_minutes).unwrap_or(i32::MAX))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    sqlx::query("UPDATE doctors SET updated_at = greatest(updated_at, $2) WHERE clinic_id = $1")
+        .bind(clinic.0)
+        .bind(ts(now))
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    Ok(())
 }
 
 pub(super) async fn insert_clinic(tx: &mut Tx, c: &ClinicRecord, admin: UserId) -> Result<()> {

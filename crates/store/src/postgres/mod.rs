@@ -301,6 +301,12 @@ impl Store for PgStore {
         directory::clinic(&self.pool, id).await
     }
 
+    async fn set_clinic_rules(&self, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()> {
+        let (mut tx, _admitted) = self.write_tx().await?;
+        directory::set_clinic_rules(&mut tx, clinic, rules, now).await?;
+        self.commit(tx).await
+    }
+
     async fn clinics_administered_by(&self, user: UserId) -> Result<Vec<ClinicId>> {
         directory::clinics_administered_by(&self.pool, user).await
     }

@@ -10,8 +10,8 @@ pub(super) fn insert_clinic(c: &Connection, clinic: &ClinicRecord, admin: UserId
     exec(
         c,
         "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
-                              time_zone, region, policy, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              time_zone, region, policy, created_at, cancel_cutoff_minutes)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params_from_iter(clinic_values(clinic)),
     )?;
     exec(
@@ -22,7 +22,7 @@ pub(super) fn insert_clinic(c: &Connection, clinic: &ClinicRecord, admin: UserId
     Ok(())
 }
 
-/// A clinic's columns in table order, `id` through `created_at`.
+/// A clinic's columns in table order, `id` through `cancel_cutoff_minutes`.
 pub(super) fn clinic_values(c: &ClinicRecord) -> Vec<Value> {
     vec![
         Value::Text(c.id.to_string()),
@@ -39,7 +39,27 @@ pub(super) fn clinic_values(c: &ClinicRecord) -> Vec<Value> {
         Value::Text(c.region.clone()),
         Value::Text(c.policy.as_str().to_string()),
         Value::Text(c.created_at.to_string()),
+        Value::Integer(c.rules.cancel_cutoff_minutes),
     ]
+}
+
+/// Sets the clinic's rules; its doctors are marked changed, so that peers
+/// replicate the clinic again with them.
+pub(super) fn set_clinic_rules(c: &Connection, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()> {
+    let done = exec(
+        c,
+        "UPDATE clinics SET cancel_cutoff_minutes = ? WHERE id = ?",
+        params![rules.cancel_cutoff_minutes, clinic.to_string()],
+    )?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    exec(
+        c,
+        "UPDATE doctors SET updated_at = max(updated_at, ?) WHERE clinic_id = ?",
+        params![now.to_string(), clinic.to_string()],
+    )?;
+    Ok(())
 }
 
 fn text(v: Option<String>) -> Value {

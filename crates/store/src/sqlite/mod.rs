@@ -204,6 +204,10 @@ impl Store for SqliteStore {
         self.read(move |c| directory::clinic(c, id)).await
     }
 
+    async fn set_clinic_rules(&self, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()> {
+        self.write(move |c| directory::set_clinic_rules(c, clinic, rules, now)).await
+    }
+
     async fn clinics_administered_by(&self, user: UserId) -> Result<Vec<ClinicId>> {
         self.read(move |c| directory::clinics_administered_by(c, user)).await
     }
