@@ -318,10 +318,9 @@ impl App {
         Ok((rows.into_iter().map(|a| as_of(a, now)).collect(), total))
     }
 
-    /// Loads an appointment the caller may see and tells whether they are staff for it:
-    /// whoever may see it and is not its patient is its doctor, clinic admin or a platform admin.
-    /// The caller, whether they act as staff (not the patient), and the
-    /// clinic's rules for the appointment.
+    /// Loads an appointment the caller may see and tells whether they are staff for it
+    /// (whoever may see it and is not its patient is its doctor, clinic admin or a
+    /// platform admin), with the rules of its clinic.
     async fn for_change(
         &self,
         actor: Option<&Actor>,
@@ -471,8 +470,6 @@ impl App {
     }
 }
 
-/// An appointment as it stands at `now`: a hold past its time reads as the
-/// cancelled hold it is, before the next write to that doctor records it so.
 /// The clinic's cut-off: past it, a patient no longer cancels or moves a
 /// booked appointment online (a hold they let go, and staff, still may).
 fn closed_to_patients(
@@ -488,6 +485,8 @@ fn closed_to_patients(
     Ok(())
 }
 
+/// An appointment as it stands at `now`: a hold past its time reads as the
+/// cancelled hold it is, before the next write to that doctor records it so.
 pub(crate) fn as_of(mut a: AppointmentRecord, now: Timestamp) -> AppointmentRecord {
     if a.status == AppointmentStatus::Held && a.hold_expires_at.is_some_and(|t| t <= now) {
         a.status = AppointmentStatus::Cancelled;
