@@ -318,21 +318,25 @@ impl App {
         Ok((rows.into_iter().map(|a| as_of(a, now)).collect(), total))
     }
 
-    /// Loads an appointment the caller may see and tells whether they are staff for it
-    /// (whoever may see it and is not its patient is its doctor, clinic admin or a
-    /// platform admin), with the rules of its clinic.
+    /// Loads an appointment the caller may see and tells whether they are staff for it:
+    /// whoever may see it and is not its patient is its doctor, clinic admin or a platform admin.
     async fn for_change(
         &self,
         actor: Option<&Actor>,
         id: AppointmentId,
-    ) -> Result<(Actor, bool, medislot_domain::ClinicRules), AppError> {
+    ) -> Result<(Actor, bool, AppointmentRecord), AppError> {
         let actor = require(actor)?;
         let a = self.appointment(Some(actor), id).await?;
-        let rules = match self.store.doctor(a.doctor_id).await? {
+        Ok((actor.clone(), a.patient_id != actor.id(), a))
+    }
+
+    /// The rules of the appointment's clinic, as they are now (read afresh: a
+    /// rule just set holds at once on every node).
+    async fn rules_for(&self, a: &AppointmentRecord) -> Result<medislot_domain::ClinicRules, AppError> {
+        Ok(match self.store.doctor(a.doctor_id).await? {
             Some(d) => self.clinic(d.clinic_id).await?.rules,
             None => medislot_domain::ClinicRules::default(),
-        };
-        Ok((actor.clone(), a.patient_id != actor.id(), rules))
+        })
     }
 
     /// Moves an appointment to another slot of the same doctor, atomically: the
@@ -354,7 +358,8 @@ impl App {
             };
             return self.change_remote(f, change).await;
         }
-        let (actor, staff, rules) = self.for_change(actor, id).await?;
+        let (actor, staff, a) = self.for_change(actor, id).await?;
+        let rules = self.rules_for(&a).await?;
         let b = self.bookable(slot_id, None, "slot_id").await?;
         let (start, end, doctor) = (b.slot.start, b.slot.end, b.doctor.id);
         let now = self.now();
@@ -409,7 +414,8 @@ impl App {
             };
             return self.change_remote(f, change).await;
         }
-        let (actor, staff, rules) = self.for_change(actor, id).await?;
+        let (actor, staff, a) = self.for_change(actor, id).await?;
+        let rules = self.rules_for(&a).await?;
         let reason = check_reason(reason.as_deref().unwrap_or(""))?;
         let now = self.now();
         let who = if staff { "staff" } else { "patient" };
@@ -478,8 +484,8 @@ fn closed_to_patients(
     rules: medislot_domain::ClinicRules,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let closed_at = rules.changes_close_at(a.start);
-    if !staff && rules.cancel_cutoff_minutes > 0 && a.status != AppointmentStatus::Held && now >= closed_at {
+    if !staff && a.status != AppointmentStatus::Held && rules.changes_closed(a.start, now) {
+        let closed_at = rules.changes_close_at(a.start);
         return Err(AppError::ChangesClosed { hours: rules.cutoff_hours(), closed_at }.rejected());
     }
     Ok(())

@@ -624,14 +624,6 @@ impl App {
 }
 
 impl App {
-    /// The time zone each doctor's appointments are shown in (their clinic's).
-    pub async fn zones_of(
-        &self,
-        doctors: impl IntoIterator<Item = DoctorId>,
-    ) -> Result<std::collections::HashMap<DoctorId, TimeZoneName>, AppError> {
-        Ok(self.doctors_with_clinics(doctors).await?.into_iter().map(|(id, (_, c))| (id, c.time_zone)).collect())
-    }
-
     /// Each of these doctors with their clinic, loaded once per doctor
     /// (to show appointments); doctors that no longer exist are left out.
     pub async fn doctors_with_clinics(

@@ -10,7 +10,7 @@
 use crate::access::require;
 use crate::{Actor, App, AppError};
 use medislot_domain::{AppointmentId, DoctorId, Invalid, Mode, Role};
-use medislot_store::{AppointmentRecord, DoctorRecord};
+use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
 use std::collections::HashMap;
 
 /// Where video rooms are unless configured otherwise: Jitsi's public service.
@@ -130,49 +130,54 @@ impl App {
         self.save_doctor(d).await
     }
 
-    /// The meeting link of one appointment, if `actor` may be shown it.
+    /// The meeting link of one appointment of `doctor`, if `actor` may be shown it.
     pub async fn video_link_for(
         &self,
         actor: Option<&Actor>,
         a: &AppointmentRecord,
+        doctor: &DoctorRecord,
     ) -> Result<Option<String>, AppError> {
         let Some(actor) = actor else { return Ok(None) };
-        Ok(self.video_links(actor, std::slice::from_ref(a)).await?.remove(&a.id))
+        let Some(link) = self.video_link(a, doctor) else { return Ok(None) };
+        Ok(self.is_party(actor, a, doctor).await?.then_some(link))
     }
 
     /// The meeting links among `items` that `actor` may be shown: those of
     /// their own appointments as patient, and of the doctors they are or run
-    /// the clinic of.
+    /// the clinic of. `doctors`: the items' doctors, as the caller loaded
+    /// them to show the items (an item whose doctor is missing has none).
     pub async fn video_links(
         &self,
         actor: &Actor,
         items: &[AppointmentRecord],
+        doctors: &HashMap<DoctorId, (DoctorRecord, ClinicRecord)>,
     ) -> Result<HashMap<AppointmentId, String>, AppError> {
-        let online: Vec<&AppointmentRecord> =
-            items.iter().filter(|a| a.mode == Mode::Online && a.status.is_active()).collect();
-        if online.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let doctors = self.doctors_with_clinics(online.iter().map(|a| a.doctor_id).collect::<Vec<_>>()).await?;
         let mut doctor_side: HashMap<DoctorId, bool> = HashMap::new();
         let mut out = HashMap::new();
-        for a in online {
+        for a in items {
             let Some((d, _)) = doctors.get(&a.doctor_id) else { continue };
-            let party = if a.patient_id == actor.id() {
-                true
-            } else if let Some(known) = doctor_side.get(&a.doctor_id) {
-                *known
-            } else {
-                let side =
-                    matches!(actor.role(), Role::Doctor | Role::ClinicAdmin) && self.on_doctors_side(actor, d).await?;
-                doctor_side.insert(a.doctor_id, side);
-                side
+            let Some(link) = self.video_link(a, d) else { continue };
+            let party = match doctor_side.get(&a.doctor_id) {
+                _ if a.patient_id == actor.id() => true,
+                Some(known) => *known,
+                None => {
+                    let side = self.is_party(actor, a, d).await?;
+                    doctor_side.insert(a.doctor_id, side);
+                    side
+                }
             };
-            if let Some(link) = self.video_link(a, d).filter(|_| party) {
+            if party {
                 out.insert(a.id, link);
             }
         }
         Ok(out)
+    }
+
+    /// The appointment's patient, or the doctor's side.
+    async fn is_party(&self, actor: &Actor, a: &AppointmentRecord, doctor: &DoctorRecord) -> Result<bool, AppError> {
+        Ok(a.patient_id == actor.id()
+            || (matches!(actor.role(), Role::Doctor | Role::ClinicAdmin)
+                && self.on_doctors_side(actor, doctor).await?))
     }
 }
 

@@ -61,6 +61,11 @@ impl ClinicRules {
     pub fn changes_close_at(&self, start: jiff::Timestamp) -> jiff::Timestamp {
         start - jiff::SignedDuration::from_mins(self.cancel_cutoff_minutes)
     }
+
+    /// Whether, at `now`, the cut-off before `start` has passed (never, without one).
+    pub fn changes_closed(&self, start: jiff::Timestamp, now: jiff::Timestamp) -> bool {
+        self.cancel_cutoff_minutes > 0 && now >= self.changes_close_at(start)
+    }
 }
 
 /// An IANA time-zone name that the bundled time-zone database knows.

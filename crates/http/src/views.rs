@@ -245,8 +245,9 @@ impl AppointmentView {
         }
     }
 
-    pub fn with_video(mut self, links: &std::collections::HashMap<medislot_domain::AppointmentId, String>) -> Self {
-        self.video_url = self.id.parse().ok().and_then(|id| links.get(&medislot_domain::AppointmentId(id))).cloned();
+    /// For one of its parties: its video link (from `App::video_links`).
+    pub fn with_video(mut self, url: Option<String>) -> Self {
+        self.video_url = url;
         self
     }
 }

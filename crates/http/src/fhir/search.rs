@@ -308,7 +308,7 @@ async fn parties(s: &AppState, actor: Option<&Actor>, items: &[AppointmentRecord
         }
     }
     let videos = match actor {
-        Some(actor) => s.app.video_links(actor, items).await?,
+        Some(actor) => s.app.video_links(actor, items, &doctors).await?,
         None => HashMap::new(),
     };
     Ok(Parties { doctors, patients, videos })

@@ -287,7 +287,7 @@ pub async fn confirmation(
         return Redirect::to(&format!("/holds/{}", a.id)).into_response();
     }
     let moved = q.contains_key("moved") && a.status == medislot_domain::AppointmentStatus::Booked;
-    let video = match s.app.video_link_for(w.me.as_ref(), &a).await {
+    let video = match s.app.video_link_for(w.me.as_ref(), &a, &d).await {
         Ok(v) => v,
         Err(e) => return w.problem(&e),
     };
@@ -295,7 +295,7 @@ pub async fn confirmation(
         h1 { @if moved { "Your appointment is moved" } @else { "Your appointment is " (a.status.as_str()) } }
         (slot_card(&d, &c, a.start, a.end, a.mode))
         @if a.status == medislot_domain::AppointmentStatus::Booked && a.start > s.app.now() {
-            @if s.app.now() >= c.rules.changes_close_at(a.start) {
+            @if c.rules.changes_closed(a.start, s.app.now()) {
                 p.muted { "It is too close to its time to cancel or move it online: " (super::clinic_rules::call_the_clinic(&c)) }
             } @else {
                 p.muted { (super::clinic_rules::cutoff_text(&c.rules)) }
@@ -359,7 +359,7 @@ pub async fn calendar_file(State(s): State<AppState>, headers: HeaderMap, Path(i
     let id = id.trim_end_matches(".ics").to_string();
     match load(&s, &w, &id).await {
         Ok((a, d, c)) => {
-            let video = match s.app.video_link_for(w.me.as_ref(), &a).await {
+            let video = match s.app.video_link_for(w.me.as_ref(), &a, &d).await {
                 Ok(v) => v,
                 Err(e) => return w.problem(&e),
             };

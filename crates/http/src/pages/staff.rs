@@ -626,7 +626,7 @@ pub async fn agenda(
         Ok(p) => p,
         Err(e) => return w.problem(&e),
     };
-    let videos = match s.app.video_links(&me, &items).await {
+    let videos = match s.app.video_links(&me, &items, &parties).await {
         Ok(v) => v,
         Err(e) => return w.problem(&e),
     };

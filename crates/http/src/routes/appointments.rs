@@ -35,9 +35,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// An appointment with its ETag (the version), its clinic's zone and, for
 /// its parties, its video link.
 async fn respond(s: &AppState, caller: &SignedIn, status: StatusCode, a: &AppointmentRecord) -> ApiResult<Response> {
-    let zones = s.app.zones_of([a.doctor_id]).await?;
-    let links = s.app.video_links(&caller.0, std::slice::from_ref(a)).await?;
-    let view = AppointmentView::new(a, zones.get(&a.doctor_id)).with_video(&links);
+    let doctors = s.app.doctors_with_clinics([a.doctor_id]).await?;
+    let mut links = s.app.video_links(&caller.0, std::slice::from_ref(a), &doctors).await?;
+    let zone = doctors.get(&a.doctor_id).map(|(_, c)| &c.time_zone);
+    let view = AppointmentView::new(a, zone).with_video(links.remove(&a.id));
     let mut resp = (status, Json(view)).into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", a.version)) {
         resp.headers_mut().insert(header::ETAG, v);
@@ -104,15 +105,12 @@ async fn list(State(s): State<AppState>, caller: SignedIn, q: QueryMap) -> ApiRe
         per_page,
     };
     let (items, total) = s.app.appointments(caller.get(), f).await?;
-    let doctors: Vec<DoctorId> = items.iter().map(|a| a.doctor_id).collect();
-    let zones = s.app.zones_of(doctors).await?;
-    let links = s.app.video_links(&caller.0, &items).await?;
-    Ok(Json(Page {
-        items: items.iter().map(|a| AppointmentView::new(a, zones.get(&a.doctor_id)).with_video(&links)).collect(),
-        page,
-        per_page,
-        total,
-    }))
+    let doctors = s.app.doctors_with_clinics(items.iter().map(|a| a.doctor_id).collect::<Vec<DoctorId>>()).await?;
+    let mut links = s.app.video_links(&caller.0, &items, &doctors).await?;
+    let view = |a: &AppointmentRecord| {
+        AppointmentView::new(a, doctors.get(&a.doctor_id).map(|(_, c)| &c.time_zone)).with_video(links.remove(&a.id))
+    };
+    Ok(Json(Page { items: items.iter().map(view).collect(), page, per_page, total }))
 }
 
 /// One appointment, with its version as ETag.

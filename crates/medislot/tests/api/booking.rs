@@ -390,14 +390,8 @@ async fn a_patient_already_busy_then_is_refused_naming_the_appointment_they_have
 
     // The page: holding that time answers an HTML page that links to the appointment they have.
     let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let cookie =
-        |r: &reqwest::Response, name: &str| {
-            r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
-                c.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap().to_string())
-            })
-        };
     let page = web.get(format!("{}/login", srv.url)).send().await.unwrap();
-    let csrf = cookie(&page, "medislot_csrf").expect("a CSRF cookie");
+    let csrf = set_cookie(&page, "medislot_csrf").expect("a CSRF cookie");
     let signed_in = web
         .post(format!("{}/login", srv.url))
         .header("cookie", format!("medislot_csrf={csrf}"))
@@ -406,7 +400,7 @@ async fn a_patient_already_busy_then_is_refused_naming_the_appointment_they_have
         .send()
         .await
         .unwrap();
-    let session = cookie(&signed_in, "medislot_session").expect("a session cookie");
+    let session = set_cookie(&signed_in, "medislot_session").expect("a session cookie");
     let slot = same_time["slot_id"].as_str().unwrap();
     let r = web
         .post(format!("{}/book/{slot}", srv.url))

@@ -94,16 +94,16 @@ async fn past_the_clinics_cut_off_only_staff_cancel_or_move_and_patients_are_tol
 
     // The clinic's page: a bad number is a 422 page naming it; a good one is saved.
     let path = format!("/clinic/{}/rules", w.clinic_id);
-    let r = crate::video::post_form(&srv, &w.clinic_admin, &path, &[("cancel_cutoff_hours", "a day")]).await;
+    let r = post_form(&srv, &w.clinic_admin, &path, &[("cancel_cutoff_hours", "a day")]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("must be a whole number of hours"));
-    let r = crate::video::post_form(&srv, &w.clinic_admin, &path, &[("cancel_cutoff_hours", "1000")]).await;
+    let r = post_form(&srv, &w.clinic_admin, &path, &[("cancel_cutoff_hours", "1000")]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("must be between 0 and 720 hours"));
-    let r = crate::video::post_form(&srv, &w.clinic_admin, &path, &[("cancel_cutoff_hours", "6")]).await;
+    let r = post_form(&srv, &w.clinic_admin, &path, &[("cancel_cutoff_hours", "6")]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(p.get(&format!("/doctors/{}/slots", w.doctor_id)).await.1["cancel_cutoff_hours"], 6);
-    let r = crate::video::post_form(&srv, &p, &path, &[("cancel_cutoff_hours", "0")]).await;
+    let r = post_form(&srv, &p, &path, &[("cancel_cutoff_hours", "0")]).await;
     assert_eq!(r.status(), 403, "a patient does not set a clinic's rules");
     assert_eq!(p.get(&format!("/doctors/{}/slots", w.doctor_id)).await.1["cancel_cutoff_hours"], 6);
 }

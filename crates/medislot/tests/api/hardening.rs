@@ -182,13 +182,7 @@ async fn every_error_is_in_the_format_its_caller_reads() {
 async fn sign_in_then(srv: &TestServer, email: &str, next: &str) -> (u16, String) {
     let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let page = http.get(format!("{}/login", srv.url)).send().await.unwrap();
-    let csrf = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("medislot_csrf=").map(|rest| rest.split(';').next().unwrap().to_string()))
-        .expect("a CSRF cookie");
+    let csrf = set_cookie(&page, "medislot_csrf").expect("a CSRF cookie");
     let body = format!("csrf={csrf}&email={}&password={}", email.replace('@', "%40"), PASSWORD.replace(' ', "+"));
     let r = http
         .post(format!("{}/login?next={next}", srv.url))

@@ -279,6 +279,35 @@ pub async fn try_decode(r: Response) -> reqwest::Result<(StatusCode, Value, reqw
     Ok((status, v, headers))
 }
 
+/// The value of the cookie `name` the answer sets, if it sets one.
+pub fn set_cookie(r: &Response, name: &str) -> Option<String> {
+    r.headers().get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).find_map(|c| {
+        c.strip_prefix(&format!("{name}=")).map(|rest| rest.split(';').next().unwrap_or_default().to_string())
+    })
+}
+
+/// A form post from the pages as `u`: the CSRF token read from `path`'s page first.
+pub async fn post_form(srv: &TestServer, u: &User, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let session = format!("medislot_session={}", u.token);
+    let page = web.get(format!("{}{path}", srv.url)).header("cookie", &session).send().await.unwrap();
+    let csrf = set_cookie(&page, "medislot_csrf").expect("a CSRF cookie");
+    let encode = |s: &str| -> String {
+        s.bytes()
+            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect()
+    };
+    let body: Vec<String> =
+        [("csrf", csrf.as_str())].iter().chain(fields).map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    web.post(format!("{}{path}", srv.url))
+        .header("cookie", format!("medislot_csrf={csrf}; {session}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.join("&"))
+        .send()
+        .await
+        .unwrap()
+}
+
 pub async fn register(srv: &TestServer, http: &Client, email: &str, role: &str) -> User {
     let r = http
         .post(srv.api("/auth/register"))

@@ -196,34 +196,6 @@ async fn a_video_provider_that_is_not_an_http_address_stops_the_server_with_the_
     }
 }
 
-/// A form post from the pages as `u`: the CSRF token read from `path`'s page first.
-pub(crate) async fn post_form(srv: &TestServer, u: &User, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-    let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let session = format!("medislot_session={}", u.token);
-    let page = web.get(format!("{}{path}", srv.url)).header("cookie", &session).send().await.unwrap();
-    let csrf = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("medislot_csrf=").map(|rest| rest.split(';').next().unwrap().to_string()))
-        .expect("a CSRF cookie");
-    let encode = |s: &str| -> String {
-        s.bytes()
-            .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-            .collect()
-    };
-    let body: Vec<String> =
-        [("csrf", csrf.as_str())].iter().chain(fields).map(|(k, v)| format!("{k}={}", encode(v))).collect();
-    web.post(format!("{}{path}", srv.url))
-        .header("cookie", format!("medislot_csrf={csrf}; {session}"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body.join("&"))
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn a_doctors_own_room_is_theirs_to_set_and_their_online_appointments_meet_there() {
     let srv = TestServer::start_with(&["--video-url", PROVIDER, "--reminders", ""]);
