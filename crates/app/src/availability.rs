@@ -22,6 +22,8 @@ pub struct SlotView {
     /// Start in the clinic's time zone, RFC 3339 with its offset.
     pub local_start: String,
     pub time_zone: String,
+    /// The visit type the slot is for (its code); none: the schedule's own slot.
+    pub visit_type: Option<String>,
 }
 
 impl SlotView {
@@ -35,6 +37,7 @@ impl SlotView {
             mode: slot.mode,
             local_start: local_rfc3339(slot.start, &tz),
             time_zone: clinic.time_zone.as_str().to_string(),
+            visit_type: slot.id.visit.clone(),
         }
     }
 }
@@ -80,6 +83,7 @@ impl App {
         from: Option<Timestamp>,
         to: Option<Timestamp>,
         mode: Option<&str>,
+        visit_type: Option<&str>,
     ) -> Result<SlotList, AppError> {
         let mode = mode.map(|m| Mode::parse("mode", m)).transpose()?;
         let now = self.now();
@@ -89,10 +93,22 @@ impl App {
         let doctor = self.doctor(actor, doctor_id).await?;
         let clinic = self.clinic(doctor.clinic_id).await?;
         let window = Interval { start: from, end: to };
+        // A visit type named is checked; none named is the doctor's default
+        // (or nothing, when patients book none of theirs online).
+        let visit = match visit_type {
+            Some(code) => Some(crate::visits::visit_for(&doctor, Some(code), "visit_type")?),
+            None => crate::visits::listed_visit(&doctor),
+        };
         let (doctor, clinic) = (&doctor, &clinic);
-        let (slots, as_of) = self
-            .stale_read(|r| async move { Ok((self.free_slots(&r, doctor, clinic, window, mode, now).await?, r.as_of)) })
-            .await?;
+        let (slots, as_of) = match visit {
+            Some(visit) => {
+                self.stale_read(|r| async move {
+                    Ok((self.visit_slots(&r, doctor, clinic, window, mode, now, visit).await?, r.as_of))
+                })
+                .await?
+            }
+            None => (vec![], None),
+        };
         Ok(SlotList {
             slots: slots.iter().map(|s| SlotView::new(s, clinic)).collect(),
             doctor: doctor.clone(),
@@ -102,7 +118,8 @@ impl App {
         })
     }
 
-    /// Free slots within the doctor's bookable window (notice, horizon) and `window`.
+    /// Free slots of the doctor's default visit (or of the schedule itself,
+    /// for a doctor without visit types) within its bookable window and `window`.
     pub(crate) async fn free_slots(
         &self,
         reader: &Reader,
@@ -112,14 +129,33 @@ impl App {
         mode: Option<Mode>,
         now: Timestamp,
     ) -> Result<Vec<Slot>, AppError> {
-        let window = intersect(window, doctor.schedule.bookable_window(now));
+        match crate::visits::listed_visit(doctor) {
+            Some(visit) => self.visit_slots(reader, doctor, clinic, window, mode, now, visit).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Free slots of `visit` (or of the schedule itself) within its bookable
+    /// window (notice, horizon) and `window`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn visit_slots(
+        &self,
+        reader: &Reader,
+        doctor: &DoctorRecord,
+        clinic: &ClinicRecord,
+        window: Interval,
+        mode: Option<Mode>,
+        now: Timestamp,
+        visit: Option<&medislot_domain::VisitType>,
+    ) -> Result<Vec<Slot>, AppError> {
+        let window = intersect(window, doctor.schedule.window_for(now, visit));
         if window.end <= window.start || doctor.verification != VerificationState::Verified {
             return Ok(vec![]);
         }
         let busy: Vec<Interval> =
             self.busy_of(reader, &[doctor.id], window, now).await?.into_iter().map(|(_, iv)| iv).collect();
         let tz = clinic.time_zone.tz();
-        let mut slots = doctor.schedule.slots(doctor.id, &tz, window, &busy);
+        let mut slots = doctor.schedule.slots_for(doctor.id, &tz, window, &busy, visit);
         if let Some(m) = mode {
             slots.retain(|s| s.mode == m);
         }

@@ -26,6 +26,11 @@ pub struct BookRequest {
     #[serde(default)]
     #[schema(max_length = 1000)]
     pub reason: String,
+    /// Answers to the visit type's intake questions, by question id: a text
+    /// (a choice's option) or true/false (a yes/no question).
+    #[serde(default)]
+    #[schema(schema_with = medislot_domain::schemas::intake_or_null)]
+    pub intake: Option<crate::VisitRequest>,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +65,8 @@ pub(crate) struct Bookable {
     pub(crate) clinic: ClinicRecord,
     pub(crate) slot: Slot,
     pub(crate) mode: Mode,
+    /// The visit type booked (none: a slot of the schedule itself).
+    pub(crate) visit: Option<medislot_domain::VisitType>,
 }
 
 impl Bookable {
@@ -71,6 +78,7 @@ impl Bookable {
         status: AppointmentStatus,
         reason: String,
         idempotency: Option<IdempotencyKey>,
+        visit: Option<medislot_store::Visit>,
     ) -> PlaceAppointment {
         let now = app.now();
         PlaceAppointment {
@@ -87,7 +95,24 @@ impl Bookable {
             now,
             idempotency,
             max_holds: app.config.max_holds_per_patient,
+            visit,
         }
+    }
+
+    /// The visit as the appointment keeps it, with the patient's answers
+    /// (checked against the visit type's questions).
+    pub(crate) fn visit_with(
+        &self,
+        intake: Option<&crate::VisitRequest>,
+    ) -> Result<Option<medislot_store::Visit>, Invalid> {
+        let Some(v) = &self.visit else {
+            if intake.is_some_and(|i| !i.is_empty()) {
+                return Err(Invalid::field("intake", "this slot's visit asks no questions"));
+            }
+            return Ok(None);
+        };
+        let answers = v.answers(intake.unwrap_or(&crate::VisitRequest::new()))?;
+        Ok(Some(medislot_store::Visit { code: v.code.clone(), name: v.name.clone(), intake: answers }))
     }
 }
 
@@ -103,6 +128,15 @@ fn check_idempotency_key(key: &str) -> Result<(), Invalid> {
         return Err(Invalid::field("Idempotency-Key", "must be 1-255 visible ASCII characters (a UUID is ideal)"));
     }
     Ok(())
+}
+
+/// A booking request's fingerprint: what an Idempotency-Key's retry must repeat.
+pub(crate) fn booking_print(req: &BookRequest, reason: &str) -> String {
+    let answers = req.intake.as_ref().map(|i| serde_json::to_string(i).unwrap_or_default());
+    let mut parts = vec![req.slot_id.as_str(), req.mode.as_deref().unwrap_or(""), reason];
+    // (Only with answers: a key used before visit types existed replays alike.)
+    parts.extend(answers.as_deref());
+    fingerprint(&parts)
 }
 
 pub(crate) fn fingerprint(parts: &[&str]) -> String {
@@ -122,8 +156,9 @@ impl App {
             Some(listing) => (listing.0.clone(), listing.1.clone()),
             None => return Err(Invalid::field(field, "refers to no bookable doctor").into()),
         };
+        let visit = crate::visits::visit_for(&doctor, id.visit.as_deref(), field)?.cloned();
         let tz = clinic.time_zone.tz();
-        let Some(slot) = doctor.schedule.slot_at(doctor.id, &tz, id.start) else {
+        let Some(slot) = doctor.schedule.slot_of(doctor.id, &tz, id.start, visit.as_ref()) else {
             return Err(Invalid::field(
                 field,
                 "the doctor's schedule offers no slot at this time (it may have changed)",
@@ -131,23 +166,23 @@ impl App {
             .into());
         };
         let now = self.now();
-        let window = doctor.schedule.bookable_window(now);
+        let window = doctor.schedule.window_for(now, visit.as_ref());
         if slot.start <= now {
             return Err(Invalid::field(field, "this slot is in the past").into());
         }
         if slot.start < window.start {
-            let m = doctor.schedule.min_notice_minutes;
+            let m = window.start.duration_since(now).as_mins();
             return Err(Invalid::field(field, format!("this slot is inside the minimum notice of {m} minutes")).into());
         }
         if slot.start >= window.end {
-            let d = doctor.schedule.horizon_days;
+            let d = window.end.duration_since(now).as_hours() / 24;
             return Err(Invalid::field(field, format!("this slot is beyond the booking horizon of {d} days")).into());
         }
         let mode = requested_mode.unwrap_or(slot.mode);
         if mode != slot.mode {
             return Err(Invalid::field("mode", format!("this slot is {}", slot.mode.as_str())).into());
         }
-        Ok(Bookable { doctor, clinic, slot, mode })
+        Ok(Bookable { doctor, clinic, slot, mode, visit })
     }
 
     fn require_patient<'a>(&self, actor: Option<&'a Actor>) -> Result<&'a Actor, AppError> {
@@ -204,7 +239,13 @@ impl App {
                 "this doctor's clinic is homed in another region: book the slot directly (no hold)",
             ));
         }
-        let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None);
+        self.admit(actor.id(), &b).await?;
+        let visit = b.visit.as_ref().map(|v| medislot_store::Visit {
+            code: v.code.clone(),
+            name: v.name.clone(),
+            intake: vec![],
+        });
+        let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None, visit);
         let placed = self.store.place(&cmd).await;
         self.availability_changed(cmd.doctor_id);
         let out = match placed {
@@ -231,12 +272,14 @@ impl App {
             check_idempotency_key(k)?;
         }
         let b = self.bookable(&req.slot_id, req.mode.as_deref(), "slot_id").await?;
-        let print = fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]);
+        let visit = b.visit_with(req.intake.as_ref())?;
+        let print = booking_print(&req, &reason);
         if !self.is_home(&b.clinic.region) {
-            return self.book_remote(actor, b, reason, idempotency_key, print).await;
+            return self.book_remote(actor, b, reason, idempotency_key, print, visit).await;
         }
+        self.admit(actor.id(), &b).await?;
         let idempotency = idempotency_key.map(|k| IdempotencyKey { key: k.to_string(), fingerprint: print });
-        let cmd = b.place(self, actor, AppointmentStatus::Booked, reason, idempotency);
+        let cmd = b.place(self, actor, AppointmentStatus::Booked, reason, idempotency, visit);
         let placed = self.store.place(&cmd).await;
         self.availability_changed(cmd.doctor_id);
         let out = match placed {
@@ -361,6 +404,15 @@ impl App {
         let (actor, staff, a) = self.for_change(actor, id).await?;
         let rules = self.rules_for(&a).await?;
         let b = self.bookable(slot_id, None, "slot_id").await?;
+        if let Some(booked) = &a.visit {
+            if b.visit.as_ref().is_none_or(|v| v.code != booked.code) {
+                let why = format!(
+                    "must be a slot of the same visit type ({}): list them with ?visit_type={}",
+                    booked.name, booked.code
+                );
+                return Err(Invalid::field("slot_id", why).into());
+            }
+        }
         let (start, end, doctor) = (b.slot.start, b.slot.end, b.doctor.id);
         let now = self.now();
         let decide: Decide = Box::new(move |a: &AppointmentRecord| {

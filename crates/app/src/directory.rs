@@ -355,6 +355,7 @@ impl App {
             membership,
             schedule: Schedule::default(),
             video_room_url: None,
+            visit_types: vec![],
             version: 1,
             created_at: now,
             updated_at: now,

@@ -35,6 +35,10 @@ pub enum AppError {
     Transition(#[from] TransitionError),
     #[error("{0}")]
     Conflict(&'static str),
+    /// The visit type is not one this patient may book online (new patients
+    /// only, patients already seen, or the clinic's staff only).
+    #[error("{0}")]
+    VisitRestricted(&'static str),
     /// Marking "arrived" long before the start (a slip of the finger, a day early).
     #[error("too early: a patient can be marked arrived from {minutes} minutes before the start")]
     TooEarly { minutes: i64 },

@@ -16,6 +16,7 @@ mod replica;
 mod search;
 pub mod search_index;
 mod video;
+mod visits;
 
 pub use access::Actor;
 pub use accounts::{LoginOutcome, Registration};
@@ -35,6 +36,7 @@ pub use regions::{
 };
 pub use search::{SearchHit, SearchPage, SearchParams};
 pub use video::{parse_room_url, VideoProvider, DEFAULT_VIDEO_URL, ROOM_URL_PATTERN};
+pub use visits::VisitRequest;
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;

@@ -48,6 +48,10 @@ pub struct ForwardedBooking {
     pub reason: String,
     pub idempotency_key: String,
     pub origin_region: String,
+    /// The patient's answers to the visit type's intake questions, as the
+    /// origin checked them (the visit type itself is in the slot id).
+    #[serde(default)]
+    pub intake: Vec<medislot_domain::Answer>,
 }
 
 /// The home region's answer.
@@ -190,6 +194,7 @@ impl App {
         reason: String,
         key: Option<&str>,
         fingerprint: String,
+        visit: Option<medislot_store::Visit>,
     ) -> Result<crate::BookOutcome, AppError> {
         let region = b.clinic.region.clone();
         let now = self.now();
@@ -209,6 +214,7 @@ impl App {
             attempts: 0,
             created_at: now,
             resolved_at: None,
+            visit,
         };
         // A retry of a request this region already recorded: its state.
         let mut recorded_pending = false;
@@ -229,11 +235,12 @@ impl App {
             patient_id: actor.id(),
             patient_email: actor.user.email.clone(),
             patient_name: actor.user.name.clone(),
-            slot_id: medislot_domain::SlotId::new(b.doctor.id, b.slot.start).to_string(),
+            slot_id: b.slot.id.to_string(),
             mode: Some(b.mode.as_str().to_string()),
             reason,
             idempotency_key: key.map_or_else(|| format!("forward-{}", forward.id), str::to_string),
             origin_region: self.config.region.clone(),
+            intake: forward.visit.as_ref().map(|v| v.intake.clone()).unwrap_or_default(),
         };
         let answer = match &self.regions {
             Some(link) => link.book(&region, &booking).await,
@@ -327,9 +334,20 @@ impl App {
         self.store.ensure_remote_user(&user).await?;
         let actor = Actor { user };
         let reason = crate::booking::check_reason(&req.reason)?;
-        let fingerprint = crate::booking::fingerprint(&[&req.slot_id, req.mode.as_deref().unwrap_or(""), &reason]);
+        let answers = serde_json::to_string(&req.intake).unwrap_or_default();
+        let mut parts = vec![req.slot_id.as_str(), req.mode.as_deref().unwrap_or(""), &reason];
+        parts.extend((!req.intake.is_empty()).then_some(answers.as_str()));
+        let fingerprint = crate::booking::fingerprint(&parts);
         let idempotency = Some(IdempotencyKey { key: req.idempotency_key.clone(), fingerprint });
-        let mut cmd = b.place(self, &actor, AppointmentStatus::Booked, reason, idempotency);
+        self.admit(actor.id(), &b).await?;
+        // The answers were checked where the patient gave them, against this
+        // region's copy of the visit type.
+        let visit = b.visit.as_ref().map(|v| medislot_store::Visit {
+            code: v.code.clone(),
+            name: v.name.clone(),
+            intake: req.intake.clone(),
+        });
+        let mut cmd = b.place(self, &actor, AppointmentStatus::Booked, reason, idempotency, visit);
         cmd.id = req.appointment_id;
         cmd.origin_region = req.origin_region.clone();
         let placed = self.store.place(&cmd).await;
@@ -357,11 +375,13 @@ impl App {
             patient_id: f.patient_id,
             patient_email: patient.email,
             patient_name: patient.name,
-            slot_id: medislot_domain::SlotId::new(f.doctor_id, f.start).to_string(),
+            slot_id: medislot_domain::SlotId::of_visit(f.doctor_id, f.start, f.visit.as_ref().map(|v| v.code.as_str()))
+                .to_string(),
             mode: Some(f.mode.as_str().to_string()),
             reason: f.reason.clone(),
             idempotency_key: f.idempotency_key.clone().unwrap_or_else(|| format!("forward-{}", f.id)),
             origin_region: self.config.region.clone(),
+            intake: f.visit.as_ref().map(|v| v.intake.clone()).unwrap_or_default(),
         };
         self.store.count_forward_attempt(f.id).await?;
         let now = self.now();
@@ -517,6 +537,7 @@ pub(crate) fn forward_as_appointment(f: &ForwardRecord) -> AppointmentRecord {
         created_at: f.created_at,
         updated_at: at,
         video_room: text("video_room").map(str::to_string),
+        visit: f.visit.clone(),
     }
 }
 

@@ -186,6 +186,7 @@ fn first_slot(
     window: Interval,
     busy: &[Interval],
     mode: Option<Mode>,
+    visit: Option<&medislot_domain::VisitType>,
 ) -> Option<Slot> {
     let mut from = window.start;
     for days in [1, 3, 7, i64::MAX] {
@@ -198,7 +199,8 @@ fn first_slot(
             (window.start + SignedDuration::from_hours(24 * days)).min(window.end)
         };
         let part = Interval { start: from, end };
-        let found = schedule.slots(doctor, tz, part, busy).into_iter().find(|s| mode.is_none_or(|m| s.mode == m));
+        let found =
+            schedule.slots_for(doctor, tz, part, busy, visit).into_iter().find(|s| mode.is_none_or(|m| s.mode == m));
         if found.is_some() {
             return found;
         }
@@ -431,10 +433,13 @@ impl App {
             .into_iter()
             .map(|l| {
                 let (doctor, clinic) = &*l;
-                let w = intersect(window, doctor.schedule.bookable_window(now));
                 let tz = clinic.time_zone.tz();
                 let b = busy.get(&doctor.id).map(Vec::as_slice).unwrap_or(&[]);
-                let slot = first_slot(&doctor.schedule, doctor.id, &tz, w, b, mode);
+                // The default visit type's first slot (none when patients book none online).
+                let slot = crate::visits::listed_visit(doctor).and_then(|visit| {
+                    let w = intersect(window, doctor.schedule.window_for(now, visit));
+                    first_slot(&doctor.schedule, doctor.id, &tz, w, b, mode, visit)
+                });
                 (doctor.id, (l.clone(), slot))
             })
             .collect())
@@ -527,7 +532,7 @@ mod tests {
                         .into_iter()
                         .find(|s| mode.is_none_or(|m| s.mode == m));
                     assert_eq!(
-                        first_slot(&schedule, doctor, &tz, window, &busy, mode),
+                        first_slot(&schedule, doctor, &tz, window, &busy, mode, None),
                         all,
                         "window {window:?} mode {mode:?}"
                     );

@@ -116,6 +116,7 @@ fn doctor(i: usize, clinic: ClinicId, verified: bool, now: Timestamp) -> DoctorR
         version: 1,
         created_at: now,
         updated_at: now,
+        visit_types: vec![],
     }
 }
 
@@ -248,6 +249,7 @@ impl World {
                     now,
                     idempotency: None,
                     max_holds: 1000,
+                    visit: None,
                 };
                 if self.store.place(&cmd).await.is_ok() {
                     self.appointments.push(cmd.id);

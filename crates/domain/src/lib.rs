@@ -15,6 +15,7 @@ pub mod people;
 pub mod schedule;
 pub mod schemas;
 pub mod slot_id;
+pub mod visit_type;
 pub mod vocabulary;
 pub mod whole;
 
@@ -26,3 +27,4 @@ pub use ids::{AppointmentId, ClinicId, DoctorId, UserId};
 pub use people::{Email, Membership, Role, VerificationState};
 pub use schedule::{Schedule, Slot};
 pub use slot_id::SlotId;
+pub use visit_type::{default_visit, Answer, BookableBy, VisitType};

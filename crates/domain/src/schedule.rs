@@ -10,6 +10,7 @@ use crate::{
     error::{Errors, Invalid},
     ids::DoctorId,
     slot_id::SlotId,
+    visit_type::VisitType,
 };
 use jiff::{
     civil::{Date, Time},
@@ -296,47 +297,25 @@ impl Schedule {
     /// The instants a patient may book at `now`: after the minimum notice,
     /// before the horizon.
     pub fn bookable_window(&self, now: Timestamp) -> Interval {
-        Interval {
-            start: now + SignedDuration::from_mins(self.min_notice_minutes),
-            end: now + SignedDuration::from_hours(24 * self.horizon_days),
-        }
+        self.window_for(now, None)
     }
 
     /// Every slot starting in `window`, minus those overlapping `busy`,
     /// sorted by start. `window` should be bounded by [`Self::bookable_window`].
     pub fn slots(&self, doctor: DoctorId, tz: &TimeZone, window: Interval, busy: &[Interval]) -> Vec<Slot> {
-        if window.end <= window.start {
-            return vec![];
-        }
-        let first = window.start.to_zoned(tz.clone()).date().yesterday().unwrap_or(Date::MIN);
-        let last = window.end.to_zoned(tz.clone()).date();
         let mut out: Vec<Slot> = Vec::new();
-        let mut date = first;
-        while date <= last {
-            let day = Weekday::of(date);
-            let ranges = self
-                .weekly
-                .iter()
-                .filter(|w| w.weekday == day)
-                .map(|w| &w.range)
-                .chain(self.extra.iter().filter(|e| e.date == date).map(|e| &e.range));
-            for range in ranges {
-                for iv in expand_range(tz, date, range.start, range.end, range.slot_minutes, range.buffer_minutes) {
-                    if iv.start >= window.start && iv.start < window.end && !busy.iter().any(|b| b.overlaps(&iv)) {
-                        out.push(Slot {
-                            id: SlotId::new(doctor, iv.start),
-                            start: iv.start,
-                            end: iv.end,
-                            mode: range.mode,
-                        });
-                    }
+        self.each_range(tz, window, |date, range| {
+            for iv in expand_range(tz, date, range.start, range.end, range.slot_minutes, range.buffer_minutes) {
+                if iv.start >= window.start && iv.start < window.end && !busy.iter().any(|b| b.overlaps(&iv)) {
+                    out.push(Slot {
+                        id: SlotId::new(doctor, iv.start),
+                        start: iv.start,
+                        end: iv.end,
+                        mode: range.mode,
+                    });
                 }
             }
-            match date.tomorrow() {
-                Ok(d) => date = d,
-                Err(_) => break,
-            }
-        }
+        });
         out.sort_by_key(|s| s.start);
         // Extra hours may overlap weekly ones: keep the earliest slot of any overlap.
         let mut kept: Vec<Slot> = Vec::with_capacity(out.len());
@@ -348,16 +327,112 @@ impl Schedule {
         kept
     }
 
-    /// The slot starting exactly at `start`, if the schedule offers one there
-    /// (ignoring busy time, notice and horizon: callers check those).
+    /// The slots of one visit type starting in `window`: a start of the
+    /// schedule's grid (in a range of one of its modes) from which the whole
+    /// visit fits before the range ends, with the range's buffer free on
+    /// either side of it. Slots of one visit type may overlap one another
+    /// (a 45-minute visit may start every 15 minutes): a patient takes one.
+    pub fn visit_slots(
+        &self,
+        doctor: DoctorId,
+        tz: &TimeZone,
+        window: Interval,
+        busy: &[Interval],
+        visit: &VisitType,
+    ) -> Vec<Slot> {
+        let len = SignedDuration::from_mins(visit.duration_minutes);
+        let mut out: Vec<Slot> = Vec::new();
+        self.each_range(tz, window, |date, range| {
+            if !visit.modes.contains(&range.mode) {
+                return;
+            }
+            let Some((from, until)) = range_bounds(tz, date, range.start, range.end) else { return };
+            let step = SignedDuration::from_mins(range.slot_minutes + range.buffer_minutes);
+            let buffer = SignedDuration::from_mins(range.buffer_minutes);
+            let mut t = from;
+            while t + len <= until {
+                let iv = Interval { start: t, end: t + len };
+                let clear = !busy.iter().any(|b| b.start < iv.end + buffer && iv.start < b.end + buffer);
+                if iv.start >= window.start && iv.start < window.end && clear {
+                    let id = SlotId::of_visit(doctor, iv.start, Some(&visit.code));
+                    out.push(Slot { id, start: iv.start, end: iv.end, mode: range.mode });
+                }
+                t += step;
+            }
+        });
+        out.sort_by_key(|s| s.start);
+        out.dedup_by_key(|s| s.start);
+        out
+    }
+
+    /// The free slots of `visit`, or of the schedule itself without one.
+    pub fn slots_for(
+        &self,
+        doctor: DoctorId,
+        tz: &TimeZone,
+        window: Interval,
+        busy: &[Interval],
+        visit: Option<&VisitType>,
+    ) -> Vec<Slot> {
+        match visit {
+            Some(v) => self.visit_slots(doctor, tz, window, busy, v),
+            None => self.slots(doctor, tz, window, busy),
+        }
+    }
+
+    /// When `visit` (or, without one, the schedule) may be booked from `now`:
+    /// after its minimum notice and before its horizon.
+    pub fn window_for(&self, now: Timestamp, visit: Option<&VisitType>) -> Interval {
+        let notice = visit.and_then(|v| v.min_notice_minutes).unwrap_or(self.min_notice_minutes);
+        let horizon = visit.and_then(|v| v.horizon_days).unwrap_or(self.horizon_days);
+        Interval { start: now + SignedDuration::from_mins(notice), end: now + SignedDuration::from_hours(24 * horizon) }
+    }
+
+    /// Calls `f` with each date and range that may hold a slot starting in `window`.
+    fn each_range(&self, tz: &TimeZone, window: Interval, mut f: impl FnMut(Date, &Range)) {
+        if window.end <= window.start {
+            return;
+        }
+        let first = window.start.to_zoned(tz.clone()).date().yesterday().unwrap_or(Date::MIN);
+        let last = window.end.to_zoned(tz.clone()).date();
+        let mut date = first;
+        while date <= last {
+            let day = Weekday::of(date);
+            let weekly = self.weekly.iter().filter(|w| w.weekday == day).map(|w| &w.range);
+            for range in weekly.chain(self.extra.iter().filter(|e| e.date == date).map(|e| &e.range)) {
+                f(date, range);
+            }
+            match date.tomorrow() {
+                Ok(d) => date = d,
+                Err(_) => break,
+            }
+        }
+    }
+
     pub fn slot_at(&self, doctor: DoctorId, tz: &TimeZone, start: Timestamp) -> Option<Slot> {
+        self.slot_of(doctor, tz, start, None)
+    }
+
+    /// The slot of `visit` (or of the schedule) starting at `start`, busy time aside.
+    pub fn slot_of(
+        &self,
+        doctor: DoctorId,
+        tz: &TimeZone,
+        start: Timestamp,
+        visit: Option<&VisitType>,
+    ) -> Option<Slot> {
         let window = Interval { start, end: start + SignedDuration::from_secs(1) };
-        self.slots(doctor, tz, window, &[]).into_iter().find(|s| s.start == start)
+        self.slots_for(doctor, tz, window, &[], visit).into_iter().find(|s| s.start == start)
     }
 }
 
-/// A local range on one date cut into slots: instants via the compatible
-/// disambiguation, then steps of `slot + buffer` minutes in elapsed time.
+/// A range's `[start, end)` on `date` as instants (a gap moves forward, a fold
+/// takes the earlier instant).
+fn range_bounds(tz: &TimeZone, date: Date, start: Time, end: Time) -> Option<(Timestamp, Timestamp)> {
+    let to_instant = |t: Time| tz.to_ambiguous_timestamp(date.to_datetime(t)).compatible();
+    Some((to_instant(start).ok()?, to_instant(end).ok()?))
+}
+
 pub fn expand_range(
     tz: &TimeZone,
     date: Date,
@@ -366,8 +441,7 @@ pub fn expand_range(
     slot_minutes: i64,
     buffer_minutes: i64,
 ) -> Vec<Interval> {
-    let to_instant = |t: Time| tz.to_ambiguous_timestamp(date.to_datetime(t)).compatible();
-    let (Ok(from), Ok(until)) = (to_instant(start), to_instant(end)) else {
+    let Some((from, until)) = range_bounds(tz, date, start, end) else {
         return vec![];
     };
     let len = SignedDuration::from_mins(slot_minutes);
@@ -441,6 +515,73 @@ mod tests {
             {"weekday": "monday", "start": "11:00", "end": "13:00", "mode": "in_person", "slot_minutes": 30}
         ]}));
         assert_eq!(fields(Schedule::parse(&bad)), vec!["weekly[1].start"]);
+    }
+
+    fn visit(code: &str, minutes: i64, modes: &[Mode]) -> VisitType {
+        VisitType {
+            code: code.into(),
+            name: code.into(),
+            duration_minutes: minutes,
+            modes: modes.to_vec(),
+            bookable_by: crate::BookableBy::Everyone,
+            questions: vec![],
+            min_notice_minutes: None,
+            horizon_days: None,
+        }
+    }
+
+    #[test]
+    fn a_visit_needs_its_whole_length_free_and_its_buffers() {
+        let s = Schedule::parse(&input(serde_json::json!({"weekly": [
+            {"weekday": "monday", "start": "09:00", "end": "10:30", "mode": "in_person", "slot_minutes": 15},
+            {"weekday": "monday", "start": "14:00", "end": "15:00", "mode": "online", "slot_minutes": 20, "buffer_minutes": 10}
+        ]}))).unwrap();
+        let tz = TimeZone::get("Europe/Paris").unwrap();
+        let d = DoctorId::new();
+        let day =
+            Interval { start: "2026-01-05T00:00:00Z".parse().unwrap(), end: "2026-01-06T00:00:00Z".parse().unwrap() };
+        let local = |slots: Vec<Slot>| -> Vec<String> {
+            slots.iter().map(|s| s.start.to_zoned(tz.clone()).strftime("%H:%M").to_string()).collect()
+        };
+        let first = visit("first", 45, &[Mode::InPerson]);
+        assert_eq!(local(s.visit_slots(d, &tz, day, &[], &first)), ["09:00", "09:15", "09:30", "09:45"]);
+        let slot = &s.visit_slots(d, &tz, day, &[], &first)[0];
+        assert_eq!((slot.end.duration_since(slot.start).as_mins(), slot.id.visit.as_deref()), (45, Some("first")));
+        // A 15-minute appointment at 09:30 (local) leaves room only after it.
+        let busy =
+            [Interval { start: "2026-01-05T08:30:00Z".parse().unwrap(), end: "2026-01-05T08:45:00Z".parse().unwrap() }];
+        assert_eq!(local(s.visit_slots(d, &tz, day, &busy, &first)), ["09:45"]);
+        // The schedule's own slots around it are still there (5 of 15 minutes, 2 online).
+        assert_eq!(local(s.slots(d, &tz, day, &busy)).len(), 7);
+
+        // Online, 20-minute grid with 10-minute buffers: a 30-minute visit fits at
+        // 14:00 and 14:30, and an appointment at 14:00-14:20 keeps the 10 minutes after it.
+        let call = visit("call", 30, &[Mode::Online]);
+        assert_eq!(local(s.visit_slots(d, &tz, day, &[], &call)), ["14:00", "14:30"]);
+        let at_two =
+            [Interval { start: "2026-01-05T13:00:00Z".parse().unwrap(), end: "2026-01-05T13:20:00Z".parse().unwrap() }];
+        assert_eq!(local(s.visit_slots(d, &tz, day, &at_two, &call)), ["14:30"]);
+        let close =
+            [Interval { start: "2026-01-05T13:00:00Z".parse().unwrap(), end: "2026-01-05T13:25:00Z".parse().unwrap() }];
+        assert!(s.visit_slots(d, &tz, day, &close, &call).is_empty(), "14:30 is inside the buffer after 14:25");
+        // A visit in both modes takes the ranges of both.
+        assert_eq!(s.visit_slots(d, &tz, day, &[], &visit("any", 15, &[Mode::InPerson, Mode::Online])).len(), 8);
+        // Found again by its start, with its length; not at a start off the grid.
+        let at = "2026-01-05T08:15:00Z".parse().unwrap();
+        assert_eq!(s.slot_of(d, &tz, at, Some(&first)).map(|s| s.end), Some("2026-01-05T09:00:00Z".parse().unwrap()));
+        assert_eq!(s.slot_of(d, &tz, "2026-01-05T08:10:00Z".parse().unwrap(), Some(&first)), None);
+    }
+
+    #[test]
+    fn a_visit_type_may_keep_its_own_notice_and_horizon() {
+        let s = Schedule::default();
+        let now: Timestamp = "2026-01-05T00:00:00Z".parse().unwrap();
+        let mut v = visit("v", 15, &[Mode::Online]);
+        assert_eq!(s.window_for(now, Some(&v)), s.bookable_window(now));
+        v.min_notice_minutes = Some(2880);
+        v.horizon_days = Some(14);
+        let w = s.window_for(now, Some(&v));
+        assert_eq!((w.start.duration_since(now).as_hours(), w.end.duration_since(now).as_hours()), (48, 14 * 24));
     }
 
     #[test]

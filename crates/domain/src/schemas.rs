@@ -193,7 +193,59 @@ pub fn note_or_null(max: usize) -> Object {
 /// A slot id as `GET /doctors/{id}/slots` gives it (`slot_id::SlotId`).
 pub fn slot_id() -> Object {
     text(false)
-        .pattern(Some(r"^slot_[A-Za-z0-9_-]{32}$"))
+        .pattern(Some(r"^slot_[A-Za-z0-9_-]{32,86}$"))
         .description(Some("A slot id from GET /api/v1/doctors/{id}/slots"))
         .build()
+}
+
+/// A visit type's code or an intake question's id (`visit_type::CODE_PATTERN`).
+pub fn code() -> Object {
+    text(false).pattern(Some(crate::visit_type::CODE_PATTERN)).description(Some("e.g. first-consultation")).build()
+}
+
+/// A visit type's code, or absent.
+pub fn code_or_null() -> Object {
+    text(true).pattern(Some(crate::visit_type::CODE_PATTERN)).build()
+}
+
+/// A short name (a visit type's, an option of a question).
+pub fn short_text() -> Object {
+    name_of(100, false)
+}
+
+/// An intake question as the patient reads it.
+pub fn question_text() -> Object {
+    name_of(300, false)
+}
+
+/// `text`, `choice` or `yes_no`.
+pub fn question_kind() -> Object {
+    let names: Vec<&str> = crate::visit_type::QuestionKind::NAMES.iter().map(|(n, _)| *n).collect();
+    one_of(&names, false)
+}
+
+/// A choice question's options.
+pub fn options() -> RefOr<Schema> {
+    ArrayBuilder::new().items(short_text()).max_items(Some(crate::visit_type::MAX_OPTIONS)).into()
+}
+
+/// Who may book a visit type online, or absent (everyone).
+pub fn bookable_by_or_null() -> Object {
+    let names: Vec<&str> = crate::visit_type::BookableBy::NAMES.iter().map(|(n, _)| *n).collect();
+    one_of(&names, true)
+}
+
+/// Answers to a visit type's intake questions, by question id: a text (a
+/// choice's option) or a boolean (a yes/no question).
+pub fn intake_or_null() -> RefOr<Schema> {
+    use utoipa::openapi::schema::{AdditionalProperties, OneOfBuilder};
+    let ty: SchemaType = [Type::Object, Type::Null].into_iter().collect();
+    let answer = OneOfBuilder::new()
+        .item(text(false).max_length(Some(crate::visit_type::MAX_ANSWER)).build())
+        .item(ObjectBuilder::new().schema_type(Type::Boolean).build());
+    ObjectBuilder::new()
+        .schema_type(ty)
+        .max_properties(Some(crate::visit_type::MAX_QUESTIONS))
+        .additional_properties(Some(AdditionalProperties::RefOr(answer.into())))
+        .into()
 }

@@ -138,6 +138,7 @@ pub fn node(app: App, options: HttpOptions) -> Node {
         .merge(routes::clinics::router())
         .merge(routes::doctors::router())
         .merge(routes::video::router())
+        .merge(routes::visit_types::router())
         .merge(routes::appointments::router())
         .merge(routes::notifications::router())
         .merge(routes::regions::router())

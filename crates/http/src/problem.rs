@@ -101,6 +101,11 @@ impl From<AppError> for ApiError {
                 Self::new(S::UNAUTHORIZED, "bad-credentials", "Wrong e-mail or password", detail)
             }
             AppError::Forbidden(why) => Self::new(S::FORBIDDEN, "forbidden", "Forbidden", why),
+            AppError::VisitRestricted(why) => {
+                let mut a = Self::new(S::FORBIDDEN, "visit-type-restricted", "Not bookable online by you", why);
+                a.errors.push(FieldError::new("slot_id", why));
+                a
+            }
             AppError::NotFound(_) => Self::new(S::NOT_FOUND, "not-found", "Not found", detail),
             AppError::Taken { field } => {
                 let mut a = Self::new(S::CONFLICT, "already-exists", "Already exists", detail.clone());

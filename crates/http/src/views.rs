@@ -111,6 +111,12 @@ pub struct DoctorView {
     pub membership: String,
     #[schema(value_type = Object)]
     pub schedule: Schedule,
+    /// What patients book the doctor for: code, name, duration_minutes,
+    /// modes, bookable_by, questions (and, when they differ from the
+    /// schedule's, min_notice_minutes and horizon_days). Empty: the schedule's
+    /// own slots.
+    #[schema(value_type = Vec<Object>)]
+    pub visit_types: Vec<medislot_domain::VisitType>,
     /// Also the ETag; send it back in If-Match to update safely.
     pub version: i64,
     pub updated_at: String,
@@ -131,6 +137,7 @@ impl From<&DoctorRecord> for DoctorView {
             verification_reason: d.verification_reason.clone(),
             membership: d.membership.as_str().into(),
             schedule: d.schedule.clone(),
+            visit_types: d.visit_types.clone(),
             version: d.version,
             updated_at: d.updated_at.to_string(),
         }
@@ -147,6 +154,8 @@ pub struct SlotJson {
     /// The start in the clinic's zone, with its offset.
     pub local_start: String,
     pub time_zone: String,
+    /// The visit type the slot is for (its code); none: the schedule's own slot.
+    pub visit_type: Option<String>,
 }
 
 impl From<&SlotView> for SlotJson {
@@ -159,6 +168,7 @@ impl From<&SlotView> for SlotJson {
             mode: s.mode.as_str().into(),
             local_start: s.local_start.clone(),
             time_zone: s.time_zone.clone(),
+            visit_type: s.visit_type.clone(),
         }
     }
 }
@@ -216,6 +226,18 @@ pub struct AppointmentView {
     /// and only to the patient, the doctor and the doctor's clinic staff.
     /// It changes when the appointment moves.
     pub video_url: Option<String>,
+    /// The visit type booked (none for a doctor without visit types).
+    pub visit_type: Option<VisitTypeRef>,
+    /// The patient's answers to the visit type's intake questions, each with
+    /// the question as it was asked.
+    pub intake: Vec<medislot_domain::Answer>,
+}
+
+/// A visit type as an appointment names it.
+#[derive(Serialize, ToSchema)]
+pub struct VisitTypeRef {
+    pub code: String,
+    pub name: String,
 }
 
 impl AppointmentView {
@@ -242,6 +264,8 @@ impl AppointmentView {
             created_at: a.created_at.to_string(),
             updated_at: a.updated_at.to_string(),
             video_url: None,
+            visit_type: a.visit.as_ref().map(|v| VisitTypeRef { code: v.code.clone(), name: v.name.clone() }),
+            intake: a.visit.as_ref().map(|v| v.intake.clone()).unwrap_or_default(),
         }
     }
 

@@ -223,6 +223,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
                 now: slot.start.min(now) - SignedDuration::from_hours(24),
                 idempotency: None,
                 max_holds: 0,
+                visit: None,
             };
             let placed = app.store().place(&cmd).await?;
             if slot.end < now {

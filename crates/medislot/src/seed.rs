@@ -191,6 +191,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                 version: 1,
                 created_at: dated,
                 updated_at: dated,
+                visit_types: vec![],
             };
             // Booked appointments on distinct slots of the first week.
             let slots = d.schedule.slots(d.id, &clinic.time_zone.tz(), week, &[]);
@@ -224,6 +225,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                     created_at: dated,
                     updated_at: dated,
                     video_room: (s.mode == Mode::Online).then(medislot_store::new_video_room),
+                    visit: None,
                 });
             }
             batch.doctors.push(d);

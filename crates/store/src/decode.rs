@@ -109,6 +109,10 @@ pub(crate) fn doctor(r: &impl Cells) -> Result<DoctorRecord> {
         membership: named("d_membership", &membership, Membership::parse(&membership))?,
         schedule: parsed("d_schedule", serde_json::from_value(required(r.json("d_schedule")?, "d_schedule")?))?,
         video_room_url: r.text("d_video_room_url")?,
+        visit_types: parsed(
+            "d_visit_types",
+            serde_json::from_value(required(r.json("d_visit_types")?, "d_visit_types")?),
+        )?,
         version: int(r, "d_version")?,
         created_at: time(r, "d_created_at")?,
         updated_at: time(r, "d_updated_at")?,
@@ -137,7 +141,17 @@ pub(crate) fn appointment(r: &impl Cells) -> Result<AppointmentRecord> {
         created_at: time(r, "a_created_at")?,
         updated_at: time(r, "a_updated_at")?,
         video_room: r.text("a_video_room")?,
+        visit: visit(r)?,
     })
+}
+
+fn visit(r: &impl Cells) -> Result<Option<Visit>> {
+    let Some(code) = r.text("a_visit_type")? else { return Ok(None) };
+    let intake = match r.json("a_intake")? {
+        Some(v) => parsed("a_intake", serde_json::from_value(v))?,
+        None => vec![],
+    };
+    Ok(Some(Visit { name: r.text("a_visit_type_name")?.unwrap_or_else(|| code.clone()), code, intake }))
 }
 
 pub(crate) fn audit(r: &impl Cells) -> Result<AuditRecord> {
@@ -254,6 +268,7 @@ pub(crate) fn forward(r: &impl Cells) -> Result<ForwardRecord> {
         attempts: u32::try_from(int(r, "attempts")?).unwrap_or(0),
         created_at: time(r, "created_at")?,
         resolved_at: r.time("resolved_at")?,
+        visit: r.json("visit")?.map(|v| parsed("visit", serde_json::from_value(v))).transpose()?,
     })
 }
 

@@ -77,6 +77,9 @@ pub struct DoctorRecord {
     /// provider. Secret: shown to the doctor's side only.
     #[serde(default)]
     pub video_room_url: Option<String>,
+    /// What patients book the doctor for (none: the schedule's own slots).
+    #[serde(default)]
+    pub visit_types: Vec<medislot_domain::VisitType>,
     pub version: i64,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -123,6 +126,19 @@ pub struct AppointmentRecord {
     /// or in a peer's older snapshot). Secret: shown to its parties only.
     #[serde(default)]
     pub video_room: Option<String>,
+    /// The visit booked, when the doctor has visit types.
+    #[serde(default)]
+    pub visit: Option<Visit>,
+}
+
+/// The visit an appointment is for: its visit type as the patient booked it,
+/// and their answers to its intake questions.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Visit {
+    pub code: String,
+    pub name: String,
+    #[serde(default)]
+    pub intake: Vec<medislot_domain::Answer>,
 }
 
 /// What a [`crate::Decide`] function wants done to an appointment.
@@ -155,6 +171,7 @@ pub struct PlaceAppointment {
     pub idempotency: Option<IdempotencyKey>,
     /// Most unexpired holds a patient may have at once (holds only).
     pub max_holds: u32,
+    pub visit: Option<Visit>,
 }
 
 #[derive(Debug, Clone)]

@@ -79,6 +79,8 @@ pub struct ForwardRecord {
     pub attempts: u32,
     pub created_at: Timestamp,
     pub resolved_at: Option<Timestamp>,
+    /// The visit asked for (its type and the patient's answers), sent again with every attempt.
+    pub visit: Option<crate::Visit>,
 }
 
 /// A peer's replica: as of when its data is, and when it was last fetched.

@@ -121,6 +121,7 @@ async fn fixture(store: DynStore, db: TestDb) -> Fixture {
         version: 1,
         created_at: now,
         updated_at: now,
+        visit_types: vec![],
     };
     store.create_doctor(&doctor).await.unwrap();
     Fixture { store, doctor: doctor.id, patients, t0: "2030-01-07T09:00:00Z".parse().unwrap(), db }
@@ -146,6 +147,7 @@ impl Fixture {
             now: self.at(-120),
             idempotency: None,
             max_holds: 3,
+            visit: None,
         }
     }
 }
@@ -276,6 +278,38 @@ async fn video_rooms_are_drawn_when_made_and_again_when_moved(f: &Fixture) {
     assert_eq!(room(&gone), room(&moved), "a cancel changes nothing of it but its status");
     let read = f.store.appointment(moved.id).await.unwrap().unwrap();
     assert_eq!(read.video_room, gone.video_room);
+}
+
+/// An appointment keeps its visit (type and answers): written when made,
+/// set when a hold is confirmed, kept through a move; a doctor's visit types
+/// are read back as written.
+async fn visits_are_kept_with_appointments_and_doctors(f: &Fixture) {
+    let answer = medislot_domain::Answer { question: "why".into(), text: "Why?".into(), answer: "pain".into() };
+    let visit = Visit { code: "long".into(), name: "Long visit".into(), intake: vec![answer] };
+    let mut hold = f.cmd(0, 60, 90, AppointmentStatus::Held);
+    hold.visit = Some(Visit { intake: vec![], ..visit.clone() });
+    let held = created(f.store.place(&hold).await);
+    assert_eq!(held.visit.as_ref().map(|v| (v.code.as_str(), v.intake.len())), Some(("long", 0)));
+    let mut book = f.cmd(0, 60, 90, AppointmentStatus::Booked);
+    book.visit = Some(visit.clone());
+    let booked = created(f.store.place(&book).await);
+    assert_eq!((booked.id, booked.visit.as_ref()), (held.id, Some(&visit)), "the confirmation writes the answers");
+    let moved = f.store.modify_appointment(booked.id, f.at(-100), None, moved_by(300)).await.unwrap();
+    assert_eq!(moved.visit.as_ref(), Some(&visit));
+    let plain = created(f.store.place(&f.cmd(1, 600, 30, AppointmentStatus::Booked)).await);
+    assert_eq!(f.store.appointment(plain.id).await.unwrap().unwrap().visit, None);
+
+    let mut d = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    let input: medislot_domain::visit_type::VisitTypesInput = serde_json::from_value(serde_json::json!({
+        "visit_types": [{"code": "long", "name": "Long visit", "duration_minutes": 90, "modes": ["in_person"],
+                         "bookable_by": "existing_patients",
+                         "questions": [{"id": "why", "text": "Why?", "kind": "text", "required": true}]}]
+    }))
+    .unwrap();
+    d.visit_types = medislot_domain::visit_type::parse_visit_types(&input, &[Mode::InPerson]).unwrap();
+    f.store.update_doctor(&d, d.version).await.unwrap();
+    let read = f.store.doctor(f.doctor).await.unwrap().unwrap();
+    assert_eq!(read.visit_types, d.visit_types);
 }
 
 async fn idempotency_keys_replay_or_refuse(f: &Fixture) {
@@ -540,6 +574,7 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
         created_at: f.t0,
         updated_at: f.t0,
         video_room: Some(format!("{from:032x}")),
+        visit: None,
     };
     // An overlap inside the batch: refused, and nothing of the batch is written.
     let bad = BulkLoad {
@@ -917,6 +952,7 @@ conformance!(
     clock_skew_between_nodes_never_double_books,
     booking_ones_own_hold_confirms_it,
     video_rooms_are_drawn_when_made_and_again_when_moved,
+    visits_are_kept_with_appointments_and_doctors,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
@@ -952,6 +988,7 @@ conformance!(
     clock_skew_between_nodes_never_double_books,
     booking_ones_own_hold_confirms_it,
     video_rooms_are_drawn_when_made_and_again_when_moved,
+    visits_are_kept_with_appointments_and_doctors,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,

@@ -335,5 +335,12 @@ fn home_appointment(v: &serde_json::Value, origin_region: &str) -> Option<Appoin
         created_at: ts("created_at")?,
         updated_at: ts("updated_at")?,
         video_room: text("video_room").map(str::to_string),
+        visit: v.get("visit_type").and_then(|t| {
+            Some(medislot_store::Visit {
+                code: t.get("code")?.as_str()?.to_string(),
+                name: t.get("name")?.as_str()?.to_string(),
+                intake: v.get("intake").and_then(|i| serde_json::from_value(i.clone()).ok()).unwrap_or_default(),
+            })
+        }),
     })
 }

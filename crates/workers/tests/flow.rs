@@ -41,7 +41,7 @@ impl World {
 
     async fn book(&self, patient: usize, start: &str) -> medislot_store::AppointmentRecord {
         let slot = SlotId::new(self.doctor, start.parse().unwrap()).to_string();
-        let req = BookRequest { slot_id: slot, mode: None, reason: "check-up".into() };
+        let req = BookRequest { slot_id: slot, mode: None, reason: "check-up".into(), intake: None };
         self.app.book(Some(&self.patients[patient]), req, None).await.unwrap().appointment
     }
 
@@ -259,8 +259,12 @@ async fn a_freed_slot_goes_to_the_waitlist_in_order_and_to_the_next_when_an_offe
     assert_eq!((entry.id, entry.status), (third.id, WaitlistStatus::Offered));
 
     // The third patient confirms the hold like any other: booked, and the entry is done.
-    let req =
-        BookRequest { slot_id: SlotId::new(w.doctor, at(slot_start)).to_string(), mode: None, reason: String::new() };
+    let req = BookRequest {
+        slot_id: SlotId::new(w.doctor, at(slot_start)).to_string(),
+        mode: None,
+        reason: String::new(),
+        intake: None,
+    };
     let booked = w.app.book(Some(&w.patients[2]), req, None).await.unwrap().appointment;
     assert_eq!((booked.id, booked.status), (entry.offered_appointment_id.unwrap(), AppointmentStatus::Booked));
     worker.pass().await.unwrap();

@@ -65,7 +65,7 @@ async fn find(s: &AppState, base: &Base, p: Params) -> FhirResult {
         {
             continue;
         }
-        let list = s.app.slots(None, d.id, Some(from), Some(to), mode.map(Mode::as_str)).await?;
+        let list = s.app.slots(None, d.id, Some(from), Some(to), mode.map(Mode::as_str), None).await?;
         proposals.extend(list.slots.iter().map(|v| (v.start, r::proposed(v, &d, &c))));
     }
     proposals.sort_by_key(|(t, _)| *t);
@@ -219,7 +219,7 @@ pub async fn book(
     let (slot_id, mode) = slot_of(&appt)?;
     let reason = appt["reasonCode"][0]["text"].as_str().or(appt["description"].as_str()).unwrap_or("").to_string();
     let key = key?.0;
-    let out = s.app.book(caller.get(), BookRequest { slot_id, mode, reason }, key.as_deref()).await?;
+    let out = s.app.book(caller.get(), BookRequest { slot_id, mode, reason, intake: None }, key.as_deref()).await?;
     respond(&s, &caller, &base, StatusCode::OK, &out.appointment).await
 }
 

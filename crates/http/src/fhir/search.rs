@@ -248,7 +248,7 @@ pub async fn slots(State(s): State<AppState>, base: Base, p: Params) -> FhirResu
     let want = |st: &str| statuses.is_empty() || statuses.contains(&st);
     let mut items: Vec<(Timestamp, Value)> = vec![];
     if want("free") {
-        let list = s.app.slots(None, d.id, Some(from), Some(to), Some(mode.as_str())).await?;
+        let list = s.app.slots(None, d.id, Some(from), Some(to), Some(mode.as_str()), None).await?;
         items.extend(list.slots.iter().map(|v| (v.start, r::free_slot(v))));
     }
     if want("busy") || want("busy-tentative") {
@@ -268,7 +268,7 @@ pub async fn slot(State(s): State<AppState>, Path(id): Path<String>) -> FhirResu
     let sid = r::parse_slot_id(&id).ok_or_else(|| not_found("Slot"))?;
     let d = s.app.doctor(None, sid.doctor).await.map_err(|_| not_found("Slot"))?;
     let at = Interval { start: sid.start, end: sid.start + SignedDuration::from_secs(1) };
-    let free = s.app.slots(None, d.id, Some(at.start), Some(at.end), None).await?;
+    let free = s.app.slots(None, d.id, Some(at.start), Some(at.end), None, None).await?;
     if let Some(v) = free.slots.iter().find(|v| v.start == sid.start) {
         return Ok(Fhir::ok(r::free_slot(v)));
     }

@@ -50,8 +50,18 @@ async fn lookup(s: &AppState, raw: &str) -> Option<(DoctorRecord, ClinicRecord, 
     let id = SlotId::parse("slot_id", raw).ok()?;
     let doctor = s.app.doctor(None, id.doctor).await.ok()?;
     let clinic = s.app.clinic(doctor.clinic_id).await.ok()?;
-    let list =
-        s.app.slots(None, doctor.id, Some(id.start), Some(id.start + SignedDuration::from_secs(1)), None).await.ok()?;
+    let list = s
+        .app
+        .slots(
+            None,
+            doctor.id,
+            Some(id.start),
+            Some(id.start + SignedDuration::from_secs(1)),
+            None,
+            id.visit.as_deref(),
+        )
+        .await
+        .ok()?;
     let slot = list.slots.into_iter().find(|v| v.start == id.start);
     Some((doctor, clinic, id, slot))
 }
@@ -59,7 +69,7 @@ async fn lookup(s: &AppState, raw: &str) -> Option<(DoctorRecord, ClinicRecord, 
 async fn taken_page(s: &AppState, w: &Web, d: &DoctorRecord, c: &ClinicRecord) -> Response {
     let alts: Vec<SlotView> = s
         .app
-        .slots(None, d.id, None, None, None)
+        .slots(None, d.id, None, None, None, None)
         .await
         .map(|l| l.slots)
         .unwrap_or_default()
@@ -173,7 +183,8 @@ pub async fn submit(
 /// click books nothing twice: the key is the patient's and the slot's.
 async fn book_remote(s: &AppState, w: &Web, me: &medislot_app::Actor, slot_id: &str) -> Response {
     let key = format!("web-{}-{slot_id}", me.id());
-    let req = medislot_app::BookRequest { slot_id: slot_id.to_string(), mode: None, reason: String::new() };
+    let req =
+        medislot_app::BookRequest { slot_id: slot_id.to_string(), mode: None, reason: String::new(), intake: None };
     match s.app.book(Some(me), req, Some(&key)).await {
         Ok(out) => Redirect::to(&format!("/appointments/{}", out.appointment.id)).into_response(),
         Err(AppError::SlotTaken { .. }) => page_for(s, w, slot_id, None).await,
@@ -248,9 +259,10 @@ pub async fn confirm(State(s): State<AppState>, headers: HeaderMap, Path(id): Pa
         );
     }
     let req = BookRequest {
-        slot_id: SlotId::new(a.doctor_id, a.start).encode(),
+        slot_id: SlotId::of_visit(a.doctor_id, a.start, a.visit.as_ref().map(|v| v.code.as_str())).encode(),
         mode: Some(a.mode.as_str().into()),
         reason: form.text("reason"),
+        intake: None,
     };
     match s.app.book(w.me.as_ref(), req, form.get("key")).await {
         Ok(out) => Redirect::to(&format!("/appointments/{}", out.appointment.id)).into_response(),
@@ -329,8 +341,12 @@ pub async fn confirmation(
 /// A hold that ran out before it was confirmed: the time again if it is still
 /// free, and the doctor's nearest free times.
 async fn hold_ran_out(s: &AppState, w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) -> Response {
-    let free: Vec<SlotView> =
-        s.app.slots(None, d.id, None, None, Some(a.mode.as_str())).await.map(|l| l.slots).unwrap_or_default();
+    let free: Vec<SlotView> = s
+        .app
+        .slots(None, d.id, None, None, Some(a.mode.as_str()), a.visit.as_ref().map(|v| v.code.as_str()))
+        .await
+        .map(|l| l.slots)
+        .unwrap_or_default();
     let same = free.iter().find(|v| v.start == a.start);
     let others: Vec<SlotView> = free.iter().filter(|v| v.start != a.start).take(5).cloned().collect();
     // Not free: too close to its time now to be booked online, or taken.

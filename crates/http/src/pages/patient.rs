@@ -91,7 +91,7 @@ async fn week_of(
         .unwrap_or(start + SignedDuration::from_hours(24 * 7));
     let slots = s
         .app
-        .slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), mode.map(|m| m.as_str()))
+        .slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), mode.map(|m| m.as_str()), None)
         .await?
         .slots;
     let mut days: BTreeMap<jiff::civil::Date, Vec<_>> = BTreeMap::new();

@@ -270,7 +270,7 @@ async fn next_days(
 ) -> Vec<(jiff::civil::Date, Vec<medislot_app::SlotView>)> {
     let Some(next) = &hit.next_slot else { return vec![] };
     let to = next.start + SignedDuration::from_hours(24 * 7);
-    let Ok(list) = s.app.slots(w.me.as_ref(), hit.doctor.id, Some(next.start), Some(to), mode).await else {
+    let Ok(list) = s.app.slots(w.me.as_ref(), hit.doctor.id, Some(next.start), Some(to), mode, None).await else {
         return vec![];
     };
     let tz = hit.clinic.time_zone.tz();

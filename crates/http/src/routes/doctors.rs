@@ -176,8 +176,9 @@ struct SlotsView {
 
 /// Free slots with their ids, in `[from, to)` (default: the next 7 days; at most 92 days).
 #[utoipa::path(get, path = "/doctors/{id}/slots",
-    params(("id" = uuid::Uuid, Path), ("from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("mode" = Option<Mode>, Query)),
-    responses((status = 200, body = SlotsView), (status = 404), (status = 422)))]
+    params(("id" = uuid::Uuid, Path), ("from" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("to" = Option<String>, Query, pattern = r"^2[01][0-9]{2}-[01][0-9]-[0-3][0-9]([Tt][0-2][0-9]:[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-][0-2][0-9]:[0-5][0-9]))?$", description = "an RFC 3339 instant or a date"), ("mode" = Option<Mode>, Query),
+        ("visit_type" = Option<String>, Query, pattern = r"^[a-z0-9][a-z0-9-]{1,39}$", description = "a visit type's code (default: the doctor's first one patients may book)")),
+    responses((status = 200, body = SlotsView), (status = 403), (status = 404), (status = 422)))]
 async fn slots(
     State(s): State<AppState>,
     caller: Caller,
@@ -187,7 +188,8 @@ async fn slots(
     let from = q.instant("from")?;
     let to = q.instant("to")?;
     let mode = q.text("mode");
-    let list = s.app.slots(caller.get(), id, from, to, mode.as_deref()).await?;
+    let visit_type = q.text("visit_type");
+    let list = s.app.slots(caller.get(), id, from, to, mode.as_deref(), visit_type.as_deref()).await?;
     Ok(Json(SlotsView {
         doctor_id: list.doctor.id.to_string(),
         time_zone: list.clinic.time_zone.as_str().into(),

@@ -9,6 +9,7 @@ pub mod notifications;
 pub mod regions;
 pub mod system;
 pub mod video;
+pub mod visit_types;
 
 /// Equal bytes, in a time that depends only on the lengths (secrets and tokens).
 pub(crate) fn same_secret(given: &[u8], secret: &[u8]) -> bool {

@@ -16,3 +16,4 @@ mod seed;
 mod upgrade;
 mod validation;
 mod video;
+mod visit_types;

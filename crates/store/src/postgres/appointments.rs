@@ -32,6 +32,7 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
         created_at: cmd.now,
         updated_at: cmd.now,
         video_room: Some(crate::new_video_room()),
+        visit: cmd.visit.clone(),
     };
     let topic = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
     let created_payload = outbox_payload(Uuid::now_v7(), topic, None, &created, Some(cmd.patient_id), cmd.now);
@@ -44,7 +45,7 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
 
     let mut tx = pool.begin().await.map_err(map_err)?;
     let row = sqlx::query(
-        "SELECT * FROM place_appointment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+        "SELECT * FROM place_appointment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(cmd.id.0)
     .bind(cmd.doctor_id.0)
@@ -63,6 +64,9 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
     .bind(created_payload)
     .bind(confirmed_payload)
     .bind(&created.video_room)
+    .bind(cmd.visit.as_ref().map(|v| v.code.as_str()))
+    .bind(cmd.visit.as_ref().map(|v| v.name.as_str()))
+    .bind(cmd.visit.as_ref().map(|v| sqlx::types::Json(&v.intake)))
     .fetch_optional(&mut *tx)
     .await
     .map_err(|e| match &e {

@@ -102,6 +102,7 @@ pub(super) async fn doctors(tx: &mut Tx, doctors: &[DoctorRecord]) -> Result<()>
             .text(d.membership.as_str())
             .text(&serde_json::to_string(&d.schedule).unwrap_or_else(|_| "null".into()))
             .opt_text(d.video_room_url.as_deref())
+            .text(&serde_json::to_string(&d.visit_types).unwrap_or_else(|_| "[]".into()))
             .raw(d.version)
             .time(d.created_at)
             .time(d.updated_at)
@@ -111,7 +112,7 @@ pub(super) async fn doctors(tx: &mut Tx, doctors: &[DoctorRecord]) -> Result<()>
         tx,
         "COPY doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                        verification, verification_reason, membership, schedule, video_room_url,
-                       version, created_at, updated_at)
+                       visit_types, version, created_at, updated_at)
          FROM STDIN (FORMAT csv)",
         out,
     )
@@ -136,12 +137,17 @@ pub(super) async fn appointments(tx: &mut Tx, appointments: &[AppointmentRecord]
             .time(a.created_at)
             .time(a.updated_at)
             .opt_text(a.video_room.as_deref())
+            .opt_text(a.visit.as_ref().map(|v| v.code.as_str()))
+            .opt_text(a.visit.as_ref().map(|v| v.name.as_str()))
+            .opt_text(
+                a.visit.as_ref().map(|v| serde_json::to_string(&v.intake).unwrap_or_else(|_| "[]".into())).as_deref(),
+            )
             .end(&mut out);
     }
     copy(
         tx,
         "COPY appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                            origin_region, created_at, updated_at, video_room)
+                            origin_region, created_at, updated_at, video_room, visit_type, visit_type_name, intake)
          FROM STDIN (FORMAT csv)",
         out,
     )

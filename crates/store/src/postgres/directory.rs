@@ -119,15 +119,15 @@ pub(super) async fn clinics_administered_by(pool: &PgPool, user: UserId) -> Resu
 pub(super) const INSERT_DOCTOR: &str =
     "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                           verification, verification_reason, membership, schedule, video_room_url,
-                          version, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+                          visit_types, version, created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 
-/// Binds a doctor's columns in table order, `id` through `updated_at` ($1–$17).
+/// Binds a doctor's columns in table order, `id` through `updated_at` ($1–$18).
 pub(super) fn bind_doctor<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
     bind_profile(q.bind(d.id.0), d).bind(d.version).bind(ts(d.created_at)).bind(ts(d.updated_at))
 }
 
-/// Binds a doctor's profile columns, `user_id` through `video_room_url`, in
+/// Binds a doctor's profile columns, `user_id` through `visit_types`, in
 /// table order (the INSERT and the UPDATE list them alike).
 fn bind_profile<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
     q.bind(d.user_id.map(|u| u.0))
@@ -143,6 +143,7 @@ fn bind_profile<'q>(q: Q<'q>, d: &'q DoctorRecord) -> Q<'q> {
         .bind(d.membership.as_str())
         .bind(sqlx::types::Json(&d.schedule))
         .bind(&d.video_room_url)
+        .bind(sqlx::types::Json(&d.visit_types))
 }
 
 pub(super) async fn insert_doctor(tx: &mut Tx, d: &DoctorRecord) -> Result<()> {
@@ -181,8 +182,8 @@ pub(super) async fn update_doctor(tx: &mut Tx, d: &DoctorRecord, expected_versio
     let q = sqlx::query(
         "UPDATE doctors SET user_id = $1, clinic_id = $2, name = $3, specialties = $4, languages = $5, modes = $6,
                 licence_number = $7, bio = $8, verification = $9, verification_reason = $10, membership = $11,
-                schedule = $12, video_room_url = $13, version = $14, updated_at = $15
-         WHERE id = $16 AND version = $17",
+                schedule = $12, video_room_url = $13, visit_types = $14, version = $15, updated_at = $16
+         WHERE id = $17 AND version = $18",
     );
     let done = bind_profile(q, d)
         .bind(expected_version + 1)

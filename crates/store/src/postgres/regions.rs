@@ -67,7 +67,7 @@ impl PgStore {
                      licence_number = excluded.licence_number, bio = excluded.bio, verification = excluded.verification,
                      verification_reason = excluded.verification_reason, membership = excluded.membership,
                      schedule = excluded.schedule, video_room_url = excluded.video_room_url,
-                     version = excluded.version, updated_at = excluded.updated_at"
+                     visit_types = excluded.visit_types, version = excluded.version, updated_at = excluded.updated_at"
             );
             bind_doctor(sqlx::query(&sql), &d).execute(&mut *tx).await.map_err(map_err)?;
             replicated.push(d.id.0);
@@ -237,8 +237,8 @@ impl RegionStore for PgStore {
         }
         sqlx::query(
             "INSERT INTO forwards (id, region, patient_id, doctor_id, start_at, end_at, mode, reason, idempotency_key,
-                                   fingerprint, status, detail, attempts, created_at, resolved_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14)",
+                                   fingerprint, status, detail, attempts, created_at, resolved_at, visit)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 0, $13, $14, $15)",
         )
         .bind(f.id.0)
         .bind(&f.region)
@@ -254,6 +254,7 @@ impl RegionStore for PgStore {
         .bind(&f.detail)
         .bind(ts(f.created_at))
         .bind(f.resolved_at.map(ts))
+        .bind(f.visit.as_ref().map(sqlx::types::Json))
         .execute(&mut *tx)
         .await
         .map_err(map_err)?;

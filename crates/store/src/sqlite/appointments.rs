@@ -91,14 +91,25 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
     };
 
     let now = cmd.now.to_string();
+    let (visit_type, visit_type_name, intake) = visit_columns(cmd.visit.as_ref());
     let created = if let Some(hold) = own_hold {
         // Compare-and-swap: only a still-held row of this version becomes booked.
         let done = exec(
             c,
             "UPDATE appointments SET status = 'booked', end_at = ?, mode = ?, reason = ?, hold_expires_at = NULL,
-                    version = version + 1, updated_at = ?
+                    visit_type = ?, visit_type_name = ?, intake = ?, version = version + 1, updated_at = ?
              WHERE id = ? AND status = 'held' AND version = ?",
-            params![secs(cmd.end), cmd.mode.as_str(), cmd.reason, now, hold.id.to_string(), hold.version],
+            params![
+                secs(cmd.end),
+                cmd.mode.as_str(),
+                cmd.reason,
+                visit_type,
+                visit_type_name,
+                intake,
+                now,
+                hold.id.to_string(),
+                hold.version
+            ],
         )?;
         if done != 1 {
             return Err(StoreError::SlotTaken);
@@ -116,8 +127,9 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
         exec(
             c,
             "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                       origin_region, hold_expires_at, created_at, updated_at, video_room)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?)",
+                                       origin_region, hold_expires_at, created_at, updated_at, video_room,
+                                       visit_type, visit_type_name, intake)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 cmd.id.to_string(),
                 cmd.doctor_id.to_string(),
@@ -131,7 +143,10 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
                 cmd.hold_expires_at.map(secs),
                 now,
                 now,
-                crate::new_video_room()
+                crate::new_video_room(),
+                visit_type,
+                visit_type_name,
+                intake
             ],
         )?;
         let after = appointment(c, cmd.id)?.ok_or(StoreError::NotFound)?;
@@ -247,11 +262,13 @@ pub(super) fn record_change(
 
 /// A booked appointment from seed data: no audit or outbox rows (nothing happened to it).
 pub(super) fn insert_seeded(c: &Connection, a: &AppointmentRecord) -> Result<()> {
+    let (visit_type, visit_type_name, intake) = visit_columns(a.visit.as_ref());
     exec(
         c,
         "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
-                                   origin_region, hold_expires_at, created_at, updated_at, video_room)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?)",
+                                   origin_region, hold_expires_at, created_at, updated_at, video_room,
+                                   visit_type, visit_type_name, intake)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
         params![
             a.id.to_string(),
             a.doctor_id.to_string(),
@@ -265,10 +282,21 @@ pub(super) fn insert_seeded(c: &Connection, a: &AppointmentRecord) -> Result<()>
             a.origin_region,
             a.created_at.to_string(),
             a.updated_at.to_string(),
-            a.video_room
+            a.video_room,
+            visit_type,
+            visit_type_name,
+            intake
         ],
     )?;
     Ok(())
+}
+
+/// An appointment's visit as its columns: code, name, intake answers (JSON).
+fn visit_columns(visit: Option<&Visit>) -> (Option<&str>, Option<&str>, Option<String>) {
+    match visit {
+        Some(v) => (Some(&v.code), Some(&v.name), serde_json::to_string(&v.intake).ok()),
+        None => (None, None, None),
+    }
 }
 
 pub(super) fn appointment(c: &Connection, id: AppointmentId) -> Result<Option<AppointmentRecord>> {

@@ -133,6 +133,7 @@ fn profile_values(d: &DoctorRecord) -> Vec<Value> {
         Value::Text(d.membership.as_str().to_string()),
         Value::Text(to_json(&d.schedule)),
         text(d.video_room_url.clone()),
+        Value::Text(to_json(&d.visit_types)),
     ]
 }
 
@@ -141,8 +142,8 @@ pub(super) fn insert_doctor(c: &Connection, d: &DoctorRecord) -> Result<()> {
         c,
         "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                               verification, verification_reason, membership, schedule, video_room_url,
-                              version, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              visit_types, version, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params_from_iter(doctor_values(d)),
     )?;
     write_tags(c, d)
@@ -191,7 +192,7 @@ pub(super) fn update_doctor(c: &Connection, d: &DoctorRecord, expected_version: 
         c,
         "UPDATE doctors SET user_id = ?, clinic_id = ?, name = ?, specialties = ?, languages = ?, modes = ?,
                 licence_number = ?, bio = ?, verification = ?, verification_reason = ?, membership = ?, schedule = ?,
-                video_room_url = ?, version = ?, updated_at = ?
+                video_room_url = ?, visit_types = ?, version = ?, updated_at = ?
          WHERE id = ? AND version = ?",
         params_from_iter(values),
     )?;

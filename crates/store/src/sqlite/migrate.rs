@@ -27,6 +27,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (14, "exempt overlaps block", include_str!("../../migrations/sqlite/0014_exempt_overlaps_block.sql")),
     (15, "video rooms", include_str!("../../migrations/sqlite/0015_video_rooms.sql")),
     (16, "clinic rules", include_str!("../../migrations/sqlite/0016_clinic_rules.sql")),
+    (17, "visit types", include_str!("../../migrations/sqlite/0017_visit_types.sql")),
 ];
 
 /// Brings the schema up to date on the writing connection, before the writer

@@ -66,14 +66,14 @@ fn apply(c: &Connection, snap: &RegionSnapshot, now: Timestamp) -> Result<()> {
             c,
             "INSERT INTO doctors (id, user_id, clinic_id, name, specialties, languages, modes, licence_number, bio,
                                   verification, verification_reason, membership, schedule, video_room_url,
-                                  version, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  visit_types, version, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET clinic_id = excluded.clinic_id, name = excluded.name,
                  specialties = excluded.specialties, languages = excluded.languages, modes = excluded.modes,
                  licence_number = excluded.licence_number, bio = excluded.bio, verification = excluded.verification,
                  verification_reason = excluded.verification_reason, membership = excluded.membership,
                  schedule = excluded.schedule, video_room_url = excluded.video_room_url,
-                 version = excluded.version, updated_at = excluded.updated_at",
+                 visit_types = excluded.visit_types, version = excluded.version, updated_at = excluded.updated_at",
             params_from_iter(directory::doctor_values(&d)),
         )?;
         directory::write_tags(c, &d)?;
@@ -183,8 +183,8 @@ fn create_forward(c: &Connection, f: &ForwardRecord) -> Result<ForwardRecord> {
     exec(
         c,
         "INSERT INTO forwards (id, region, patient_id, doctor_id, start_at, end_at, mode, reason, idempotency_key,
-                               fingerprint, status, detail, attempts, created_at, resolved_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)",
+                               fingerprint, status, detail, attempts, created_at, resolved_at, visit)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
         params![
             f.id.to_string(),
             f.region,
@@ -199,7 +199,8 @@ fn create_forward(c: &Connection, f: &ForwardRecord) -> Result<ForwardRecord> {
             f.status.as_str(),
             f.detail.as_ref().map(|d| d.to_string()),
             f.created_at.to_string(),
-            f.resolved_at.map(|t| t.to_string())
+            f.resolved_at.map(|t| t.to_string()),
+            f.visit.as_ref().and_then(|v| serde_json::to_string(v).ok())
         ],
     )?;
     Ok(f.clone())

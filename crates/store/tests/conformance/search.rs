@@ -43,6 +43,7 @@ fn doctor(clinic: ClinicId, name: &str, specialty: &str, schedule: Schedule, at:
         version: 1,
         created_at: at,
         updated_at: at,
+        visit_types: vec![],
     }
 }
 
@@ -94,6 +95,7 @@ pub async fn search_rows_are_found_by_every_filter_and_only_fresher_ones_replace
         version: 1,
         created_at: at,
         updated_at: at,
+        visit_types: vec![],
     };
     let entry = listing(&d, place, at);
     f.store
