@@ -354,6 +354,8 @@ pub fn parse_visit_types(input: &VisitTypesInput, offered: &[Mode]) -> Result<Ve
         let field = format!("visit_types[{i}]");
         if !codes.insert(v.code.as_str()) {
             errs.push(format!("{field}.code"), "repeats another visit type's code");
+        } else if input.visit_types[..i].iter().any(|o| tag(&o.code) == tag(&v.code)) {
+            errs.push(format!("{field}.code"), "is too alike another visit type's code for FHIR ids: choose another");
         }
         if let Some(v) = parse_visit_type(&field, v, offered, &mut errs) {
             out.push(v);
@@ -361,6 +363,40 @@ pub fn parse_visit_types(input: &VisitTypesInput, offered: &[Mode]) -> Result<Ve
     }
     errs.finish()?;
     Ok(out)
+}
+
+impl From<&VisitType> for VisitTypeInput {
+    /// A visit type as a client would send it again (an editor's starting point).
+    fn from(v: &VisitType) -> Self {
+        Self {
+            code: v.code.clone(),
+            name: v.name.clone(),
+            duration_minutes: v.duration_minutes,
+            modes: v.modes.iter().map(|m| m.as_str().to_string()).collect(),
+            bookable_by: Some(v.bookable_by.as_str().to_string()),
+            questions: v
+                .questions
+                .iter()
+                .map(|q| QuestionInput {
+                    id: q.id.clone(),
+                    text: q.text.clone(),
+                    kind: q.kind.as_str().to_string(),
+                    options: q.options.clone(),
+                    required: q.required,
+                })
+                .collect(),
+            min_notice_minutes: v.min_notice_minutes,
+            horizon_days: v.horizon_days,
+        }
+    }
+}
+
+/// A short, stable tag of a visit type's code (8 hex digits, FNV-1a): where an
+/// identifier has no room for the code itself (a FHIR id is at most 64
+/// characters), the tag names it among the doctor's visit types.
+pub fn tag(code: &str) -> String {
+    let hash = code.bytes().fold(0x811c_9dc5_u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193));
+    format!("{hash:08x}")
 }
 
 /// The visit type a slot list or booking that names none is for: the first
@@ -458,6 +494,20 @@ mod tests {
         let mut f: Vec<String> = v.answers(&wrong).unwrap_err().0.into_iter().map(|e| e.field).collect();
         f.sort();
         assert_eq!(f, ["intake.insurance", "intake.referral", "intake.shoe_size", "intake.symptoms"]);
+    }
+
+    #[test]
+    fn a_visit_type_sent_again_parses_to_itself() {
+        let v = first_visit();
+        let again = VisitTypesInput { visit_types: vec![VisitTypeInput::from(&v)] };
+        assert_eq!(parse_visit_types(&again, &BOTH).unwrap(), vec![v]);
+    }
+
+    #[test]
+    fn tags_are_short_and_tell_codes_apart() {
+        assert_eq!(tag("first"), tag("first"));
+        assert_ne!(tag("first"), tag("follow-up"));
+        assert_eq!(tag(&"a".repeat(40)).len(), 8);
     }
 
     #[test]

@@ -343,12 +343,12 @@ fn slot_stream(
             let fail = |e: medislot_app::AppError| std::io::Error::other(e.to_string());
             let mut out = Vec::with_capacity(64 * 1024);
             for slot in s.app.free_slots_of(d, c, window).await.map_err(fail)? {
-                let mut v = r::free_slot(&slot);
+                let mut v = r::free_slot(&slot, d);
                 v["extension"] = json!([{"url": DEEP_LINK, "valueUrl": format!("{origin}/book/{}", slot.slot_id)}]);
                 line(&mut out, v);
             }
             for a in s.app.occupied(d, window).await.map_err(fail)?.iter().filter(|a| d.modes.contains(&a.mode)) {
-                let mut v = r::busy_slot(a);
+                let mut v = r::busy_slot(a, d);
                 v["status"] = json!("busy");
                 line(&mut out, v);
             }

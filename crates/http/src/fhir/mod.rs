@@ -154,7 +154,7 @@ impl IntoResponse for FhirError {
             issues.push(json!({
                 "severity": "information",
                 "code": "informational",
-                "diagnostics": format!("free instead: Slot/{} at {} ({})", resources::slot_fhir_id(alt.doctor_id, alt.start), alt.local_start, alt.time_zone),
+                "diagnostics": format!("free instead: Slot/{} at {} ({})", resources::slot_fhir_id(alt.doctor_id, alt.start, alt.visit_type.as_deref()), alt.local_start, alt.time_zone),
             }));
         }
         let outcome = json!({"resourceType": "OperationOutcome", "issue": issues});

@@ -129,14 +129,21 @@ fn appointment_in(body: &Bytes) -> FhirResult<Value> {
     Ok(appt)
 }
 
-/// The JSON API's slot id and mode for the Appointment's first slot reference.
-fn slot_of(appt: &Value) -> FhirResult<(String, Option<String>)> {
+/// The JSON API's slot id and mode for the Appointment's first slot reference
+/// (a visit type's slot named among its doctor's visit types).
+async fn slot_of(s: &AppState, appt: &Value) -> FhirResult<(String, Option<String>)> {
     let reference = appt["slot"][0]["reference"]
         .as_str()
         .ok_or_else(|| invalid("Appointment.slot", "is required: a reference to a free Slot"))?;
-    let id = r::reference_id("Slot", reference)
-        .and_then(r::parse_slot_id)
-        .ok_or_else(|| invalid("Appointment.slot", "must reference a Slot of this server (Slot/{id})"))?;
+    let not_ours = || invalid("Appointment.slot", "must reference a Slot of this server (Slot/{id})");
+    let fhir = r::reference_id("Slot", reference).and_then(r::parse_slot_id).ok_or_else(not_ours)?;
+    let id = match s.app.doctor(None, fhir.doctor).await {
+        Ok(d) => fhir
+            .resolve(&d)
+            .ok_or_else(|| invalid("Appointment.slot", "is of a visit type the doctor no longer offers"))?,
+        // An unknown doctor: the booking says so, naming the slot.
+        Err(_) => medislot_domain::SlotId::new(fhir.doctor, fhir.start),
+    };
     let mode = appt["serviceType"][0]["coding"][0]["code"].as_str().map(|c| match c {
         "in-person" => "in_person".to_string(),
         other => other.to_string(),
@@ -174,7 +181,7 @@ fn signed_in(c: Result<Caller, ApiError>) -> FhirResult<Caller> {
 pub async fn hold(State(s): State<AppState>, c: Result<Caller, ApiError>, base: Base, body: Bytes) -> FhirResult {
     let caller = signed_in(c)?;
     let appt = appointment_in(&body)?;
-    let (slot_id, mode) = slot_of(&appt)?;
+    let (slot_id, mode) = slot_of(&s, &appt).await?;
     let a = s.app.hold(caller.get(), &slot_id, mode.as_deref()).await?;
     respond(&s, &caller, &base, StatusCode::OK, &a).await
 }
@@ -216,7 +223,7 @@ pub async fn book(
             format!("`{st}`: $book takes proposed, pending or booked (to book) or cancelled"),
         ));
     }
-    let (slot_id, mode) = slot_of(&appt)?;
+    let (slot_id, mode) = slot_of(&s, &appt).await?;
     let reason = appt["reasonCode"][0]["text"].as_str().or(appt["description"].as_str()).unwrap_or("").to_string();
     let key = key?.0;
     let out = s.app.book(caller.get(), BookRequest { slot_id, mode, reason, intake: None }, key.as_deref()).await?;

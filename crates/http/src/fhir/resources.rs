@@ -56,16 +56,74 @@ pub fn parse_schedule_id(id: &str) -> Option<(DoctorId, Mode)> {
     Some((doctor.parse().ok()?, mode))
 }
 
-pub fn slot_fhir_id(doctor: DoctorId, start: Timestamp) -> String {
-    format!("{doctor}.{}", start.as_second())
+/// A Slot's id: the doctor and the start, and for a visit type's slot the
+/// tag of its code (a FHIR id has no room for the code itself).
+pub fn slot_fhir_id(doctor: DoctorId, start: Timestamp, visit: Option<&str>) -> String {
+    match visit {
+        Some(code) => format!("{doctor}.{}.{}", start.as_second(), medislot_domain::visit_type::tag(code)),
+        None => format!("{doctor}.{}", start.as_second()),
+    }
 }
 
-/// The JSON API's slot id for a FHIR Slot id.
-pub fn parse_slot_id(id: &str) -> Option<SlotId> {
-    let (doctor, secs) = id.split_once('.')?;
-    let start = Timestamp::from_second(secs.parse().ok()?).ok()?;
+/// A FHIR Slot id, read: its visit type is known by its tag until the doctor's
+/// visit types name it ([`FhirSlot::resolve`]).
+pub struct FhirSlot {
+    pub doctor: DoctorId,
+    pub start: Timestamp,
+    tag: Option<String>,
+}
+
+impl FhirSlot {
+    /// The JSON API's slot id, the tag resolved among the doctor's visit
+    /// types; `None` when the doctor has no visit type of that tag (any more).
+    pub fn resolve(&self, d: &DoctorRecord) -> Option<SlotId> {
+        let code = match &self.tag {
+            None => None,
+            Some(t) => {
+                Some(d.visit_types.iter().find(|v| &medislot_domain::visit_type::tag(&v.code) == t)?.code.as_str())
+            }
+        };
+        Some(SlotId::of_visit(self.doctor, self.start, code))
+    }
+}
+
+pub fn parse_slot_id(id: &str) -> Option<FhirSlot> {
+    let mut parts = id.split('.');
+    let doctor = parts.next()?.parse().ok()?;
+    let start = Timestamp::from_second(parts.next()?.parse().ok()?).ok()?;
     medislot_domain::instant::check("id", start).ok()?;
-    Some(SlotId::new(doctor.parse().ok()?, start))
+    let tag = parts.next().map(str::to_string);
+    if parts.next().is_some() || tag.as_ref().is_some_and(|t| t.len() != 8 || !t.bytes().all(|b| b.is_ascii_hexdigit()))
+    {
+        return None;
+    }
+    Some(FhirSlot { doctor, start, tag })
+}
+
+/// HL7 v2's appointment reason codes (table 0276), FHIR R4's
+/// `appointmentType` binding.
+const APPOINTMENT_TYPE_SYSTEM: &str = "http://terminology.hl7.org/CodeSystem/v2-0276";
+
+/// Visit types as codes of the doctor's own: their code and name.
+const VISIT_TYPE_SYSTEM: &str = "https://medislot.dev/fhir/visit-type";
+
+/// A visit type as `serviceType`: its code and name.
+pub fn visit_service(code: &str, name: &str) -> Value {
+    json!({"coding": [{"system": VISIT_TYPE_SYSTEM, "code": code, "display": name}], "text": name})
+}
+
+/// A visit type as `appointmentType`: a follow-up for patients already seen,
+/// a routine visit otherwise; its name as the text.
+pub fn appointment_type(code: &str, name: &str, d: Option<&DoctorRecord>) -> Value {
+    let follow_up = d
+        .and_then(|d| d.visit_types.iter().find(|v| v.code == code))
+        .is_some_and(|v| v.bookable_by == medislot_domain::BookableBy::ExistingPatients);
+    let (c, display) = if follow_up {
+        ("FOLLOWUP", "A follow up visit from a previous appointment")
+    } else {
+        ("ROUTINE", "Routine appointment - default if not valued")
+    };
+    json!({"coding": [{"system": APPOINTMENT_TYPE_SYSTEM, "code": c, "display": display}], "text": name})
 }
 
 /// The id part of a reference (`Schedule/abc` or `abc`), if it is of that type.
@@ -225,27 +283,37 @@ pub fn schedule(d: &DoctorRecord, c: &ClinicRecord, mode: Mode, now: Timestamp) 
     })
 }
 
-pub fn free_slot(s: &SlotView) -> Value {
-    json!({
+/// A free slot of `d`'s; a visit type's names it as its service and its type.
+pub fn free_slot(s: &SlotView, d: &DoctorRecord) -> Value {
+    let mut v = json!({
         "resourceType": "Slot",
-        "id": slot_fhir_id(s.doctor_id, s.start),
+        "id": slot_fhir_id(s.doctor_id, s.start, s.visit_type.as_deref()),
         "schedule": {"reference": format!("Schedule/{}", schedule_id(s.doctor_id, s.mode))},
         "status": "free",
         "start": instant(s.start),
         "end": instant(s.end),
-    })
+    });
+    if let Some(visit) = s.visit_type.as_deref().and_then(|c| d.visit_types.iter().find(|v| v.code == c)) {
+        v["serviceType"] = json!([visit_service(&visit.code, &visit.name)]);
+        v["appointmentType"] = appointment_type(&visit.code, &visit.name, Some(d));
+    }
+    v
 }
 
 /// The slot an appointment occupies, without saying whose it is.
-pub fn busy_slot(a: &AppointmentRecord) -> Value {
-    json!({
+pub fn busy_slot(a: &AppointmentRecord, d: &DoctorRecord) -> Value {
+    let mut v = json!({
         "resourceType": "Slot",
-        "id": slot_fhir_id(a.doctor_id, a.start),
+        "id": slot_fhir_id(a.doctor_id, a.start, a.visit.as_ref().map(|v| v.code.as_str())),
         "schedule": {"reference": format!("Schedule/{}", schedule_id(a.doctor_id, a.mode))},
         "status": slot_status(a.status),
         "start": instant(a.start),
         "end": instant(a.end),
-    })
+    });
+    if let Some(visit) = &a.visit {
+        v["appointmentType"] = appointment_type(&visit.code, &visit.name, Some(d));
+    }
+    v
 }
 
 pub fn slot_status(s: AppointmentStatus) -> &'static str {
@@ -295,12 +363,14 @@ pub fn appointment(
         "id": a.id.to_string(),
         "meta": {"versionId": a.version.to_string(), "lastUpdated": instant(a.updated_at)},
         "status": appointment_status(a.status),
-        "serviceType": [service_type(a.mode)],
+        "serviceType": std::iter::once(service_type(a.mode))
+            .chain(a.visit.as_ref().map(|v| visit_service(&v.code, &v.name)))
+            .collect::<Vec<_>>(),
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
         "start": instant(a.start),
         "end": instant(a.end),
         "minutesDuration": (a.end.as_second() - a.start.as_second()) / 60,
-        "slot": [{"reference": format!("Slot/{}", slot_fhir_id(a.doctor_id, a.start))}],
+        "slot": [{"reference": format!("Slot/{}", slot_fhir_id(a.doctor_id, a.start, a.visit.as_ref().map(|v| v.code.as_str())))}],
         "created": instant(a.created_at),
         "participant": [
             {"actor": {"type": "Patient", "identifier": {"system": PATIENT_SYSTEM, "value": a.patient_id.to_string()}, "display": patient_name.unwrap_or("")}, "required": "required", "status": status_of(true)},
@@ -309,6 +379,9 @@ pub fn appointment(
         ],
     });
     let o = v.as_object_mut().expect("an object");
+    if let Some(visit) = &a.visit {
+        o.insert("appointmentType".into(), appointment_type(&visit.code, &visit.name, Some(d)));
+    }
     if !a.reason.is_empty() {
         o.insert("reasonCode".into(), json!([{"text": a.reason}]));
     }
@@ -332,12 +405,19 @@ pub fn proposed(s: &SlotView, d: &DoctorRecord, c: &ClinicRecord) -> Value {
     json!({
         "resourceType": "Appointment",
         "status": "proposed",
-        "serviceType": [service_type(s.mode)],
+        "serviceType": std::iter::once(service_type(s.mode))
+            .chain(
+                s.visit_type
+                    .as_deref()
+                    .and_then(|c| d.visit_types.iter().find(|v| v.code == c))
+                    .map(|v| visit_service(&v.code, &v.name)),
+            )
+            .collect::<Vec<_>>(),
         "specialty": d.specialties.iter().map(|s| specialty(s)).collect::<Vec<_>>(),
         "start": instant(s.start),
         "end": instant(s.end),
         "minutesDuration": (s.end.as_second() - s.start.as_second()) / 60,
-        "slot": [{"reference": format!("Slot/{}", slot_fhir_id(s.doctor_id, s.start))}],
+        "slot": [{"reference": format!("Slot/{}", slot_fhir_id(s.doctor_id, s.start, s.visit_type.as_deref()))}],
         "participant": [
             {"actor": {"reference": format!("Practitioner/{}", d.id), "display": d.name}, "required": "required", "status": "needs-action"},
             {"actor": {"reference": format!("Location/{}", c.id), "display": c.name}, "required": "required", "status": "needs-action"},

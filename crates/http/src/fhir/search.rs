@@ -248,8 +248,21 @@ pub async fn slots(State(s): State<AppState>, base: Base, p: Params) -> FhirResu
     let want = |st: &str| statuses.is_empty() || statuses.contains(&st);
     let mut items: Vec<(Timestamp, Value)> = vec![];
     if want("free") {
-        let list = s.app.slots(None, d.id, Some(from), Some(to), Some(mode.as_str()), None).await?;
-        items.extend(list.slots.iter().map(|v| (v.start, r::free_slot(v))));
+        // Those of each visit type patients may book online (their service
+        // type says which), or the schedule's own for a doctor without any.
+        let visits: Vec<Option<&str>> = if d.visit_types.is_empty() {
+            vec![None]
+        } else {
+            d.visit_types
+                .iter()
+                .filter(|v| v.bookable_by != medislot_domain::BookableBy::Staff)
+                .map(|v| Some(v.code.as_str()))
+                .collect()
+        };
+        for visit in visits {
+            let list = s.app.slots(None, d.id, Some(from), Some(to), Some(mode.as_str()), visit).await?;
+            items.extend(list.slots.iter().map(|v| (v.start, r::free_slot(v, &d))));
+        }
     }
     if want("busy") || want("busy-tentative") {
         let occupied = s.app.occupied(&d, Interval { start: from, end: to }).await?;
@@ -257,7 +270,7 @@ pub async fn slots(State(s): State<AppState>, base: Base, p: Params) -> FhirResu
             occupied
                 .iter()
                 .filter(|a| a.mode == mode && a.start >= from && want(r::slot_status(a.status)))
-                .map(|a| (a.start, r::busy_slot(a))),
+                .map(|a| (a.start, r::busy_slot(a, &d))),
         );
     }
     items.sort_by_key(|(t, _)| *t);
@@ -265,18 +278,22 @@ pub async fn slots(State(s): State<AppState>, base: Base, p: Params) -> FhirResu
 }
 
 pub async fn slot(State(s): State<AppState>, Path(id): Path<String>) -> FhirResult {
-    let sid = r::parse_slot_id(&id).ok_or_else(|| not_found("Slot"))?;
-    let d = s.app.doctor(None, sid.doctor).await.map_err(|_| not_found("Slot"))?;
+    let fhir = r::parse_slot_id(&id).ok_or_else(|| not_found("Slot"))?;
+    let d = s.app.doctor(None, fhir.doctor).await.map_err(|_| not_found("Slot"))?;
+    let sid = fhir.resolve(&d).ok_or_else(|| not_found("Slot"))?;
     let at = Interval { start: sid.start, end: sid.start + SignedDuration::from_secs(1) };
-    let free = s.app.slots(None, d.id, Some(at.start), Some(at.end), None, None).await?;
-    if let Some(v) = free.slots.iter().find(|v| v.start == sid.start) {
-        return Ok(Fhir::ok(r::free_slot(v)));
+    // A visit type's slot is free for that visit; the schedule's own, for the default.
+    let visit =
+        sid.visit.as_deref().or_else(|| medislot_domain::default_visit(&d.visit_types).map(|v| v.code.as_str()));
+    let free = s.app.slots(None, d.id, Some(at.start), Some(at.end), None, visit).await?;
+    if let Some(v) = free.slots.iter().find(|v| v.start == sid.start && v.visit_type == sid.visit) {
+        return Ok(Fhir::ok(r::free_slot(v, &d)));
     }
     // Busy now, used by an appointment that took place, or one an appointment
     // was cancelled from that is not free now (past, or off the schedule).
     match s.app.occupant(&d, sid.start).await? {
         Some(a) => {
-            let mut v = r::busy_slot(&a);
+            let mut v = r::busy_slot(&a, &d);
             if v["status"] == "free" {
                 v["status"] = "busy-unavailable".into();
             }

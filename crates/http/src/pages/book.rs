@@ -24,10 +24,12 @@ pub fn slot_card(
     start: jiff::Timestamp,
     end: jiff::Timestamp,
     mode: Mode,
+    visit: Option<&str>,
 ) -> Markup {
     html! {
         div.card {
             p { strong { (d.name) } " — " (super::search::specialties_text(&d.specialties)) }
+            @if let Some(name) = visit { p.visit { (name) } }
             p { (when(start, c)) " · " span.length { (end.duration_since(start).as_mins()) " minutes" } }
             p { @if mode == Mode::Online { "Online (video)" } @else { (c.name) ", " (c.address_line()) } }
         }
@@ -101,7 +103,7 @@ pub async fn page_for(s: &AppState, w: &Web, raw: &str, error: Option<&str>) -> 
     let body = html! {
         h1 { "Book an appointment" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        (slot_card(&d, &c, slot.start, slot.end, slot.mode))
+        (slot_card(&d, &c, slot.start, slot.end, slot.mode, super::visits::of(&d, slot.visit_type.as_deref()).map(|v| v.name.as_str())))
         @match &w.me {
             Some(_) if w.patient().is_some() => {
                 form method="post" {
@@ -209,12 +211,24 @@ pub async fn load(
     Ok((a, d, c))
 }
 
-fn hold_body(w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord, error: Option<&str>) -> Markup {
+/// The hold to confirm, with the visit type's questions; when it comes back
+/// refused, what was answered and each wrong answer's error by its field.
+fn hold_body(
+    w: &Web,
+    a: &AppointmentRecord,
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    error: Option<&str>,
+    back: Option<(&Form, &HashMap<String, String>)>,
+) -> Markup {
     let expires = a.hold_expires_at.map(|t| t.as_millisecond()).unwrap_or_default();
+    let visit = super::visits::of(d, a.visit.as_ref().map(|v| v.code.as_str()));
+    let none = HashMap::new();
+    let (form, errors) = back.map_or((None, &none), |(f, e)| (Some(f), e));
     html! {
         h1 { "Confirm your appointment" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
-        (slot_card(d, c, a.start, a.end, a.mode))
+        (slot_card(d, c, a.start, a.end, a.mode, a.visit.as_ref().map(|v| v.name.as_str())))
         p.muted.rules { (super::clinic_rules::cutoff_text(&c.rules)) }
         p.notice #hold-notice data-again={ "/appointments/" (a.id) } {
             "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "."
@@ -222,8 +236,9 @@ fn hold_body(w: &Web, a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord,
         form #confirm-form method="post" {
             (w.csrf_field())
             input type="hidden" name="key" value=(uuid::Uuid::new_v4());
+            (super::visits::questions(visit, form, errors))
             label for="reason" { "Reason for the visit (optional)" }
-            textarea #reason name="reason" rows="2" maxlength="500" {}
+            textarea #reason name="reason" rows="2" maxlength="500" { (form.map(|f| f.text("reason")).unwrap_or_default()) }
             button type="submit" { "Confirm booking" }
         }
     }
@@ -236,7 +251,7 @@ pub async fn hold_page(State(s): State<AppState>, headers: HeaderMap, Path(id): 
     }
     match load(&s, &w, &id).await {
         Ok((a, d, c)) if a.status == AppointmentStatus::Held => {
-            w.ok("Confirm your appointment", hold_body(&w, &a, &d, &c, None))
+            w.ok("Confirm your appointment", hold_body(&w, &a, &d, &c, None, None))
         }
         Ok((a, _, _)) => Redirect::to(&format!("/appointments/{}", a.id)).into_response(),
         Err(e) => w.problem(&e),
@@ -255,21 +270,27 @@ pub async fn confirm(State(s): State<AppState>, headers: HeaderMap, Path(id): Pa
         return w.render(
             StatusCode::UNPROCESSABLE_ENTITY,
             "Confirm",
-            hold_body(&w, &a, &d, &c, Some("Your form expired. Please try again.")),
+            hold_body(&w, &a, &d, &c, Some("Your form expired. Please try again."), None),
         );
     }
     let req = BookRequest {
         slot_id: SlotId::of_visit(a.doctor_id, a.start, a.visit.as_ref().map(|v| v.code.as_str())).encode(),
         mode: Some(a.mode.as_str().into()),
         reason: form.text("reason"),
-        intake: None,
+        intake: super::visits::answers(super::visits::of(&d, a.visit.as_ref().map(|v| v.code.as_str())), &form),
     };
     match s.app.book(w.me.as_ref(), req, form.get("key")).await {
         Ok(out) => Redirect::to(&format!("/appointments/{}", out.appointment.id)).into_response(),
         Err(AppError::SlotTaken { .. }) => taken_page(&s, &w, &d, &c).await,
         Err(AppError::Invalid(e)) => {
-            let msg = e.0.first().map(|f| format!("{}: {}", f.field, f.message)).unwrap_or_default();
-            w.render(StatusCode::UNPROCESSABLE_ENTITY, "Confirm", hold_body(&w, &a, &d, &c, Some(&msg)))
+            let errors = super::field_errors(&e.0);
+            let msg = if e.0.iter().all(|f| f.field.starts_with("intake.")) {
+                "Please check your answers below.".to_string()
+            } else {
+                e.0.first().map(|f| format!("{}: {}", f.field, f.message)).unwrap_or_default()
+            };
+            let body = hold_body(&w, &a, &d, &c, Some(&msg), Some((&form, &errors)));
+            w.render(StatusCode::UNPROCESSABLE_ENTITY, "Confirm", body)
         }
         Err(e) => w.problem(&e),
     }
@@ -305,7 +326,8 @@ pub async fn confirmation(
     };
     let body = html! {
         h1 { @if moved { "Your appointment is moved" } @else { "Your appointment is " (a.status.as_str()) } }
-        (slot_card(&d, &c, a.start, a.end, a.mode))
+        (slot_card(&d, &c, a.start, a.end, a.mode, None))
+        (super::visits::booked(a.visit.as_ref()))
         @if a.status == medislot_domain::AppointmentStatus::Booked && a.start > s.app.now() {
             @if c.rules.changes_closed(a.start, s.app.now()) {
                 p.muted { "It is too close to its time to cancel or move it online: " (super::clinic_rules::call_the_clinic(&c)) }
@@ -354,7 +376,7 @@ async fn hold_ran_out(s: &AppState, w: &Web, a: &AppointmentRecord, d: &DoctorRe
     let too_late = a.start < s.app.now() + SignedDuration::from_mins(notice);
     let body = html! {
         h1 { "Your hold on this time ran out" }
-        (slot_card(d, c, a.start, a.end, a.mode))
+        (slot_card(d, c, a.start, a.end, a.mode, a.visit.as_ref().map(|v| v.name.as_str())))
         @if let Some(v) = same {
             p { "It is still free: " a href={ "/book/" (v.slot_id) } { "hold it again" } "." }
         } @else if too_late {

@@ -12,6 +12,8 @@ mod patient;
 mod search;
 mod staff;
 mod video_room;
+mod visit_types_editor;
+mod visits;
 
 use crate::{extract::read_cookie, AppState};
 use axum::{
@@ -53,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .route("/doctor/time-off/{id}/remove", get(back_to("/doctor/schedule")).post(staff::remove_time_off))
         .route("/doctor/agenda", get(staff::agenda))
         .route("/doctor/video-room", get(video_room::page).post(video_room::save))
+        .route("/doctor/visit-types", get(visit_types_editor::page).post(visit_types_editor::save))
         .route("/agenda/{id}", post(staff::agenda_action))
         .route("/clinic", get(staff::clinics).post(staff::create_clinic))
         .route("/clinic/{id}/rules", get(clinic_rules::show).post(clinic_rules::save))
@@ -189,6 +192,7 @@ impl Web {
             AppError::Unauthenticated => (StatusCode::UNAUTHORIZED, "Please sign in", "Please sign in first.".into()),
             AppError::NotFound(what) => (StatusCode::NOT_FOUND, "Not found", format!("No such {what}.")),
             AppError::Forbidden(why) => (StatusCode::FORBIDDEN, "Not allowed", (*why).to_string()),
+            AppError::VisitRestricted(why) => (StatusCode::FORBIDDEN, "Not bookable online", (*why).to_string()),
             AppError::HomeRegionUnreachable { .. } | AppError::HomeRegionNoAnswer { .. } => {
                 (StatusCode::SERVICE_UNAVAILABLE, "Try again", format!("{e} Please try again in a moment."))
             }

@@ -34,7 +34,12 @@ pub async fn doctor_week(
         Ok(c) => c,
         Err(e) => return w.problem(&e),
     };
-    let days = match week_of(&s, &w, &d, &c, week, None).await {
+    // The visit type chosen (an unknown one: the default, as in the API).
+    let chosen = super::visits::of(&d, q.get("visit_type").map(String::as_str))
+        .filter(|v| v.bookable_by != medislot_domain::BookableBy::Staff)
+        .or_else(|| medislot_domain::default_visit(&d.visit_types));
+    let code = chosen.map(|v| v.code.as_str());
+    let days = match week_of(&s, &w, &d, &c, week, None, code).await {
         Ok(days) => days,
         Err(e) => return w.problem(&e),
     };
@@ -60,10 +65,13 @@ pub async fn doctor_week(
                 button type="submit" { "Tell me when an earlier slot frees up" }
             }
         }
+        (super::visits::picker(&d, chosen, |v| format!("/doctors/{}?visit_type={}", d.id, v.code)))
+        @let kind = code.map(|c| format!("&visit_type={c}")).unwrap_or_default();
         nav aria-label="Weeks" {
-            @if week > 0 { a href={ "/doctors/" (d.id) "?week=" (week - 1) } { "← Previous week" } " " }
-            a href={ "/doctors/" (d.id) "?week=" (week + 1) } { "Next week →" }
+            @if week > 0 { a href={ "/doctors/" (d.id) "?week=" (week - 1) (kind) } { "← Previous week" } " " }
+            a href={ "/doctors/" (d.id) "?week=" (week + 1) (kind) } { "Next week →" }
         }
+        @if let Some(v) = chosen { p.muted { (v.name) ": " (v.duration_minutes) " minutes." } }
         (week_grid(&days, &c, "Book", |slot| format!("/book/{}", slot.slot_id)))
     };
     w.ok(&d.name, body)
@@ -78,6 +86,7 @@ async fn week_of(
     c: &medislot_store::ClinicRecord,
     week: i64,
     mode: Option<medislot_domain::Mode>,
+    visit: Option<&str>,
 ) -> Result<BTreeMap<jiff::civil::Date, Vec<medislot_app::SlotView>>, AppError> {
     let tz = c.time_zone.tz();
     let today = s.app.now().to_zoned(tz.clone()).date();
@@ -91,7 +100,7 @@ async fn week_of(
         .unwrap_or(start + SignedDuration::from_hours(24 * 7));
     let slots = s
         .app
-        .slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), mode.map(|m| m.as_str()), None)
+        .slots(w.me.as_ref(), d.id, Some(start.max(s.app.now())), Some(end), mode.map(|m| m.as_str()), visit)
         .await?
         .slots;
     let mut days: BTreeMap<jiff::civil::Date, Vec<_>> = BTreeMap::new();
@@ -259,7 +268,7 @@ async fn reschedule_body(
             h1 { "Move your appointment?" }
             p { "From: " (when(a.start, &c)) }
             p { "To: " strong { (when(to.start, &c)) } }
-            (book::slot_card(&d, &c, to.start, end, a.mode))
+            (book::slot_card(&d, &c, to.start, end, a.mode, a.visit.as_ref().map(|v| v.name.as_str())))
             form method="post" {
                 (w.csrf_field())
                 input type="hidden" name="version" value=(a.version);
@@ -271,7 +280,7 @@ async fn reschedule_body(
         });
     }
     let week: i64 = q.get("week").and_then(|v| v.parse().ok()).unwrap_or(0).clamp(0, 12);
-    let days = week_of(s, w, &d, &c, week, Some(a.mode)).await?;
+    let days = week_of(s, w, &d, &c, week, Some(a.mode), a.visit.as_ref().map(|v| v.code.as_str())).await?;
     let base = format!("/appointments/{}/reschedule", a.id);
     Ok(html! {
         h1 { "Reschedule" }

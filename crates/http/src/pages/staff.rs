@@ -326,6 +326,7 @@ async fn schedule_and_time_off(
     let doctor_q = format!("?doctor={}", d.id);
     Ok(html! {
         (schedule_form(w, d, c, form, errors))
+        p { a href={ "/doctor/visit-types" (doctor_q) } { "Visit types: what patients book you for, how long, and their questions" } }
         p { a href={ "/doctor/video-room" (doctor_q) } { "Video consultations: a room per appointment, or your own" } }
         h2 #time-off { "Time off" }
         @if time_off.is_empty() { p.muted { "None coming up." } }
@@ -670,6 +671,7 @@ pub async fn agenda(
             div.card data-appointment=(a.id) {
                 p { strong { (local(a.start, c)) } " — " (patient) }
                 p { (d.name) " · " (mode_text(a.mode)) " · status " strong { (a.status.as_str()) } @if !a.reason.is_empty() { " · “" (a.reason) "”" } }
+                (super::visits::booked(a.visit.as_ref()))
                 @if let Some(url) = videos.get(&a.id) {
                     p.video { a href=(url) target="_blank" rel="noopener noreferrer" { "Join the video consultation" } }
                 }

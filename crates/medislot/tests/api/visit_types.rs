@@ -269,3 +269,83 @@ async fn p1_visits_of_different_lengths_racing_for_overlapping_times_never_overl
         assert!(pair[0].1 <= pair[1].0, "overlap: {pair:?}");
     }
 }
+
+/// The FHIR facade maps visit types: each Slot names its visit type as its
+/// service type (and an HL7 appointment type), has an id of its own, reads
+/// back by it, and `$book` on it books that visit — all valid by HL7's schema.
+#[tokio::test]
+async fn fhir_slots_and_appointments_carry_their_visit_type() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "visitfhir").await;
+    let p = register(&srv, &http, "visitfhir-patient@example.org", "patient").await;
+    let (s, v) = w
+        .doctor
+        .put(
+            &format!("/doctors/{}/visit-types", w.doctor_id),
+            json!({"visit_types": [
+                {"code": "long", "name": "Long visit", "duration_minutes": 90, "modes": ["in_person"]},
+                {"code": "check", "name": "Check-up", "duration_minutes": 30, "modes": ["in_person"],
+                 "bookable_by": "existing_patients"}
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let fhir = |path: String| {
+        let (http, url, token) = (http.clone(), format!("{}/fhir/{path}", srv.url), p.token.clone());
+        async move {
+            let r = http.get(url).bearer_auth(token).send().await.unwrap();
+            (r.status(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let (s, bundle) = fhir(format!("Slot?schedule=Schedule/{}.in-person", w.doctor_id)).await;
+    assert_eq!(s, 200, "{bundle}");
+    let slots: Vec<Value> = bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    let of = |code: &str| -> Vec<&Value> {
+        slots.iter().filter(|s| s["serviceType"][0]["coding"][0]["code"] == code).collect()
+    };
+    let (long, check) = (of("long"), of("check"));
+    assert!(!long.is_empty() && !check.is_empty(), "both visit types' slots: {bundle}");
+    assert_eq!(long[0]["appointmentType"]["coding"][0]["code"], "ROUTINE", "{}", long[0]);
+    assert_eq!(check[0]["appointmentType"]["coding"][0]["code"], "FOLLOWUP", "{}", check[0]);
+    assert_eq!(long[0]["appointmentType"]["text"], "Long visit");
+    let id = long[0]["id"].as_str().unwrap().to_string();
+    assert!(id.len() <= 64 && id != check[0]["id"].as_str().unwrap(), "{id}");
+    let (s, read) = fhir(format!("Slot/{id}")).await;
+    assert_eq!((s.as_u16(), &read), (200, long[0]), "a visit's Slot reads back by its id");
+
+    let body =
+        json!({"resourceType": "Appointment", "status": "proposed", "slot": [{"reference": format!("Slot/{id}")}]});
+    let r = http
+        .post(format!("{}/fhir/Appointment/$book", srv.url))
+        .bearer_auth(&p.token)
+        .header("content-type", "application/fhir+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let booked: Value = r.json().await.unwrap();
+    let appointment = booked["entry"][0]["resource"].clone();
+    assert_eq!(appointment["minutesDuration"], 90, "{booked}");
+    assert_eq!(appointment["appointmentType"]["text"], "Long visit", "{appointment}");
+    assert_eq!(appointment["serviceType"][1]["coding"][0]["code"], "long", "{appointment}");
+    assert_eq!(appointment["slot"][0]["reference"], format!("Slot/{id}"));
+    let (_, a) = p.get(&format!("/appointments/{}", appointment["id"].as_str().unwrap())).await;
+    assert_eq!(a["visit_type"]["code"], "long", "{a}");
+
+    // HL7's own JSON Schema takes all of them.
+    let dump = tempfile::NamedTempFile::new().unwrap();
+    let lines: Vec<String> = [long[0], check[0], &read, &appointment].iter().map(|v| v.to_string()).collect();
+    std::fs::write(dump.path(), lines.join("\n")).unwrap();
+    let python = std::env::var("MEDISLOT_TEST_CONFORMANCE_PYTHON").expect(
+        "MEDISLOT_TEST_CONFORMANCE_PYTHON is not set: run scripts/test, which creates the conformance environment (jsonschema-rs)",
+    );
+    let schema = std::env::var("MEDISLOT_TEST_FHIR_SCHEMA")
+        .expect("MEDISLOT_TEST_FHIR_SCHEMA is not set: run scripts/test, which fetches HL7's fhir.schema.json");
+    let check_script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/fhir_schema_check.py");
+    let out = std::process::Command::new(python)
+        .args([check_script, &dump.path().to_string_lossy(), &schema])
+        .output()
+        .expect("run the FHIR JSON Schema check");
+    assert!(out.status.success(), "fhir.schema.json refused:\n{}", String::from_utf8_lossy(&out.stdout));
+}

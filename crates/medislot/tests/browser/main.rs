@@ -7,6 +7,7 @@ mod helpers;
 
 mod patient;
 mod staff;
+mod visits;
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::{
