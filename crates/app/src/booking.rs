@@ -279,11 +279,18 @@ impl App {
         }
         self.admit(actor.id(), &b).await?;
         let idempotency = idempotency_key.map(|k| IdempotencyKey { key: k.to_string(), fingerprint: print });
-        let cmd = b.place(self, actor, AppointmentStatus::Booked, reason, idempotency, visit);
+        // After too many no-shows at the clinic: a request the clinic answers.
+        let status = if self.books_by_request(actor.id(), &b).await? {
+            AppointmentStatus::Pending
+        } else {
+            AppointmentStatus::Booked
+        };
+        let cmd = b.place(self, actor, status, reason, idempotency, visit);
         let placed = self.store.place(&cmd).await;
         self.availability_changed(cmd.doctor_id);
+        let code = if status == AppointmentStatus::Pending { 202 } else { 201 };
         let out = match placed {
-            Ok(Placed::Created(appointment)) => Ok(BookOutcome { appointment, status_code: 201, replayed: false }),
+            Ok(Placed::Created(appointment)) => Ok(BookOutcome { appointment, status_code: code, replayed: false }),
             Ok(Placed::Replayed { appointment, status_code }) => {
                 Ok(BookOutcome { appointment, status_code, replayed: true })
             }
@@ -363,7 +370,7 @@ impl App {
 
     /// Loads an appointment the caller may see and tells whether they are staff for it:
     /// whoever may see it and is not its patient is its doctor, clinic admin or a platform admin.
-    async fn for_change(
+    pub(crate) async fn for_change(
         &self,
         actor: Option<&Actor>,
         id: AppointmentId,
@@ -554,7 +561,7 @@ pub(crate) fn as_of(mut a: AppointmentRecord, now: Timestamp) -> AppointmentReco
     a
 }
 
-fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Result<(), StoreError> {
+pub(crate) fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Result<(), StoreError> {
     match if_match {
         Some(v) if v != a.version => Err(AppError::PreconditionFailed { current: a.version }.rejected()),
         _ => Ok(()),

@@ -72,6 +72,16 @@ pub struct ClinicRulesInput {
     #[serde(deserialize_with = "medislot_domain::whole::number")]
     #[schema(minimum = 0, maximum = 720)]
     pub cancel_cutoff_hours: i64,
+    /// After this many no-shows at the clinic within `noshow_period_days`,
+    /// a patient's online booking there is a request the clinic accepts or
+    /// declines; 0 (the default): no such rule.
+    #[serde(default, deserialize_with = "medislot_domain::whole::optional")]
+    #[schema(minimum = 0, maximum = 20)]
+    pub noshow_limit: Option<i64>,
+    /// The period no-shows are counted over, in days (default 365).
+    #[serde(default, deserialize_with = "medislot_domain::whole::optional")]
+    #[schema(minimum = 1, maximum = 730)]
+    pub noshow_period_days: Option<i64>,
 }
 
 /// A platform admin's decisions on a doctor, as the API spells them.
@@ -265,7 +275,16 @@ impl App {
         input: ClinicRulesInput,
     ) -> Result<ClinicRecord, AppError> {
         let clinic = self.clinic_to_run(actor, id).await?;
-        let rules = ClinicRules::with_cutoff_hours("cancel_cutoff_hours", input.cancel_cutoff_hours)?;
+        let cutoff = ClinicRules::with_cutoff_hours("cancel_cutoff_hours", input.cancel_cutoff_hours);
+        let both = cutoff.clone().unwrap_or_default().with_noshow_rule(
+            input.noshow_limit.unwrap_or(0),
+            input.noshow_period_days.unwrap_or(medislot_domain::clinic::DEFAULT_NOSHOW_PERIOD_DAYS),
+        );
+        // Every wrong field at once.
+        let rules = match (cutoff, both) {
+            (Ok(_), Ok(rules)) => rules,
+            (c, b) => return Err(Invalid(c.err().into_iter().chain(b.err()).flat_map(|e| e.0).collect()).into()),
+        };
         self.store.set_clinic_rules(id, rules, self.now()).await?;
         Ok(ClinicRecord { rules, ..clinic })
     }

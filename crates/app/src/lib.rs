@@ -13,6 +13,7 @@ pub mod metrics;
 mod notifications;
 mod regions;
 mod replica;
+mod requests;
 mod search;
 pub mod search_index;
 mod video;

@@ -538,6 +538,7 @@ pub(crate) fn forward_as_appointment(f: &ForwardRecord) -> AppointmentRecord {
         updated_at: at,
         video_room: text("video_room").map(str::to_string),
         visit: f.visit.clone(),
+        awaiting_clinic: false,
     }
 }
 

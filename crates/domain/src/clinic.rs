@@ -33,16 +33,38 @@ impl Policy {
 }
 
 /// The clinic's rules for its patients, shown to them before they book.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClinicRules {
     /// How long before an appointment's start patients can no longer cancel
     /// or move it themselves (the clinic's staff still can); zero: until it starts.
     #[serde(default)]
     pub cancel_cutoff_minutes: i64,
+    /// After this many no-shows at the clinic within `noshow_period_days`, a
+    /// patient's online booking there is a request the clinic accepts or
+    /// declines; zero: no such rule.
+    #[serde(default)]
+    pub noshow_limit: i64,
+    #[serde(default = "default_noshow_period")]
+    pub noshow_period_days: i64,
+}
+
+fn default_noshow_period() -> i64 {
+    DEFAULT_NOSHOW_PERIOD_DAYS
+}
+
+impl Default for ClinicRules {
+    fn default() -> Self {
+        Self { cancel_cutoff_minutes: 0, noshow_limit: 0, noshow_period_days: DEFAULT_NOSHOW_PERIOD_DAYS }
+    }
 }
 
 /// The longest cut-off a clinic may set: 30 days.
 pub const MAX_CANCEL_CUTOFF_HOURS: i64 = 720;
+/// The most no-shows a rule may allow before bookings need confirming.
+pub const MAX_NOSHOW_LIMIT: i64 = 20;
+/// The longest period no-shows are counted over: two years.
+pub const MAX_NOSHOW_PERIOD_DAYS: i64 = 730;
+pub const DEFAULT_NOSHOW_PERIOD_DAYS: i64 = 365;
 
 impl ClinicRules {
     /// A cut-off given in whole hours, 0 to [`MAX_CANCEL_CUTOFF_HOURS`].
@@ -50,7 +72,31 @@ impl ClinicRules {
         if !(0..=MAX_CANCEL_CUTOFF_HOURS).contains(&hours) {
             return Err(Invalid::field(field, format!("must be between 0 and {MAX_CANCEL_CUTOFF_HOURS} hours")));
         }
-        Ok(Self { cancel_cutoff_minutes: hours * 60 })
+        Ok(Self { cancel_cutoff_minutes: hours * 60, ..Self::default() })
+    }
+
+    /// The no-show rule: `limit` no-shows (0: none) within `period_days`.
+    pub fn with_noshow_rule(self, limit: i64, period_days: i64) -> Result<Self, Invalid> {
+        let mut errs = crate::error::Errors::default();
+        if !(0..=MAX_NOSHOW_LIMIT).contains(&limit) {
+            errs.push("noshow_limit", format!("must be between 0 (no rule) and {MAX_NOSHOW_LIMIT}"));
+        }
+        if !(1..=MAX_NOSHOW_PERIOD_DAYS).contains(&period_days) {
+            errs.push("noshow_period_days", format!("must be between 1 and {MAX_NOSHOW_PERIOD_DAYS} days"));
+        }
+        errs.finish()?;
+        Ok(Self { noshow_limit: limit, noshow_period_days: period_days, ..self })
+    }
+
+    /// Whether a patient with `noshows` no-shows within the period books only
+    /// by request.
+    pub fn needs_confirmation(&self, noshows: usize) -> bool {
+        self.noshow_limit > 0 && i64::try_from(noshows).unwrap_or(i64::MAX) >= self.noshow_limit
+    }
+
+    /// Since when no-shows count, at `now`.
+    pub fn noshows_since(&self, now: jiff::Timestamp) -> jiff::Timestamp {
+        now - jiff::SignedDuration::from_hours(24 * self.noshow_period_days)
     }
 
     pub fn cutoff_hours(&self) -> i64 {
@@ -205,5 +251,18 @@ mod tests {
         for bad in ["48.8", "x,y", "91,0", "0,181", ""] {
             assert_eq!(Coordinates::parse_pair("near", bad).unwrap_err().0[0].field, "near");
         }
+    }
+
+    #[test]
+    fn after_k_no_shows_bookings_are_requests() {
+        let off = ClinicRules::default();
+        assert!(!off.needs_confirmation(100), "no rule, no requests");
+        let rule = off.with_noshow_rule(2, 180).unwrap();
+        assert!(!rule.needs_confirmation(1) && rule.needs_confirmation(2) && rule.needs_confirmation(3));
+        let now: jiff::Timestamp = "2026-12-01T00:00:00Z".parse().unwrap();
+        assert_eq!(rule.noshows_since(now), "2026-06-04T00:00:00Z".parse::<jiff::Timestamp>().unwrap());
+        let bad = off.with_noshow_rule(21, 0).unwrap_err();
+        let fields: Vec<&str> = bad.0.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["noshow_limit", "noshow_period_days"]);
     }
 }

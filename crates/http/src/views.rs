@@ -67,6 +67,10 @@ pub struct ClinicView {
     /// How many hours before an appointment's start patients can no longer
     /// cancel or move it online (the clinic's staff still can); 0: until it starts.
     pub cancel_cutoff_hours: i64,
+    /// After this many no-shows here within `noshow_period_days`, a patient's
+    /// online booking is a request the clinic confirms; 0: no such rule.
+    pub noshow_limit: i64,
+    pub noshow_period_days: i64,
     pub created_at: String,
 }
 
@@ -87,6 +91,8 @@ impl From<&ClinicRecord> for ClinicView {
             region: c.region.clone(),
             policy: c.policy.as_str().into(),
             cancel_cutoff_hours: c.rules.cutoff_hours(),
+            noshow_limit: c.rules.noshow_limit,
+            noshow_period_days: c.rules.noshow_period_days,
             created_at: c.created_at.to_string(),
         }
     }
@@ -231,6 +237,10 @@ pub struct AppointmentView {
     /// The patient's answers to the visit type's intake questions, each with
     /// the question as it was asked.
     pub intake: Vec<medislot_domain::Answer>,
+    /// `clinic`: a request (status `pending`) the clinic's staff accept or
+    /// decline (`POST /appointments/{id}/accept`, `…/decline`), as its
+    /// no-show rule asks; none otherwise.
+    pub awaiting: Option<&'static str>,
 }
 
 /// A visit type as an appointment names it.
@@ -266,6 +276,7 @@ impl AppointmentView {
             video_url: None,
             visit_type: a.visit.as_ref().map(|v| VisitTypeRef { code: v.code.clone(), name: v.name.clone() }),
             intake: a.visit.as_ref().map(|v| v.intake.clone()).unwrap_or_default(),
+            awaiting: a.awaiting_clinic.then_some("clinic"),
         }
     }
 

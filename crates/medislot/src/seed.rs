@@ -226,6 +226,7 @@ pub async fn run(app: &App, args: &SeedArgs) -> anyhow::Result<(usize, usize, us
                     updated_at: dated,
                     video_room: (s.mode == Mode::Online).then(medislot_store::new_video_room),
                     visit: None,
+                    awaiting_clinic: false,
                 });
             }
             batch.doctors.push(d);

@@ -86,7 +86,11 @@ pub(crate) fn clinic(r: &impl Cells) -> Result<ClinicRecord> {
         time_zone: parsed("c_time_zone", TimeZoneName::parse("time_zone", &text(r, "c_time_zone")?))?,
         region: text(r, "c_region")?,
         policy: parsed("c_policy", Policy::parse("policy", &text(r, "c_policy")?))?,
-        rules: medislot_domain::ClinicRules { cancel_cutoff_minutes: int(r, "c_cancel_cutoff_minutes")? },
+        rules: medislot_domain::ClinicRules {
+            cancel_cutoff_minutes: int(r, "c_cancel_cutoff_minutes")?,
+            noshow_limit: int(r, "c_noshow_limit")?,
+            noshow_period_days: int(r, "c_noshow_period_days")?,
+        },
         created_at: time(r, "c_created_at")?,
     })
 }
@@ -142,6 +146,7 @@ pub(crate) fn appointment(r: &impl Cells) -> Result<AppointmentRecord> {
         updated_at: time(r, "a_updated_at")?,
         video_room: r.text("a_video_room")?,
         visit: visit(r)?,
+        awaiting_clinic: r.text("a_awaiting")?.is_some(),
     })
 }
 

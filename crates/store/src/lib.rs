@@ -242,6 +242,17 @@ impl Default for ConnectOptions {
 
 /// A new video room's name: 128 bits from the operating system's random
 /// source, as 32 hexadecimal digits (a Jitsi room name, a path segment).
+/// The outbox topic of a placed appointment: a hold, a booking, or a request
+/// to the clinic (a `pending` one, awaiting it).
+pub fn placed_topic(status: medislot_domain::AppointmentStatus) -> &'static str {
+    use medislot_domain::AppointmentStatus;
+    match status {
+        AppointmentStatus::Held => "appointment.held",
+        AppointmentStatus::Pending => "appointment.requested",
+        _ => "appointment.booked",
+    }
+}
+
 pub fn new_video_room() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

@@ -129,6 +129,10 @@ pub struct AppointmentRecord {
     /// The visit booked, when the doctor has visit types.
     #[serde(default)]
     pub visit: Option<Visit>,
+    /// A request (status `pending`) waiting for the clinic to accept or
+    /// decline it: the clinic's no-show rule made the booking one.
+    #[serde(default)]
+    pub awaiting_clinic: bool,
 }
 
 /// The visit an appointment is for: its visit type as the patient booked it,
@@ -163,7 +167,9 @@ pub struct PlaceAppointment {
     pub end: Timestamp,
     pub mode: Mode,
     pub reason: String,
-    /// `Held` (with `hold_expires_at`) or `Booked`.
+    /// `Held` (with `hold_expires_at`), `Booked`, or `Pending`: a request
+    /// awaiting the clinic (the no-show rule), which confirms a hold like a
+    /// booking does.
     pub status: AppointmentStatus,
     pub hold_expires_at: Option<Timestamp>,
     pub origin_region: String,

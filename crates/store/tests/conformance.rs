@@ -312,6 +312,40 @@ async fn visits_are_kept_with_appointments_and_doctors(f: &Fixture) {
     assert_eq!(read.visit_types, d.visit_types);
 }
 
+/// A request (a `pending` placement) awaits the clinic: placed new or
+/// confirming the patient's own hold, it occupies its time, a retry answers
+/// 202 as it did, and once answered it awaits no one.
+async fn requests_await_the_clinic_until_answered(f: &Fixture) {
+    let mut req = f.cmd(0, 60, 30, AppointmentStatus::Pending);
+    req.idempotency = Some(IdempotencyKey { key: "req".into(), fingerprint: "fp".into() });
+    let a = created(f.store.place(&req).await);
+    assert_eq!((a.status, a.awaiting_clinic), (AppointmentStatus::Pending, true));
+    match f.store.place(&req).await.unwrap() {
+        Placed::Replayed { appointment, status_code } => assert_eq!((appointment.id, status_code), (a.id, 202)),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(f.store.place(&f.cmd(1, 75, 30, AppointmentStatus::Booked)).await, Err(StoreError::SlotTaken)));
+    let confirm: Decide = Box::new(|a| {
+        Ok(AppointmentChange {
+            status: AppointmentStatus::Booked,
+            start: a.start,
+            end: a.end,
+            cancel_reason: None,
+            event: "appointment.booked",
+            detail: None,
+        })
+    });
+    let booked = f.store.modify_appointment(a.id, f.at(-100), None, confirm).await.unwrap();
+    assert_eq!((booked.status, booked.awaiting_clinic), (AppointmentStatus::Booked, false));
+
+    let held = created(f.store.place(&f.cmd(1, 200, 30, AppointmentStatus::Held)).await);
+    let from_hold = created(f.store.place(&f.cmd(1, 200, 30, AppointmentStatus::Pending)).await);
+    assert_eq!(
+        (from_hold.id, from_hold.status, from_hold.awaiting_clinic),
+        (held.id, AppointmentStatus::Pending, true)
+    );
+}
+
 async fn idempotency_keys_replay_or_refuse(f: &Fixture) {
     let mut c = f.cmd(0, 60, 30, AppointmentStatus::Booked);
     c.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp1".into() });
@@ -498,7 +532,8 @@ async fn outbox_payloads_describe_each_change_alike(f: &Fixture) {
 async fn clinic_rules_are_kept_and_mark_the_clinics_doctors_changed(f: &Fixture) {
     let clinic = f.store.doctor(f.doctor).await.unwrap().unwrap().clinic_id;
     let later = f.t0 + SignedDuration::from_hours(1);
-    let rules = medislot_domain::ClinicRules { cancel_cutoff_minutes: 24 * 60 };
+    let rules =
+        medislot_domain::ClinicRules { cancel_cutoff_minutes: 24 * 60, noshow_limit: 2, noshow_period_days: 90 };
     f.store.set_clinic_rules(clinic, rules, later).await.unwrap();
     assert_eq!(f.store.clinic(clinic).await.unwrap().unwrap().rules, rules);
     assert!(f.store.doctor(f.doctor).await.unwrap().unwrap().updated_at >= later);
@@ -575,6 +610,7 @@ async fn bulk_loads_are_checked_and_all_or_nothing(f: &Fixture) {
         updated_at: f.t0,
         video_room: Some(format!("{from:032x}")),
         visit: None,
+        awaiting_clinic: false,
     };
     // An overlap inside the batch: refused, and nothing of the batch is written.
     let bad = BulkLoad {
@@ -953,6 +989,7 @@ conformance!(
     booking_ones_own_hold_confirms_it,
     video_rooms_are_drawn_when_made_and_again_when_moved,
     visits_are_kept_with_appointments_and_doctors,
+    requests_await_the_clinic_until_answered,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
@@ -989,6 +1026,7 @@ conformance!(
     booking_ones_own_hold_confirms_it,
     video_rooms_are_drawn_when_made_and_again_when_moved,
     visits_are_kept_with_appointments_and_doctors,
+    requests_await_the_clinic_until_answered,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,

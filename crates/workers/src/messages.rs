@@ -83,6 +83,8 @@ pub enum Kind {
     WaitlistOffer,
     /// A booking accepted as pending that the clinic's home region could not honour.
     Conflict,
+    /// A booking the clinic's no-show rule made a request: the clinic answers it.
+    Requested,
 }
 
 impl Kind {
@@ -93,6 +95,7 @@ impl Kind {
             "appointment.cancelled" => Kind::Cancelled,
             "waitlist.offered" => Kind::WaitlistOffer,
             "appointment.conflict" => Kind::Conflict,
+            "appointment.requested" => Kind::Requested,
             _ => return None,
         })
     }
@@ -105,6 +108,7 @@ impl Kind {
             Kind::Reminder => "reminder",
             Kind::WaitlistOffer => "waitlist_offer",
             Kind::Conflict => "conflict",
+            Kind::Requested => "requested",
         }
     }
 }
@@ -177,6 +181,18 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
                     .fold(String::new(), |acc, line| if acc.is_empty() { format!(" Free slots nearby:{line}") } else { acc + &line })
             ),
         ),
+        Kind::Requested => match to {
+            Audience::Patient => (
+                format!("Request sent: {other}, {short}"),
+                "After missed appointments, the clinic confirms your bookings itself: it will accept or decline \
+                 this request, and you will be told. The time is kept for you meanwhile."
+                    .to_string(),
+            ),
+            Audience::Doctor => (
+                format!("Request to answer: {other}, {short}"),
+                "A patient with missed appointments asks for this time: accept or decline it in your agenda.".into(),
+            ),
+        },
         Kind::Booked => match to {
             Audience::Patient => {
                 (format!("Appointment confirmed: {other}, {short}"), "Your appointment is confirmed.".to_string())
@@ -237,7 +253,7 @@ pub fn compose(kind: Kind, to: Audience, ev: &EventView, p: &Parties<'_>, now: T
         mode: ev.mode,
         sequence: ev.version,
         cancelled: matches!(kind, Kind::Cancelled | Kind::Conflict),
-        tentative: kind == Kind::WaitlistOffer,
+        tentative: matches!(kind, Kind::WaitlistOffer | Kind::Requested),
         doctor: p.doctor,
         clinic: p.clinic,
         organizer: p.organizer,

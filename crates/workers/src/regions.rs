@@ -342,5 +342,6 @@ fn home_appointment(v: &serde_json::Value, origin_region: &str) -> Option<Appoin
                 intake: v.get("intake").and_then(|i| serde_json::from_value(i.clone()).ok()).unwrap_or_default(),
             })
         }),
+        awaiting_clinic: text("awaiting") == Some("clinic"),
     })
 }

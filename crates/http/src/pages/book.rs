@@ -230,6 +230,7 @@ fn hold_body(
         @if let Some(e) = error { p.error role="alert" { (e) } }
         (slot_card(d, c, a.start, a.end, a.mode, a.visit.as_ref().map(|v| v.name.as_str())))
         p.muted.rules { (super::clinic_rules::cutoff_text(&c.rules)) }
+        @if let Some(rule) = super::clinic_rules::noshow_text(&c.rules) { p.muted.rules { (rule) } }
         p.notice #hold-notice data-again={ "/appointments/" (a.id) } {
             "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "."
         }
@@ -325,7 +326,12 @@ pub async fn confirmation(
         Err(e) => return w.problem(&e),
     };
     let body = html! {
-        h1 { @if moved { "Your appointment is moved" } @else { "Your appointment is " (a.status.as_str()) } }
+        @let request = a.status == medislot_domain::AppointmentStatus::Pending && a.awaiting_clinic;
+        h1 {
+            @if moved { "Your appointment is moved" }
+            @else if request { "Your request is sent to the clinic" }
+            @else { "Your appointment is " (a.status.as_str()) }
+        }
         (slot_card(&d, &c, a.start, a.end, a.mode, None))
         (super::visits::booked(a.visit.as_ref()))
         @if a.status == medislot_domain::AppointmentStatus::Booked && a.start > s.app.now() {
@@ -342,7 +348,12 @@ pub async fn confirmation(
             }
         }
         @if let Some(r) = &a.cancel_reason { p { "Reason: " (r) } }
-        @if a.status == medislot_domain::AppointmentStatus::Pending {
+        @if request {
+            p.notice role="status" {
+                "After missed appointments, " (c.name) " confirms your bookings itself. The time is kept for you \
+                 until it answers; you will be told either way."
+            }
+        } @else if a.status == medislot_domain::AppointmentStatus::Pending {
             p.notice role="status" {
                 "The clinic's region cannot be reached right now. We have kept your request and will confirm \
                  your slot as soon as it answers; you will be notified either way."

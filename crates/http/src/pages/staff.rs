@@ -675,6 +675,21 @@ pub async fn agenda(
                 @if let Some(url) = videos.get(&a.id) {
                     p.video { a href=(url) target="_blank" rel="noopener noreferrer" { "Join the video consultation" } }
                 }
+                @if a.status == AppointmentStatus::Pending && a.awaiting_clinic {
+                    p.notice { "A request: the patient missed appointments here, so the booking waits for you." }
+                    form.inline method="post" action={ "/agenda/" (a.id) } {
+                        (w.csrf_field())
+                        input type="hidden" name="version" value=(a.version);
+                        button name="action" value="accept" { "Accept the request" }
+                    }
+                    form method="post" action={ "/agenda/" (a.id) } {
+                        (w.csrf_field())
+                        input type="hidden" name="version" value=(a.version);
+                        label for={ "decline-" (a.id) } { "Reason to give the patient (optional)" }
+                        input id={ "decline-" (a.id) } name="reason" maxlength="500";
+                        button.danger name="action" value="decline" { "Decline the request" }
+                    }
+                }
                 @if matches!(a.status, AppointmentStatus::Booked | AppointmentStatus::Arrived) {
                     form.inline method="post" action={ "/agenda/" (a.id) } {
                         (w.csrf_field())
@@ -699,7 +714,8 @@ pub async fn agenda(
     w.ok("Agenda", body)
 }
 
-/// Arrived, fulfilled, no-show, or cancel with a reason; then back to the agenda.
+/// Arrived, fulfilled, no-show, cancel with a reason, accept or decline a
+/// request; then back to the agenda.
 pub async fn agenda_action(
     State(s): State<AppState>,
     headers: HeaderMap,
@@ -721,6 +737,10 @@ pub async fn agenda_action(
             return w.problem(&AppError::Conflict("give the patient a reason for cancelling"));
         }
         Some("cancel") => s.app.cancel(w.me.as_ref(), id, form.get("reason").map(str::to_string), version).await,
+        Some("accept") => s.app.answer_request(w.me.as_ref(), id, true, None, version).await,
+        Some("decline") => {
+            s.app.answer_request(w.me.as_ref(), id, false, form.get("reason").map(str::to_string), version).await
+        }
         _ => return w.problem(&AppError::Conflict("unknown action")),
     };
     match done {

@@ -30,6 +30,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(arrived))
         .routes(routes!(fulfilled))
         .routes(routes!(noshow))
+        .routes(routes!(accept))
+        .routes(routes!(decline))
 }
 
 /// An appointment with its ETag (the version), its clinic's zone and, for
@@ -72,7 +74,9 @@ async fn hold(State(s): State<AppState>, caller: SignedIn, ApiJson(b): ApiJson<H
 /// Book a slot. Send an `Idempotency-Key` header: a retry returns the first answer and never books twice.
 #[utoipa::path(post, path = "/appointments", request_body = BookRequest, security(("bearer" = [])),
     params(("Idempotency-Key" = Option<String>, Header)),
-    responses((status = 201, body = AppointmentView), (status = 409, description = "slot taken, with up to 5 alternatives"),
+    responses((status = 201, body = AppointmentView), (status = 202, body = AppointmentView, description = "a request the clinic accepts or declines (its no-show rule): status pending, awaiting clinic"),
+               (status = 403, description = "a visit type this patient may not book online"),
+               (status = 409, description = "slot taken, with up to 5 alternatives"),
                (status = 422, description = "invalid field, or Idempotency-Key reused with another body")))]
 async fn book(
     State(s): State<AppState>,
@@ -231,4 +235,37 @@ async fn noshow(
     IfMatch(v): IfMatch,
 ) -> ApiResult<Response> {
     mark(s, caller, id, Mark::Noshow, v).await
+}
+
+/// Accept a request (a booking the clinic's no-show rule made one): it is booked (the clinic's staff).
+#[utoipa::path(post, path = "/appointments/{id}/accept", params(("id" = uuid::Uuid, Path)), security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 401), (status = 403), (status = 404), (status = 409), (status = 412)))]
+async fn accept(
+    State(s): State<AppState>,
+    caller: SignedIn,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+) -> ApiResult<Response> {
+    let a = s.app.answer_request(caller.get(), id, true, None, v).await?;
+    respond(&s, &caller, StatusCode::OK, &a).await
+}
+
+/// Decline a request, with a reason for the patient: it is cancelled (the clinic's staff).
+#[utoipa::path(post, path = "/appointments/{id}/decline", params(("id" = uuid::Uuid, Path)),
+    request_body = Option<CancelBody>, security(("bearer" = [])),
+    responses((status = 200, body = AppointmentView), (status = 401), (status = 403), (status = 404), (status = 409), (status = 412), (status = 422)))]
+async fn decline(
+    State(s): State<AppState>,
+    caller: SignedIn,
+    IdPath(id): IdPath<AppointmentId>,
+    IfMatch(v): IfMatch,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    let reason = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        parse_json::<Option<CancelBody>>(&body)?.and_then(|b| b.reason)
+    };
+    let a = s.app.answer_request(caller.get(), id, false, reason, v).await?;
+    respond(&s, &caller, StatusCode::OK, &a).await
 }

@@ -165,6 +165,10 @@ struct SlotsView {
     /// The clinic's rule, to know before booking: how many hours before the
     /// start patients can no longer cancel or move online (0: until it starts).
     cancel_cutoff_hours: i64,
+    /// The clinic's no-show rule: after this many no-shows there within
+    /// `noshow_period_days`, a patient's booking is a request it confirms (0: none).
+    noshow_limit: i64,
+    noshow_period_days: i64,
     /// The doctor's clinic's home region.
     region: String,
     /// For a doctor homed in another region: as of when this region's copy of
@@ -197,6 +201,8 @@ async fn slots(
         to: list.window.end.to_string(),
         slots: list.slots.iter().map(Into::into).collect(),
         cancel_cutoff_hours: list.clinic.rules.cutoff_hours(),
+        noshow_limit: list.clinic.rules.noshow_limit,
+        noshow_period_days: list.clinic.rules.noshow_period_days,
         as_of: s.app.replica_as_of(&list.clinic.region).await?.or(list.as_of).map(|t| t.to_string()),
         region: list.clinic.region,
     }))

@@ -288,9 +288,20 @@ pub fn set_cookie(r: &Response, name: &str) -> Option<String> {
 
 /// A form post from the pages as `u`: the CSRF token read from `path`'s page first.
 pub async fn post_form(srv: &TestServer, u: &User, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+    post_form_from(srv, u, path, path, fields).await
+}
+
+/// A form post to `path` from the page at `page` (where its CSRF token is read).
+pub async fn post_form_from(
+    srv: &TestServer,
+    u: &User,
+    page: &str,
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
     let web = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
     let session = format!("medislot_session={}", u.token);
-    let page = web.get(format!("{}{path}", srv.url)).header("cookie", &session).send().await.unwrap();
+    let page = web.get(format!("{}{page}", srv.url)).header("cookie", &session).send().await.unwrap();
     let csrf = set_cookie(&page, "medislot_csrf").expect("a CSRF cookie");
     let encode = |s: &str| -> String {
         s.bytes()

@@ -80,7 +80,8 @@ async fn as_user(srv: &TestServer, email: &str) -> User {
 /// Two things are new: an appointment's `video_url`, which the old release did
 /// not have (the upgrade gives every live appointment a room, so a party to
 /// it, `party`, reads a link for each online one and everyone else none), and
-/// a clinic's `cancel_cutoff_hours` (none until the clinic sets one), and
+/// a clinic's `cancel_cutoff_hours` and no-show rule (none until the clinic
+/// sets them), an appointment's `awaiting` (none: no requests before), and
 /// visit types: a doctor's (none), a slot's and an appointment's (none, no
 /// intake answers).
 fn same(what: &str, old: &Value, new: &Value, party: bool) {
@@ -96,6 +97,8 @@ fn take_video_urls(v: &mut Value, party: bool, what: &str) {
         // A clinic: its rules are new too, none until it sets them.
         Value::Object(o) if o.contains_key("policy") && o.contains_key("time_zone") => {
             assert_eq!(o.remove("cancel_cutoff_hours"), Some(Value::from(0)), "{what}: {o:?}");
+            assert_eq!(o.remove("noshow_limit"), Some(Value::from(0)), "{what}: {o:?}");
+            assert_eq!(o.remove("noshow_period_days"), Some(Value::from(365)), "{what}: {o:?}");
         }
         Value::Object(o) if o.contains_key("licence_number") => {
             assert_eq!(o.remove("visit_types"), Some(Value::Array(vec![])), "{what}: {o:?}");
@@ -106,6 +109,7 @@ fn take_video_urls(v: &mut Value, party: bool, what: &str) {
         Value::Object(o) if o.contains_key("origin_region") => {
             assert_eq!(o.remove("visit_type"), Some(Value::Null), "{what}: {o:?}");
             assert_eq!(o.remove("intake"), Some(Value::Array(vec![])), "{what}: {o:?}");
+            assert_eq!(o.remove("awaiting"), Some(Value::Null), "{what}: {o:?}");
             let url = o.remove("video_url").unwrap_or_else(|| panic!("{what}: no video_url in {o:?}"));
             let live = ["held", "pending", "booked", "arrived"].contains(&o["status"].as_str().unwrap_or(""));
             let online = o["mode"] == "online";

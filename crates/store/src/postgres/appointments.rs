@@ -33,14 +33,15 @@ pub(super) async fn place(pool: &PgPool, cmd: &PlaceAppointment) -> Result<(Plac
         updated_at: cmd.now,
         video_room: Some(crate::new_video_room()),
         visit: cmd.visit.clone(),
+        awaiting_clinic: cmd.status == AppointmentStatus::Pending,
     };
-    let topic = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
+    let topic = crate::placed_topic(cmd.status);
     let created_payload = outbox_payload(Uuid::now_v7(), topic, None, &created, Some(cmd.patient_id), cmd.now);
-    // Only a booking can confirm the patient's own hold.
-    let confirmed_payload = (cmd.status == AppointmentStatus::Booked).then(|| {
+    // Only a booking (or a request) can confirm the patient's own hold.
+    let confirmed_payload = (cmd.status != AppointmentStatus::Held).then(|| {
         let hold = AppointmentRecord { status: AppointmentStatus::Held, ..created.clone() };
         let confirmed = AppointmentRecord { hold_expires_at: None, ..created.clone() };
-        outbox_payload(Uuid::now_v7(), "appointment.booked", Some(&hold), &confirmed, Some(cmd.patient_id), cmd.now)
+        outbox_payload(Uuid::now_v7(), topic, Some(&hold), &confirmed, Some(cmd.patient_id), cmd.now)
     });
 
     let mut tx = pool.begin().await.map_err(map_err)?;
@@ -109,6 +110,7 @@ pub(super) async fn modify(
                 hold_expires_at = CASE WHEN $1 = 'held' THEN hold_expires_at END,
                 patient_overlap_allowed = patient_overlap_allowed AND start_at = $2 AND end_at = $3,
                 video_room = CASE WHEN start_at = $2 AND end_at = $3 THEN video_room ELSE $9 END,
+                awaiting = CASE WHEN $1 = 'pending' THEN awaiting END,
                 version = version + 1, updated_at = $6
          WHERE id = $7 AND version = $8",
     )

@@ -10,10 +10,11 @@ type Q<'q> = Query<'q, Postgres, PgArguments>;
 
 pub(super) const INSERT_CLINIC: &str =
     "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
-                          time_zone, region, policy, created_at, cancel_cutoff_minutes)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+                          time_zone, region, policy, created_at, cancel_cutoff_minutes, noshow_limit,
+                          noshow_period_days)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
 
-/// Binds a clinic's columns in table order, `id` through `cancel_cutoff_minutes` ($1–$15).
+/// Binds a clinic's columns in table order, `id` through `noshow_period_days` ($1–$17).
 pub(super) fn bind_clinic<'q>(q: Q<'q>, c: &'q ClinicRecord) -> Q<'q> {
     q.bind(c.id.0)
         .bind(&c.name)
@@ -30,17 +31,23 @@ pub(super) fn bind_clinic<'q>(q: Q<'q>, c: &'q ClinicRecord) -> Q<'q> {
         .bind(c.policy.as_str())
         .bind(ts(c.created_at))
         .bind(i32::try_from(c.rules.cancel_cutoff_minutes).unwrap_or(i32::MAX))
+        .bind(i32::try_from(c.rules.noshow_limit).unwrap_or(i32::MAX))
+        .bind(i32::try_from(c.rules.noshow_period_days).unwrap_or(i32::MAX))
 }
 
 /// Sets the clinic's rules; its doctors are marked changed, so that peers
 /// replicate the clinic again with them.
 pub(super) async fn set_clinic_rules(tx: &mut Tx, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()> {
-    let done = sqlx::query("UPDATE clinics SET cancel_cutoff_minutes = $2 WHERE id = $1")
-        .bind(clinic.0)
-        .bind(i32::try_from(rules.cancel_cutoff_minutes).unwrap_or(i32::MAX))
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
+    let done = sqlx::query(
+        "UPDATE clinics SET cancel_cutoff_minutes = $2, noshow_limit = $3, noshow_period_days = $4 WHERE id = $1",
+    )
+    .bind(clinic.0)
+    .bind(i32::try_from(rules.cancel_cutoff_minutes).unwrap_or(i32::MAX))
+    .bind(i32::try_from(rules.noshow_limit).unwrap_or(i32::MAX))
+    .bind(i32::try_from(rules.noshow_period_days).unwrap_or(i32::MAX))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound);
     }

@@ -50,7 +50,8 @@ impl PgStore {
                      city = excluded.city, district = excluded.district, postal_code = excluded.postal_code,
                      country = excluded.country, phone = excluded.phone,
                      latitude = excluded.latitude, longitude = excluded.longitude, time_zone = excluded.time_zone,
-                     policy = excluded.policy, cancel_cutoff_minutes = excluded.cancel_cutoff_minutes
+                     policy = excluded.policy, cancel_cutoff_minutes = excluded.cancel_cutoff_minutes,
+                     noshow_limit = excluded.noshow_limit, noshow_period_days = excluded.noshow_period_days
                  WHERE clinics.region = excluded.region"
             );
             bind_clinic(sqlx::query(&sql), c).execute(&mut *tx).await.map_err(map_err)?;

@@ -68,7 +68,7 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
         }
     }
 
-    let own_hold = if cmd.status == AppointmentStatus::Booked {
+    let own_hold = if cmd.status != AppointmentStatus::Held {
         one(
             c,
             &format!(
@@ -92,20 +92,23 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
 
     let now = cmd.now.to_string();
     let (visit_type, visit_type_name, intake) = visit_columns(cmd.visit.as_ref());
+    let awaiting = (cmd.status == AppointmentStatus::Pending).then_some("clinic");
     let created = if let Some(hold) = own_hold {
         // Compare-and-swap: only a still-held row of this version becomes booked.
         let done = exec(
             c,
-            "UPDATE appointments SET status = 'booked', end_at = ?, mode = ?, reason = ?, hold_expires_at = NULL,
-                    visit_type = ?, visit_type_name = ?, intake = ?, version = version + 1, updated_at = ?
+            "UPDATE appointments SET status = ?, end_at = ?, mode = ?, reason = ?, hold_expires_at = NULL,
+                    visit_type = ?, visit_type_name = ?, intake = ?, awaiting = ?, version = version + 1, updated_at = ?
              WHERE id = ? AND status = 'held' AND version = ?",
             params![
+                cmd.status.as_str(),
                 secs(cmd.end),
                 cmd.mode.as_str(),
                 cmd.reason,
                 visit_type,
                 visit_type_name,
                 intake,
+                awaiting,
                 now,
                 hold.id.to_string(),
                 hold.version
@@ -115,11 +118,16 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
             return Err(StoreError::SlotTaken);
         }
         let after = appointment(c, hold.id)?.ok_or(StoreError::NotFound)?;
+        let detail = if cmd.status == AppointmentStatus::Pending {
+            "hold confirmed as a request to the clinic"
+        } else {
+            "hold confirmed"
+        };
         let what = Event {
             actor: Some(cmd.patient_id),
             at: cmd.now,
-            topic: "appointment.booked",
-            detail: Some("hold confirmed"),
+            topic: crate::placed_topic(cmd.status),
+            detail: Some(detail),
         };
         record_change(c, Some(&hold), &after, what)?;
         after
@@ -128,8 +136,8 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
             c,
             "INSERT INTO appointments (id, doctor_id, patient_id, start_at, end_at, mode, reason, status, version,
                                        origin_region, hold_expires_at, created_at, updated_at, video_room,
-                                       visit_type, visit_type_name, intake)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                       visit_type, visit_type_name, intake, awaiting)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             params![
                 cmd.id.to_string(),
                 cmd.doctor_id.to_string(),
@@ -146,11 +154,12 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
                 crate::new_video_room(),
                 visit_type,
                 visit_type_name,
-                intake
+                intake,
+                awaiting
             ],
         )?;
         let after = appointment(c, cmd.id)?.ok_or(StoreError::NotFound)?;
-        let topic = if cmd.status == AppointmentStatus::Held { "appointment.held" } else { "appointment.booked" };
+        let topic = crate::placed_topic(cmd.status);
         record_change(c, None, &after, Event { actor: Some(cmd.patient_id), at: cmd.now, topic, detail: None })?;
         after
     };
@@ -159,8 +168,15 @@ pub(super) fn place(c: &Connection, cmd: &PlaceAppointment) -> Result<(Placed, u
         exec(
             c,
             "INSERT INTO idempotency_keys (user_id, key, fingerprint, appointment_id, status_code, created_at)
-             VALUES (?, ?, ?, ?, 201, ?)",
-            params![patient, idem.key, idem.fingerprint, created.id.to_string(), now],
+             VALUES (?, ?, ?, ?, ?, ?)",
+            params![
+                patient,
+                idem.key,
+                idem.fingerprint,
+                created.id.to_string(),
+                if cmd.status == AppointmentStatus::Pending { 202 } else { 201 },
+                now
+            ],
         )?;
     }
     Ok((Placed::Created(created), expired))
@@ -187,6 +203,7 @@ pub(super) fn modify(
                 hold_expires_at = CASE WHEN ?1 = 'held' THEN hold_expires_at ELSE NULL END,
                 patient_overlap_allowed = patient_overlap_allowed AND start_at = ?2 AND end_at = ?3,
                 video_room = CASE WHEN start_at = ?2 AND end_at = ?3 THEN video_room ELSE ?9 END,
+                awaiting = CASE WHEN ?1 = 'pending' THEN awaiting END,
                 version = version + 1, updated_at = ?6
          WHERE id = ?7 AND version = ?8",
         params![

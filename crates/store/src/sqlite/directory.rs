@@ -10,8 +10,9 @@ pub(super) fn insert_clinic(c: &Connection, clinic: &ClinicRecord, admin: UserId
     exec(
         c,
         "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
-                              time_zone, region, policy, created_at, cancel_cutoff_minutes)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                              time_zone, region, policy, created_at, cancel_cutoff_minutes, noshow_limit,
+                              noshow_period_days)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         params_from_iter(clinic_values(clinic)),
     )?;
     exec(
@@ -22,7 +23,7 @@ pub(super) fn insert_clinic(c: &Connection, clinic: &ClinicRecord, admin: UserId
     Ok(())
 }
 
-/// A clinic's columns in table order, `id` through `cancel_cutoff_minutes`.
+/// A clinic's columns in table order, `id` through `noshow_period_days`.
 pub(super) fn clinic_values(c: &ClinicRecord) -> Vec<Value> {
     vec![
         Value::Text(c.id.to_string()),
@@ -40,6 +41,8 @@ pub(super) fn clinic_values(c: &ClinicRecord) -> Vec<Value> {
         Value::Text(c.policy.as_str().to_string()),
         Value::Text(c.created_at.to_string()),
         Value::Integer(c.rules.cancel_cutoff_minutes),
+        Value::Integer(c.rules.noshow_limit),
+        Value::Integer(c.rules.noshow_period_days),
     ]
 }
 
@@ -48,8 +51,8 @@ pub(super) fn clinic_values(c: &ClinicRecord) -> Vec<Value> {
 pub(super) fn set_clinic_rules(c: &Connection, clinic: ClinicId, rules: ClinicRules, now: Timestamp) -> Result<()> {
     let done = exec(
         c,
-        "UPDATE clinics SET cancel_cutoff_minutes = ? WHERE id = ?",
-        params![rules.cancel_cutoff_minutes, clinic.to_string()],
+        "UPDATE clinics SET cancel_cutoff_minutes = ?, noshow_limit = ?, noshow_period_days = ? WHERE id = ?",
+        params![rules.cancel_cutoff_minutes, rules.noshow_limit, rules.noshow_period_days, clinic.to_string()],
     )?;
     if done == 0 {
         return Err(StoreError::NotFound);

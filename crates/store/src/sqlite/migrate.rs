@@ -28,6 +28,7 @@ pub const MIGRATIONS: &[(i64, &str, &str)] = &[
     (15, "video rooms", include_str!("../../migrations/sqlite/0015_video_rooms.sql")),
     (16, "clinic rules", include_str!("../../migrations/sqlite/0016_clinic_rules.sql")),
     (17, "visit types", include_str!("../../migrations/sqlite/0017_visit_types.sql")),
+    (18, "no-show requests", include_str!("../../migrations/sqlite/0018_noshow_requests.sql")),
 ];
 
 /// Brings the schema up to date on the writing connection, before the writer

@@ -46,13 +46,15 @@ fn apply(c: &Connection, snap: &RegionSnapshot, now: Timestamp) -> Result<()> {
         exec(
             c,
             "INSERT INTO clinics (id, name, address, city, district, postal_code, country, phone, latitude, longitude,
-                                  time_zone, region, policy, created_at, cancel_cutoff_minutes)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                                  time_zone, region, policy, created_at, cancel_cutoff_minutes, noshow_limit,
+                                  noshow_period_days)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET name = excluded.name, address = excluded.address,
                  city = excluded.city, district = excluded.district, postal_code = excluded.postal_code,
                  country = excluded.country, phone = excluded.phone,
                  latitude = excluded.latitude, longitude = excluded.longitude, time_zone = excluded.time_zone,
-                 policy = excluded.policy, cancel_cutoff_minutes = excluded.cancel_cutoff_minutes
+                 policy = excluded.policy, cancel_cutoff_minutes = excluded.cancel_cutoff_minutes,
+                 noshow_limit = excluded.noshow_limit, noshow_period_days = excluded.noshow_period_days
              WHERE clinics.region = excluded.region",
             params_from_iter(directory::clinic_values(clinic)),
         )?;
