@@ -57,6 +57,8 @@ pub struct SlotList {
     pub window: Interval,
     /// Read from a replica: its data is at least as new as this.
     pub as_of: Option<Timestamp>,
+    /// The clinic's rules as they hold for the visit type listed.
+    pub rules: medislot_domain::ClinicRules,
 }
 
 /// Checks a `[from, to)` window: ordered, not absurdly long.
@@ -109,7 +111,9 @@ impl App {
             }
             None => (vec![], None),
         };
+        let rules = visit.flatten().map_or(clinic.rules, |v| v.rules(clinic.rules));
         Ok(SlotList {
+            rules,
             slots: slots.iter().map(|s| SlotView::new(s, clinic)).collect(),
             doctor: doctor.clone(),
             clinic: clinic.clone(),

@@ -384,7 +384,9 @@ impl App {
     /// rule just set holds at once on every node).
     async fn rules_for(&self, a: &AppointmentRecord) -> Result<medislot_domain::ClinicRules, AppError> {
         Ok(match self.store.doctor(a.doctor_id).await? {
-            Some(d) => self.clinic(d.clinic_id).await?.rules,
+            Some(d) => {
+                crate::rules_for_visit(&self.clinic(d.clinic_id).await?, &d, a.visit.as_ref().map(|v| v.code.as_str()))
+            }
             None => medislot_domain::ClinicRules::default(),
         })
     }

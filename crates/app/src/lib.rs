@@ -37,7 +37,7 @@ pub use regions::{
 };
 pub use search::{SearchHit, SearchPage, SearchParams};
 pub use video::{parse_room_url, VideoProvider, DEFAULT_VIDEO_URL, ROOM_URL_PATTERN};
-pub use visits::VisitRequest;
+pub use visits::{rules_for_visit, VisitRequest};
 
 use jiff::{SignedDuration, Timestamp};
 use medislot_store::DynStore;

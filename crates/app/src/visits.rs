@@ -51,6 +51,19 @@ pub(crate) fn listed_visit(doctor: &DoctorRecord) -> Option<Option<&VisitType>> 
     default_visit(&doctor.visit_types).map(Some)
 }
 
+/// The clinic's rules as they hold for a visit of `code` with `doctor` (a
+/// visit type may have a cut-off of its own).
+pub fn rules_for_visit(
+    clinic: &medislot_store::ClinicRecord,
+    doctor: &DoctorRecord,
+    code: Option<&str>,
+) -> medislot_domain::ClinicRules {
+    match code.and_then(|c| doctor.visit_types.iter().find(|v| v.code == c)) {
+        Some(v) => v.rules(clinic.rules),
+        None => clinic.rules,
+    }
+}
+
 /// What a patient is told when a visit type is not theirs to book online.
 fn refusal(b: BookableBy) -> &'static str {
     match b {

@@ -527,6 +527,7 @@ mod tests {
             questions: vec![],
             min_notice_minutes: None,
             horizon_days: None,
+            cancel_cutoff_hours: None,
         }
     }
 

@@ -123,9 +123,20 @@ pub struct VisitType {
     /// Overrides the schedule's booking horizon for this visit type.
     #[serde(default)]
     pub horizon_days: Option<i64>,
+    /// Overrides the clinic's cut-off for patients' changes for this visit type.
+    #[serde(default)]
+    pub cancel_cutoff_hours: Option<i64>,
 }
 
 impl VisitType {
+    /// The clinic's rules as they hold for this visit type.
+    pub fn rules(&self, clinic: crate::ClinicRules) -> crate::ClinicRules {
+        match self.cancel_cutoff_hours {
+            Some(h) => crate::ClinicRules { cancel_cutoff_minutes: h * 60, ..clinic },
+            None => clinic,
+        }
+    }
+
     /// Checks a patient's answers to this visit type's questions, naming each
     /// wrong one (`intake.<question id>`); the answers as they are kept.
     pub fn answers(&self, given: &BTreeMap<String, serde_json::Value>) -> Result<Vec<Answer>, Invalid> {
@@ -226,6 +237,11 @@ pub struct VisitTypeInput {
     #[serde(default)]
     #[schema(minimum = 1, maximum = 366)]
     pub horizon_days: Option<i64>,
+    /// Hours before the start after which patients no longer cancel or move
+    /// this visit online, instead of the clinic's cut-off.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 720)]
+    pub cancel_cutoff_hours: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
@@ -329,6 +345,10 @@ fn parse_visit_type(field: &str, v: &VisitTypeInput, offered: &[Mode], errs: &mu
     if v.horizon_days.is_some_and(|d| !(1..=MAX_HORIZON_DAYS).contains(&d)) {
         errs.push(format!("{field}.horizon_days"), format!("must be between 1 and {MAX_HORIZON_DAYS}"));
     }
+    let most = crate::clinic::MAX_CANCEL_CUTOFF_HOURS;
+    if v.cancel_cutoff_hours.is_some_and(|h| !(0..=most).contains(&h)) {
+        errs.push(format!("{field}.cancel_cutoff_hours"), format!("must be between 0 and {most} hours"));
+    }
     Some(VisitType {
         code: code?,
         name: name?,
@@ -338,6 +358,7 @@ fn parse_visit_type(field: &str, v: &VisitTypeInput, offered: &[Mode], errs: &mu
         questions,
         min_notice_minutes: v.min_notice_minutes,
         horizon_days: v.horizon_days,
+        cancel_cutoff_hours: v.cancel_cutoff_hours,
     })
 }
 
@@ -387,6 +408,7 @@ impl From<&VisitType> for VisitTypeInput {
                 .collect(),
             min_notice_minutes: v.min_notice_minutes,
             horizon_days: v.horizon_days,
+            cancel_cutoff_hours: v.cancel_cutoff_hours,
         }
     }
 }

@@ -229,7 +229,7 @@ fn hold_body(
         h1 { "Confirm your appointment" }
         @if let Some(e) = error { p.error role="alert" { (e) } }
         (slot_card(d, c, a.start, a.end, a.mode, a.visit.as_ref().map(|v| v.name.as_str())))
-        p.muted.rules { (super::clinic_rules::cutoff_text(&c.rules)) }
+        p.muted.rules { (super::clinic_rules::cutoff_text(&super::rules_of(a, d, c))) }
         @if let Some(rule) = super::clinic_rules::noshow_text(&c.rules) { p.muted.rules { (rule) } }
         p.notice #hold-notice data-again={ "/appointments/" (a.id) } {
             "This slot is held for you for " span #countdown data-expires=(expires) { "a few minutes" } "."
@@ -335,10 +335,10 @@ pub async fn confirmation(
         (slot_card(&d, &c, a.start, a.end, a.mode, None))
         (super::visits::booked(a.visit.as_ref()))
         @if a.status == medislot_domain::AppointmentStatus::Booked && a.start > s.app.now() {
-            @if c.rules.changes_closed(a.start, s.app.now()) {
+            @if super::rules_of(&a, &d, &c).changes_closed(a.start, s.app.now()) {
                 p.muted { "It is too close to its time to cancel or move it online: " (super::clinic_rules::call_the_clinic(&c)) }
             } @else {
-                p.muted { (super::clinic_rules::cutoff_text(&c.rules)) }
+                p.muted { (super::clinic_rules::cutoff_text(&super::rules_of(&a, &d, &c))) }
             }
         }
         @if let Some(url) = &video {

@@ -26,7 +26,7 @@ use jiff::Timestamp;
 use maud::{html, Markup, DOCTYPE};
 use medislot_app::{Actor, AppError};
 use medislot_domain::{FieldError, Mode, Role};
-use medislot_store::ClinicRecord;
+use medislot_store::{AppointmentRecord, ClinicRecord, DoctorRecord};
 use std::collections::HashMap;
 
 pub fn router() -> Router<AppState> {
@@ -265,6 +265,12 @@ pub fn error_for(errors: &HashMap<String, String>, field: &str) -> Markup {
             p.error id={ (field) "-error" } role="alert" { (m) }
         }
     }
+}
+
+/// The clinic's rules as they hold for this appointment (its visit type may
+/// have a cut-off of its own).
+pub fn rules_of(a: &AppointmentRecord, d: &DoctorRecord, c: &ClinicRecord) -> medislot_domain::ClinicRules {
+    medislot_app::rules_for_visit(c, d, a.visit.as_ref().map(|v| v.code.as_str()))
 }
 
 /// "Thursday 26 November 2026, 09:30 (Europe/Paris)".

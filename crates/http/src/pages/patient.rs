@@ -234,7 +234,7 @@ fn appointment_card(
                     },
                 }
             }
-            @if a.status == AppointmentStatus::Booked && a.start > now && c.rules.changes_closed(a.start, now) {
+            @if a.status == AppointmentStatus::Booked && a.start > now && super::rules_of(a, d, c).changes_closed(a.start, now) {
                 p.muted { "Too close to its time to change online: " (super::clinic_rules::call_the_clinic(c)) }
             } @else if a.status == AppointmentStatus::Booked && a.start > now {
                 p.actions {
@@ -372,7 +372,10 @@ pub async fn cancel_page(State(s): State<AppState>, headers: HeaderMap, Path(id)
         Err(e) => return w.problem(&e),
     };
     let now = s.app.now();
-    if a.status != AppointmentStatus::Booked || a.start <= now || c.rules.changes_closed(a.start, now) {
+    if a.status != AppointmentStatus::Booked
+        || a.start <= now
+        || super::rules_of(&a, &d, &c).changes_closed(a.start, now)
+    {
         return Redirect::to(&format!("/appointments/{}", a.id)).into_response();
     }
     let body = html! {

@@ -119,6 +119,9 @@ fn editor(
             label for="horizon_days" { "Bookable up to this many days ahead (empty: the schedule's)" }
             input #horizon_days name="horizon_days" type="number" min="1" max="366" value=(value("horizon_days", number(start.horizon_days)));
             (error_for(errors, "horizon_days"))
+            label for="cancel_cutoff_hours" { "Patients cancel or move it online until … hours before (empty: the clinic's rule)" }
+            input #cancel_cutoff_hours name="cancel_cutoff_hours" type="number" min="0" max="720" value=(value("cancel_cutoff_hours", number(start.cancel_cutoff_hours)));
+            (error_for(errors, "cancel_cutoff_hours"))
             h3 { "Questions before the visit (optional)" }
             @for i in 0..FORM_QUESTIONS {
                 @let q = start.questions.get(i).cloned().unwrap_or_default();
@@ -216,6 +219,7 @@ fn from_form(form: &Form, modes: &[Mode], taken: &[String]) -> VisitTypeInput {
         questions,
         min_notice_minutes: number("min_notice_minutes"),
         horizon_days: number("horizon_days"),
+        cancel_cutoff_hours: number("cancel_cutoff_hours"),
     }
 }
 

@@ -200,7 +200,7 @@ async fn slots(
         from: list.window.start.to_string(),
         to: list.window.end.to_string(),
         slots: list.slots.iter().map(Into::into).collect(),
-        cancel_cutoff_hours: list.clinic.rules.cutoff_hours(),
+        cancel_cutoff_hours: list.rules.cutoff_hours(),
         noshow_limit: list.clinic.rules.noshow_limit,
         noshow_period_days: list.clinic.rules.noshow_period_days,
         as_of: s.app.replica_as_of(&list.clinic.region).await?.or(list.as_of).map(|t| t.to_string()),

@@ -349,3 +349,36 @@ async fn fhir_slots_and_appointments_carry_their_visit_type() {
         .expect("run the FHIR JSON Schema check");
     assert!(out.status.success(), "fhir.schema.json refused:\n{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// A visit type may keep a cut-off of its own: slot lists of it say so, and
+/// past it patients no longer cancel that visit online (other visits keep the
+/// clinic's rule).
+#[tokio::test]
+async fn a_visit_type_keeps_its_own_cut_off() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "visitcut").await;
+    let p = register(&srv, &http, "visitcut-patient@example.org", "patient").await;
+    let path = format!("/doctors/{}/visit-types", w.doctor_id);
+    let types = |cutoff: Value| {
+        json!({"visit_types": [
+            {"code": "open", "name": "Open visit", "duration_minutes": 30, "modes": ["in_person"]},
+            {"code": "strict", "name": "Strict visit", "duration_minutes": 30, "modes": ["in_person"], "cancel_cutoff_hours": cutoff}
+        ]})
+    };
+    let (s, e) = w.doctor.put(&path, types(json!(721))).await;
+    assert_eq!((s.as_u16(), &e["errors"][0]["field"]), (422, &json!("visit_types[1].cancel_cutoff_hours")), "{e}");
+    let (s, v) = w.doctor.put(&path, types(json!(48))).await;
+    assert_eq!(s, 200, "{v}");
+    let (_, open) = p.get(&format!("/doctors/{}/slots", w.doctor_id)).await;
+    let (_, strict) = p.get(&format!("/doctors/{}/slots?visit_type=strict", w.doctor_id)).await;
+    assert_eq!((&open["cancel_cutoff_hours"], &strict["cancel_cutoff_hours"]), (&json!(0), &json!(48)));
+    let (s, a) = p.post("/appointments", json!({"slot_id": strict["slots"][1]["slot_id"]})).await;
+    assert_eq!(s, 201, "{a}");
+    let (s, e) = p.change(&format!("/appointments/{}/cancel", a["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((s.as_u16(), e["type"].as_str()), (409, Some("https://medislot.dev/problems/changes-closed")), "{e}");
+    let (s, b) = p.post("/appointments", json!({"slot_id": open["slots"][4]["slot_id"]})).await;
+    assert_eq!(s, 201, "{b}");
+    let (s, v) = p.change(&format!("/appointments/{}/cancel", b["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!((s.as_u16(), &v["status"]), (200, &json!("cancelled")), "{v}");
+}
