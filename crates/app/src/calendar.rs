@@ -104,6 +104,33 @@ pub fn appointment_ics(
     video: Option<&str>,
     now: Timestamp,
 ) -> String {
+    let mut cal = calendar("medislot", "PUBLISH");
+    cal.push(patient_event(a, d, c, video, now));
+    cal.done().to_string()
+}
+
+/// A patient's appointments as one calendar (their data export): each as
+/// [`appointment_ics`] gives it, cancelled ones marked so.
+pub fn patient_calendar(
+    items: &[(AppointmentRecord, &DoctorRecord, &ClinicRecord)],
+    videos: &HashMap<AppointmentId, String>,
+    now: Timestamp,
+) -> String {
+    let mut cal = calendar("medislot — my appointments", "PUBLISH");
+    for (a, d, c) in items {
+        cal.push(patient_event(a, d, c, videos.get(&a.id).map(String::as_str), now));
+    }
+    cal.done().to_string()
+}
+
+/// One appointment as its patient's calendar shows it.
+fn patient_event(
+    a: &AppointmentRecord,
+    d: &DoctorRecord,
+    c: &ClinicRecord,
+    video: Option<&str>,
+    now: Timestamp,
+) -> icalendar::Event {
     let cancelled = matches!(a.status, AppointmentStatus::Cancelled | AppointmentStatus::Conflict);
     let mut event = event_of(a.id, a.version, (a.start, a.end), (a.mode, video), c, now);
     event
@@ -116,9 +143,7 @@ pub fn appointment_ics(
             c.time_zone.as_str()
         )))
         .status(if cancelled { EventStatus::Cancelled } else { EventStatus::Confirmed });
-    let mut cal = calendar("medislot", "PUBLISH");
-    cal.push(event.done());
-    cal.done().to_string()
+    event.done()
 }
 
 fn place(mode: Mode, c: &ClinicRecord) -> String {

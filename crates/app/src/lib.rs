@@ -11,6 +11,7 @@ mod directory;
 mod error;
 pub mod metrics;
 mod notifications;
+mod privacy;
 mod regions;
 mod replica;
 mod requests;
@@ -31,6 +32,7 @@ pub use error::{AppError, BusyWith};
 pub use notifications::{
     new_secret, WaitlistInput, WebhookInput, DELIVERIES_LIMIT, NOTIFICATIONS_LIMIT, WEBHOOK_EVENTS,
 };
+pub use privacy::Export;
 pub use regions::{
     ChangeAnswer, ForwardedBooking, HomeAnswer, LinkError, LinkState, PeerStatus, PeerView, RegionLink, RegionsView,
     RemoteChange,

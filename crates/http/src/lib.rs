@@ -139,6 +139,7 @@ pub fn node(app: App, options: HttpOptions) -> Node {
         .merge(routes::doctors::router())
         .merge(routes::video::router())
         .merge(routes::visit_types::router())
+        .merge(routes::privacy::router())
         .merge(routes::appointments::router())
         .merge(routes::notifications::router())
         .merge(routes::regions::router())

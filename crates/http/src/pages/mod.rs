@@ -4,6 +4,7 @@
 //! the HttpOnly SameSite cookie set at sign-in; every form carries a CSRF token
 //! (double-submit cookie).
 
+mod account;
 mod auth;
 mod book;
 mod clinic_rules;
@@ -64,6 +65,10 @@ pub fn router() -> Router<AppState> {
         .route("/admin/verification/{id}", get(back_to("/admin/verification")).post(staff::decide))
         .route("/ops", get(staff::operations))
         .route("/notifications", get(notify::notifications))
+        .route("/account", get(account::page))
+        .route("/account/export.json", get(account::export))
+        .route("/account/calendar.ics", get(account::calendar))
+        .route("/clinic/{id}/appointments.csv", get(account::clinic_csv))
         .route("/doctors/{id}/waitlist", get(notify::back_to_doctor).post(notify::join_waitlist))
         .route("/waitlist/{id}/leave", post(notify::leave_waitlist))
 }
@@ -145,6 +150,7 @@ impl Web {
                                     Role::Admin => { a href="/admin/verification" { "Verification queue" } a href="/ops" { "Operations" } }
                                 }
                                 a href="/notifications" { "Notifications" }
+                                a href="/account" { "Account" }
                                 form.inline method="post" action="/logout" {
                                     (self.csrf_field())
                                     button.link type="submit" { "Sign out (" (me.user.name) ")" }

@@ -813,6 +813,7 @@ async fn clinics_page(
                 h2 { (c.name) }
                 p { (c.address_line()) @if let Some(phone) = &c.phone { " · " (phone) } " · " (c.time_zone.as_str()) " · policy " (c.policy.as_str()) }
                 p { (super::clinic_rules::cutoff_text(&c.rules)) " " a href={ "/clinic/" (c.id) "/rules" } { "Change" } }
+                p { a href={ "/clinic/" (c.id) "/appointments.csv" } download { "Download its appointments (CSV)" } }
                 @if doctors.is_empty() { p.muted { "No doctors yet: doctors pick this clinic when they create their profile." } }
                 ul {
                     @for d in doctors {

@@ -6,6 +6,7 @@ pub mod clinics;
 pub mod doctors;
 pub mod internal;
 pub mod notifications;
+pub mod privacy;
 pub mod regions;
 pub mod system;
 pub mod video;

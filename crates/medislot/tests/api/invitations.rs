@@ -13,7 +13,7 @@ const NAMES: [&str; 5] =
     ["Zoé \"Zed\" O'Brien; Jr: MD", "Smith, John", "Ana ^caret^ Núñez", "Back\\slash: Lee", "Jean-Luc\nde la Tour"];
 
 /// What the strict parser read from these files (it fails the test on any error).
-fn strict(files: &[std::path::PathBuf]) -> Vec<Value> {
+pub(crate) fn strict(files: &[std::path::PathBuf]) -> Vec<Value> {
     let python = std::env::var("MEDISLOT_TEST_ICAL_PYTHON").expect(
         "MEDISLOT_TEST_ICAL_PYTHON is not set: run scripts/test, which creates the strict parser's environment (ical)",
     );

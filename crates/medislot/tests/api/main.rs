@@ -11,6 +11,7 @@ mod hardening;
 mod invitations;
 mod notifications;
 mod openapi_conformance;
+mod privacy;
 mod promises;
 mod seed;
 mod upgrade;
