@@ -76,7 +76,7 @@ async fn hash_password(password: String) -> Result<String, AppError> {
     .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
 }
 
-async fn verify_password(password: String, hash: String) -> bool {
+pub(crate) async fn verify_password(password: String, hash: String) -> bool {
     hashing(move || {
         PasswordHash::new(&hash).is_ok_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
     })

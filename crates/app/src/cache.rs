@@ -232,6 +232,11 @@ impl TokenCache {
     pub fn forget(&self, token_hash: &str) {
         self.entries().remove(token_hash);
     }
+
+    /// Drops every token of `user` (an erased account's, on this node).
+    pub fn forget_user(&self, user: medislot_domain::UserId) {
+        self.entries().retain(|_, (_, u)| u.id != user);
+    }
 }
 
 #[cfg(test)]

@@ -106,3 +106,65 @@ impl App {
         Ok((c, out))
     }
 }
+
+/// What an erased account's row keeps: no address, no name, no password.
+fn pseudonym(u: &UserRecord) -> UserRecord {
+    let tag = u.id.0.simple().to_string();
+    UserRecord {
+        email: format!("erased-{tag}@erased.invalid"),
+        name: format!("Erased patient {}", &tag[tag.len() - 8..]),
+        password_hash: medislot_store::ERASED_PASSWORD.into(),
+        ..u.clone()
+    }
+}
+
+impl App {
+    /// Erases the caller's account (a patient's; the password confirms it).
+    /// Their coming appointments are cancelled (the clinic is told); the
+    /// others stay for the clinic's records, with their audit trails, linked
+    /// to a pseudonym that names no one; everything else about them goes.
+    /// Run again after an interruption, it finishes the job.
+    pub async fn erase_me(&self, actor: Option<&Actor>, password: &str) -> Result<(), AppError> {
+        let actor = require(actor)?;
+        if actor.role() != medislot_domain::Role::Patient {
+            return Err(AppError::Forbidden(
+                "staff accounts hold the clinic's data: ask a platform admin to close yours",
+            ));
+        }
+        if !crate::accounts::verify_password(password.to_string(), actor.user.password_hash.clone()).await {
+            return Err(medislot_domain::Invalid::field("password", "is not your password").into());
+        }
+        let now = self.now();
+        let coming: Vec<AppointmentRecord> = self
+            .all_appointments(Scope::Patient(actor.id()))
+            .await?
+            .into_iter()
+            .map(|a| crate::booking::as_of(a, now))
+            .filter(|a| a.status.is_active() && a.end > now)
+            .collect();
+        for a in coming {
+            let decide: medislot_store::Decide = Box::new(move |a: &AppointmentRecord| {
+                let status =
+                    a.status.apply(medislot_domain::Action::Cancel).map_err(|e| AppError::from(e).rejected())?;
+                Ok(medislot_store::AppointmentChange {
+                    status,
+                    start: a.start,
+                    end: a.end,
+                    cancel_reason: Some("the patient closed their account".into()),
+                    event: "appointment.cancelled",
+                    detail: Some("cancelled as the patient erased their account".into()),
+                })
+            });
+            match self.store.modify_appointment(a.id, now, Some(actor.id()), decide).await {
+                Ok(done) => self.availability_changed(done.doctor_id),
+                // Changed meanwhile into something that cannot be cancelled: it stays as it is.
+                Err(medislot_store::StoreError::Rejected(_)) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.store.erase_user(&pseudonym(&actor.user), &actor.user.email).await?;
+        // Its sessions end here at once (on other nodes within the token cache's few seconds).
+        self.tokens.forget_user(actor.id());
+        Ok(())
+    }
+}

@@ -93,6 +93,12 @@ pub trait Store: NotifyStore + RegionStore + search::SearchStore + Send + Sync +
     /// The user a live (unexpired, unrevoked) token belongs to.
     async fn user_by_token(&self, token_hash: &str, now: Timestamp) -> Result<Option<UserRecord>>;
     async fn revoke_token(&self, token_hash: &str) -> Result<()>;
+    /// Erases an account in one transaction: its sessions, notifications,
+    /// waitlist entries, idempotency keys and the e-mails to its address go;
+    /// the user row keeps only `pseudonym`'s e-mail, name and (unusable)
+    /// password hash, so that appointments and audit rows stay, linked to no
+    /// one. `email`: the address being erased.
+    async fn erase_user(&self, pseudonym: &UserRecord, email: &str) -> Result<()>;
 
     // Clinics.
     /// Creates the clinic and makes `admin` one of its administrators.

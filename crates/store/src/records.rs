@@ -17,6 +17,16 @@ pub struct UserRecord {
     pub created_at: Timestamp,
 }
 
+/// The password hash of an erased account: no password matches it.
+pub const ERASED_PASSWORD: &str = "!erased";
+
+impl UserRecord {
+    /// An erased account's pseudonym: nobody to write to or sign in as.
+    pub fn is_erased(&self) -> bool {
+        self.password_hash == ERASED_PASSWORD
+    }
+}
+
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ClinicRecord {
     pub id: ClinicId,

@@ -346,6 +346,29 @@ async fn requests_await_the_clinic_until_answered(f: &Fixture) {
     );
 }
 
+/// Erasing an account keeps its row as a pseudonym and its appointments,
+/// and ends its sessions; its old address finds no one.
+async fn an_erased_account_keeps_its_appointments_under_a_pseudonym(f: &Fixture) {
+    let patient = f.store.user_by_id(f.patients[7]).await.unwrap().unwrap();
+    let a = created(f.store.place(&f.cmd(7, 60, 30, AppointmentStatus::Booked)).await);
+    f.store.create_token("erase-token", patient.id, f.at(10_000)).await.unwrap();
+    assert!(f.store.user_by_token("erase-token", f.at(0)).await.unwrap().is_some());
+    let pseudonym = UserRecord {
+        email: "erased-x@erased.invalid".into(),
+        name: "Erased patient x".into(),
+        password_hash: "!erased".into(),
+        ..patient.clone()
+    };
+    f.store.erase_user(&pseudonym, &patient.email).await.unwrap();
+    assert!(f.store.user_by_token("erase-token", f.at(0)).await.unwrap().is_none(), "its sessions end");
+    assert!(f.store.user_by_email(&patient.email).await.unwrap().is_none(), "the address finds no one");
+    let kept = f.store.user_by_id(patient.id).await.unwrap().unwrap();
+    assert_eq!((kept.name.as_str(), kept.email.as_str()), ("Erased patient x", "erased-x@erased.invalid"));
+    assert_eq!(f.store.appointment(a.id).await.unwrap().unwrap().patient_id, patient.id, "the appointment stays");
+    let unknown = UserRecord { id: UserId::new(), ..pseudonym };
+    assert!(matches!(f.store.erase_user(&unknown, "nobody@example.org").await, Err(StoreError::NotFound)));
+}
+
 async fn idempotency_keys_replay_or_refuse(f: &Fixture) {
     let mut c = f.cmd(0, 60, 30, AppointmentStatus::Booked);
     c.idempotency = Some(IdempotencyKey { key: "k1".into(), fingerprint: "fp1".into() });
@@ -990,6 +1013,7 @@ conformance!(
     video_rooms_are_drawn_when_made_and_again_when_moved,
     visits_are_kept_with_appointments_and_doctors,
     requests_await_the_clinic_until_answered,
+    an_erased_account_keeps_its_appointments_under_a_pseudonym,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,
@@ -1027,6 +1051,7 @@ conformance!(
     video_rooms_are_drawn_when_made_and_again_when_moved,
     visits_are_kept_with_appointments_and_doctors,
     requests_await_the_clinic_until_answered,
+    an_erased_account_keeps_its_appointments_under_a_pseudonym,
     idempotency_keys_replay_or_refuse,
     concurrent_placements_have_one_winner,
     changes_write_outbox_rows_in_the_same_transaction,

@@ -268,7 +268,9 @@ impl Workers {
             video_url: video_url.as_deref(),
         };
         let now = self.app.now();
-        let mut audiences: Vec<(Audience, &UserRecord)> = vec![(Audience::Patient, &patient)];
+        // An erased account's pseudonym has no one to write to.
+        let mut audiences: Vec<(Audience, &UserRecord)> =
+            if patient.is_erased() { vec![] } else { vec![(Audience::Patient, &patient)] };
         if let Some(u) = &doctor_user {
             audiences.push((Audience::Doctor, u));
         }

@@ -27,8 +27,54 @@ pub async fn page(State(s): State<AppState>, headers: HeaderMap) -> Response {
             li { a href="/account/calendar.ics" download { "Your appointments, as a calendar (.ics)" } }
         }
         p.muted { "What is kept and for how long is written down in the privacy notice of the service." }
+        @if w.patient().is_some() { (erase_form(&w, None)) }
     };
     w.ok("Your account", body)
+}
+
+fn erase_form(w: &Web, error: Option<&str>) -> maud::Markup {
+    html! {
+        h2 { "Erase your account" }
+        p { "Your coming appointments are cancelled and the clinics told. Past appointments stay in the clinics' \
+             records, no longer linked to your name or e-mail; everything else about you is deleted. This cannot be undone." }
+        form method="post" action="/account/erase" {
+            (w.csrf_field())
+            label for="erase-password" { "Your password, to confirm" }
+            input #erase-password name="password" type="password" autocomplete="current-password" required
+                aria-describedby=[error.map(|_| "erase-password-error")];
+            @if let Some(e) = error { p.error #erase-password-error role="alert" { (e) } }
+            button.danger type="submit" { "Erase my account" }
+        }
+    }
+}
+
+/// Erases the account, ends the session, and says so.
+pub async fn erase(State(s): State<AppState>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    let form = super::Form::parse(&body);
+    let w = Web::with_form(&s, &headers, Some(&form)).await;
+    if w.me.is_none() {
+        return Redirect::to("/login?next=/account").into_response();
+    }
+    let refused = |w: &Web, msg: &str| {
+        let body = html! { h1 { "Your account" } (erase_form(w, Some(msg))) };
+        w.render(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "Your account", body)
+    };
+    if !w.csrf_ok() {
+        return refused(&w, "Your form expired. Please try again.");
+    }
+    match s.app.erase_me(w.me.as_ref(), &form.text("password")).await {
+        Ok(()) => {
+            let body = html! {
+                h1 { "Your account is erased" }
+                p { "Thank you for using medislot." }
+                p { a href="/" { "Back to the start" } }
+            };
+            let page = w.render(axum::http::StatusCode::OK, "Account erased", body);
+            super::auth::with_cookie(page, &s.cookies.session_cookie("", 0))
+        }
+        Err(AppError::Invalid(_)) => refused(&w, "That is not your password."),
+        Err(e) => w.problem(&e),
+    }
 }
 
 pub async fn export(State(s): State<AppState>, headers: HeaderMap) -> Response {

@@ -79,7 +79,7 @@ pub async fn sign_in(
     }
 }
 
-fn with_cookie(mut resp: Response, cookie: &str) -> Response {
+pub(super) fn with_cookie(mut resp: Response, cookie: &str) -> Response {
     if let Ok(v) = HeaderValue::from_str(cookie) {
         resp.headers_mut().append(header::SET_COOKIE, v);
     }

@@ -66,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/ops", get(staff::operations))
         .route("/notifications", get(notify::notifications))
         .route("/account", get(account::page))
+        .route("/account/erase", get(back_to("/account")).post(account::erase))
         .route("/account/export.json", get(account::export))
         .route("/account/calendar.ics", get(account::calendar))
         .route("/clinic/{id}/appointments.csv", get(account::clinic_csv))

@@ -3,7 +3,7 @@
 //! appointments (CSV).
 
 use crate::{
-    extract::{IdPath, SignedIn},
+    extract::{ApiJson, IdPath, SignedIn},
     problem::ApiResult,
     views::{AppointmentView, AuditView, NotificationView, UserView, WaitlistView},
     AppState,
@@ -20,7 +20,29 @@ use serde::Serialize;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(export)).routes(routes!(calendar)).routes(routes!(clinic_csv))
+    OpenApiRouter::new()
+        .routes(routes!(export))
+        .routes(routes!(calendar))
+        .routes(routes!(clinic_csv))
+        .routes(routes!(erase))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+struct EraseBody {
+    /// Your password, to confirm.
+    #[schema(max_length = 256)]
+    password: String,
+}
+
+/// Erase your account (patients): coming appointments are cancelled, past
+/// ones stay for the clinic's records linked to no one, everything else about
+/// you goes, and every session ends.
+#[utoipa::path(post, path = "/me/erase", request_body = EraseBody, security(("bearer" = [])),
+    responses((status = 204), (status = 401), (status = 403), (status = 422)))]
+async fn erase(State(s): State<AppState>, caller: SignedIn, ApiJson(b): ApiJson<EraseBody>) -> ApiResult<Response> {
+    s.app.erase_me(caller.get(), &b.password).await?;
+    Ok(axum::http::StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -84,3 +84,94 @@ async fn a_patient_downloads_everything_held_about_them_and_a_clinic_its_appoint
     let refused = page(&format!("/clinic/{clinic}/appointments.csv"), &p.token).await;
     assert_eq!(refused.status(), 403, "an HTML page says no");
 }
+
+/// Erasing an account: the password confirms it; coming appointments are
+/// cancelled (the clinic sees why), past and cancelled ones stay with their
+/// audit trails under a pseudonym; sessions end, the address is free again.
+#[tokio::test]
+async fn a_patient_erases_their_account_and_the_clinic_keeps_its_records_without_them() {
+    let srv = TestServer::start().await;
+    let http = client();
+    let w = world(&srv, &http, "erase").await;
+    let p = register(&srv, &http, "erase-me@example.org", "patient").await;
+    let slots = free_slots(&p, &w.doctor_id).await;
+    let (_, gone) = p.post("/appointments", serde_json::json!({"slot_id": slots[1]["slot_id"]})).await;
+    let gone_id = gone["id"].as_str().unwrap().to_string();
+    let (s, _) = p.change(&format!("/appointments/{gone_id}/cancel"), serde_json::json!({})).await;
+    assert_eq!(s, 200);
+    let (s, coming) = p.post("/appointments", serde_json::json!({"slot_id": slots[3]["slot_id"]})).await;
+    assert_eq!(s, 201, "{coming}");
+    let coming_id = coming["id"].as_str().unwrap().to_string();
+    let (s, _) = p.post(&format!("/doctors/{}/waitlist", w.doctor_id), serde_json::json!({})).await;
+    assert_eq!(s, 201);
+
+    let (s, e) = p.post("/me/erase", serde_json::json!({"password": "not it at all"})).await;
+    assert_eq!((s.as_u16(), &e["errors"][0]["field"]), (422, &serde_json::json!("password")), "{e}");
+    assert_eq!(w.doctor.post("/me/erase", serde_json::json!({"password": PASSWORD})).await.0, 403, "staff do not");
+    assert_eq!(p.get("/appointments").await.0, 200, "nothing changed yet");
+
+    let (s, _) = p.post("/me/erase", serde_json::json!({"password": PASSWORD})).await;
+    assert_eq!(s, 204);
+    assert_eq!(p.get("/appointments").await.0, 401, "every session ended");
+    let login = http
+        .post(srv.api("/auth/login"))
+        .json(&serde_json::json!({"email": "erase-me@example.org", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 401);
+
+    // The clinic keeps its records: the coming one cancelled with the reason,
+    // the past one as it was, both with their history, under a pseudonym.
+    let (_, c) = w.doctor.get(&format!("/appointments/{coming_id}")).await;
+    assert_eq!(
+        (&c["status"], &c["cancel_reason"]),
+        (&serde_json::json!("cancelled"), &serde_json::json!("the patient closed their account")),
+        "{c}"
+    );
+    // The doctor is told of the cancellation (the erased patient no longer is).
+    let mut told = false;
+    for _ in 0..100 {
+        let (_, inbox) = w.doctor.get("/notifications").await;
+        told = inbox
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|n| n["kind"] == "cancelled" && n["appointment_id"] == coming_id.as_str());
+        if told {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(told, "the doctor hears of the cancellation");
+    let (s, audit) = w.doctor.get(&format!("/appointments/{gone_id}/audit")).await;
+    assert_eq!(s, 200);
+    assert!(audit.as_array().unwrap().len() >= 2, "{audit}");
+    let csv = http
+        .get(srv.api(&format!("/clinics/{}/appointments.csv", w.clinic_id)))
+        .bearer_auth(&w.clinic_admin.token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!csv.contains("erase-me@example.org") && csv.contains("@erased.invalid"), "{csv}");
+    assert!(csv.contains("Erased patient "), "{csv}");
+
+    // The address is free for a new account.
+    let again = register(&srv, &http, "erase-me@example.org", "patient").await;
+    let (_, fresh) = again.get("/appointments").await;
+    assert_eq!(fresh["total"], 0, "a new account has none of the old one's appointments");
+
+    // The page asks for the password and says when it is wrong.
+    let q = register(&srv, &http, "erase-page@example.org", "patient").await;
+    let r = post_form_from(&srv, &q, "/account", "/account/erase", &[("password", "wrong wrong wrong")]).await;
+    assert_eq!(r.status(), 422);
+    assert!(r.text().await.unwrap().contains("That is not your password."));
+    let r = post_form_from(&srv, &q, "/account", "/account/erase", &[("password", PASSWORD)]).await;
+    assert_eq!(r.status(), 200);
+    assert!(set_cookie(&r, "medislot_session").is_some_and(|c| c.is_empty()), "the session cookie is cleared");
+    assert!(r.text().await.unwrap().contains("Your account is erased"));
+    assert_eq!(q.get("/appointments").await.0, 401);
+}

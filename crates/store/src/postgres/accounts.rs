@@ -82,3 +82,33 @@ pub(super) async fn revoke_token(pool: &PgPool, hash: &str) -> Result<()> {
         .map_err(map_err)?;
     Ok(())
 }
+
+pub(super) async fn erase_user(tx: &mut Tx, u: &UserRecord, email: &str) -> Result<()> {
+    let id = u.id.0;
+    for sql in [
+        "DELETE FROM tokens WHERE user_id = $1",
+        "DELETE FROM notifications WHERE user_id = $1",
+        "DELETE FROM waitlist_offers WHERE entry_id IN (SELECT id FROM waitlist WHERE patient_id = $1)",
+        "DELETE FROM waitlist WHERE patient_id = $1",
+        "DELETE FROM idempotency_keys WHERE user_id = $1",
+    ] {
+        sqlx::query(sql).bind(id).execute(&mut **tx).await.map_err(map_err)?;
+    }
+    sqlx::query("DELETE FROM deliveries WHERE channel = 'email' AND lower(recipient) = lower($1)")
+        .bind(email)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    let done = sqlx::query("UPDATE users SET email = $2, name = $3, password_hash = $4 WHERE id = $1")
+        .bind(id)
+        .bind(&u.email)
+        .bind(&u.name)
+        .bind(&u.password_hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

@@ -291,6 +291,12 @@ impl Store for PgStore {
         accounts::revoke_token(&self.pool, token_hash).await
     }
 
+    async fn erase_user(&self, pseudonym: &UserRecord, email: &str) -> Result<()> {
+        let (mut tx, _admitted) = self.write_tx().await?;
+        accounts::erase_user(&mut tx, pseudonym, email).await?;
+        self.commit(tx).await
+    }
+
     async fn create_clinic(&self, clinic: &ClinicRecord, admin: UserId) -> Result<()> {
         let (mut tx, _admitted) = self.write_tx().await?;
         directory::insert_clinic(&mut tx, clinic, admin).await?;

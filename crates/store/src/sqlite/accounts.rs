@@ -59,3 +59,26 @@ pub(super) fn revoke_token(c: &Connection, hash: &str) -> Result<()> {
     exec(c, "UPDATE tokens SET revoked = 1 WHERE token_hash = ?", [hash])?;
     Ok(())
 }
+
+pub(super) fn erase_user(c: &Connection, u: &UserRecord, email: &str) -> Result<()> {
+    let id = u.id.to_string();
+    for sql in [
+        "DELETE FROM tokens WHERE user_id = ?",
+        "DELETE FROM notifications WHERE user_id = ?",
+        "DELETE FROM waitlist_offers WHERE entry_id IN (SELECT id FROM waitlist WHERE patient_id = ?)",
+        "DELETE FROM waitlist WHERE patient_id = ?",
+        "DELETE FROM idempotency_keys WHERE user_id = ?",
+    ] {
+        exec(c, sql, [&id])?;
+    }
+    exec(c, "DELETE FROM deliveries WHERE channel = 'email' AND lower(recipient) = lower(?)", [email])?;
+    let done = exec(
+        c,
+        "UPDATE users SET email = ?, name = ?, password_hash = ? WHERE id = ?",
+        params![u.email, u.name, u.password_hash, id],
+    )?;
+    if done == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}

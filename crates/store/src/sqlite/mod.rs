@@ -195,6 +195,11 @@ impl Store for SqliteStore {
         self.write(move |c| accounts::revoke_token(c, &hash)).await
     }
 
+    async fn erase_user(&self, pseudonym: &UserRecord, email: &str) -> Result<()> {
+        let (u, email) = (pseudonym.clone(), email.to_string());
+        self.write(move |c| accounts::erase_user(c, &u, &email)).await
+    }
+
     async fn create_clinic(&self, clinic: &ClinicRecord, admin: UserId) -> Result<()> {
         let clinic = clinic.clone();
         self.write(move |c| directory::insert_clinic(c, &clinic, admin)).await
