@@ -3,7 +3,7 @@
 
 use crate::{
     extract::{parse_json, ApiJson, IdPath, IdempotencyKey, IfMatch, QueryMap, RequiredIfMatch, SignedIn},
-    problem::ApiResult,
+    problem::{ApiError, ApiResult},
     views::{AppointmentView, AuditView, Page},
     AppState,
 };
@@ -186,14 +186,18 @@ async fn cancel(
 ) -> ApiResult<Response> {
     let caller_ok = caller.get().ok_or(AppError::Unauthenticated)?;
     let v = if_match.version()?;
-    // The body is optional: an empty POST (or a JSON `null`) cancels without a reason.
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        parse_json::<Option<CancelBody>>(&body)?.and_then(|b| b.reason)
-    };
+    let reason = optional_reason(&body)?;
     let a = s.app.cancel(Some(caller_ok), id, reason, v).await?;
     respond(&s, &caller, StatusCode::OK, &a).await
+}
+
+/// The reason of an optional `{reason}` body: an empty POST (or a JSON
+/// `null`) gives none.
+fn optional_reason(body: &[u8]) -> Result<Option<String>, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(None);
+    }
+    Ok(parse_json::<Option<CancelBody>>(body)?.and_then(|b| b.reason))
 }
 
 async fn mark(s: AppState, caller: SignedIn, id: AppointmentId, m: Mark, v: Option<i64>) -> ApiResult<Response> {
@@ -261,11 +265,6 @@ async fn decline(
     IfMatch(v): IfMatch,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let reason = if body.iter().all(u8::is_ascii_whitespace) {
-        None
-    } else {
-        parse_json::<Option<CancelBody>>(&body)?.and_then(|b| b.reason)
-    };
-    let a = s.app.answer_request(caller.get(), id, false, reason, v).await?;
+    let a = s.app.answer_request(caller.get(), id, false, optional_reason(&body)?, v).await?;
     respond(&s, &caller, StatusCode::OK, &a).await
 }

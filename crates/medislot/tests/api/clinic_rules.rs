@@ -126,11 +126,6 @@ async fn a_clinic_is_created_with_its_cut_off_and_refused_with_a_bad_one() {
     assert_eq!((s.as_u16(), &c["cancel_cutoff_hours"]), (201, &json!(0)), "none unless asked: {c}");
 }
 
-/// The demo's accounts, signed in.
-async fn demo_user(srv: &TestServer, email: &str) -> User {
-    User { id: String::new(), token: demo_token(srv, email).await, base: srv.url.clone(), http: client() }
-}
-
 /// The no-show rule: after K no-shows at a clinic within its period, a
 /// patient's online booking there is a request (202, pending, awaiting the
 /// clinic) that holds its time until the clinic's staff accept it (booked) or

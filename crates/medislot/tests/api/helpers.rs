@@ -344,6 +344,11 @@ pub async fn login(srv: &TestServer, http: &Client, email: &str) -> User {
 }
 
 /// A bearer token for one of the accounts `serve --demo` seeds.
+/// One of the demo's accounts, signed in.
+pub async fn demo_user(srv: &TestServer, email: &str) -> User {
+    User { id: String::new(), token: demo_token(srv, email).await, base: srv.url.clone(), http: client() }
+}
+
 pub async fn demo_token(srv: &TestServer, email: &str) -> String {
     let r = client()
         .post(srv.api("/auth/login"))

@@ -6,10 +6,6 @@ use crate::helpers::*;
 use crate::invitations::strict;
 use serde_json::Value;
 
-async fn demo_user(srv: &TestServer, email: &str) -> User {
-    User { id: String::new(), token: demo_token(srv, email).await, base: srv.url.clone(), http: client() }
-}
-
 #[tokio::test]
 async fn a_patient_downloads_everything_held_about_them_and_a_clinic_its_appointments() {
     let srv = TestServer::start_with(&["--demo"]);

@@ -121,6 +121,25 @@ pub async fn press(b: &Client, label: &str) {
     follow(b, Locator::XPath(&xpath)).await;
 }
 
+/// The id of one of the demo's doctors, found by name through the search API.
+pub async fn demo_doctor(srv: &helpers::TestServer, name: &str) -> String {
+    let found: serde_json::Value = helpers::client()
+        .get(srv.api("/doctors?specialty=general-practice&per_page=50"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    found["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["doctor"]["name"] == name)
+        .map(|h| h["doctor"]["id"].as_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("{name} of the demo"))
+}
+
 /// Signs in on whatever sign-in form the page shows.
 pub async fn sign_in(b: &Client, email: &str, password: &str) {
     fill(b, "#email", email).await;

@@ -3,7 +3,7 @@
 //! edits the schedule and patients see the change; the agenda's actions.
 
 use crate::helpers::*;
-use crate::{fill, follow, press, screenshot, sign_in, text, Driver};
+use crate::{demo_doctor, fill, follow, press, screenshot, sign_in, text, Driver};
 use fantoccini::{Client, Locator};
 
 const DEMO_PASSWORD: &str = "demo-password";
@@ -115,17 +115,7 @@ async fn a_doctor_edits_the_schedule_and_patients_see_the_change() {
     // window here, so the demo's coming appointments offer it.
     let srv = TestServer::start_with(&["--demo", "--arrival-window-minutes", "10080"]);
     let http = client();
-    let (_, found) = {
-        let r = http.get(srv.api("/doctors?specialty=general-practice&per_page=50")).send().await.unwrap();
-        (r.status(), r.json::<serde_json::Value>().await.unwrap())
-    };
-    let id = found["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["doctor"]["name"] == "Dr Camille Martin")
-        .map(|h| h["doctor"]["id"].as_str().unwrap().to_string())
-        .expect("doctor1 of the demo");
+    let id = demo_doctor(&srv, "Dr Camille Martin").await;
     let driver = Driver::start().await;
     let (doctor, patient) = (driver.browser().await, driver.browser().await);
     let week = format!("{}/doctors/{id}?week=1", srv.url);

@@ -4,7 +4,7 @@
 //! appointment and the doctor's agenda show the visit and the answers.
 
 use crate::helpers::*;
-use crate::{fill, follow, press, screenshot, sign_in, text, Driver};
+use crate::{demo_doctor, fill, follow, press, screenshot, sign_in, text, Driver};
 use fantoccini::Locator;
 
 const DEMO_PASSWORD: &str = "demo-password";
@@ -12,22 +12,7 @@ const DEMO_PASSWORD: &str = "demo-password";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_doctor_sets_visit_types_and_a_patient_books_one_answering_its_questions() {
     let srv = TestServer::start_with(&["--demo"]);
-    let http = client();
-    let found: serde_json::Value = http
-        .get(srv.api("/doctors?specialty=general-practice&per_page=50"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = found["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|h| h["doctor"]["name"] == "Dr Camille Martin")
-        .map(|h| h["doctor"]["id"].as_str().unwrap().to_string())
-        .expect("doctor1 of the demo");
+    let id = demo_doctor(&srv, "Dr Camille Martin").await;
     let driver = Driver::start().await;
     let (doctor, patient) = (driver.browser().await, driver.browser().await);
 
