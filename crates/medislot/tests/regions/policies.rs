@@ -231,3 +231,83 @@ async fn web_book(base: String, slot_id: &Value) -> String {
     assert!(answer.status().is_redirection(), "{}: {}", answer.status(), answer.text().await.unwrap());
     answer.headers()["location"].to_str().unwrap().to_string()
 }
+
+/// A visit booked from another region keeps its visit type and the patient's
+/// answers: the slot id carries the type, the answers travel with the
+/// forwarded booking — also when it waited as pending through a partition.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_visit_booked_across_regions_keeps_its_type_and_answers_even_when_it_waited() {
+    let _turn = crate::one_at_a_time().await;
+    let mut mesh = Mesh::start().await;
+    let http = client();
+    let eu = mesh.region("eu");
+    eu.create_admin("admin@eu.example");
+    let admin = login_at(eu, &http, "admin@eu.example").await;
+    let (_, doctor) = clinic_with_doctor(eu, &http, &admin, "available").await;
+    let dr = login_at(eu, &http, "dr-available@eu.example").await;
+    let (s, v) = dr
+        .put(
+            &format!("/doctors/{doctor}/visit-types"),
+            json!({"visit_types": [{"code": "long", "name": "Long visit", "duration_minutes": 60, "modes": ["in_person"],
+                "questions": [{"id": "why", "text": "Why?", "kind": "text", "required": true}]}]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    let patient = user(mesh.region("us"), &http, "visit@us.example", "patient").await;
+    converged(&mesh, &http, 1, Duration::from_secs(20)).await;
+    // us's copy of the doctor carries the visit types once replicated.
+    let t0 = Instant::now();
+    let slots = loop {
+        let (s, v) = patient.get(&format!("/doctors/{doctor}/slots?visit_type=long")).await;
+        if s == StatusCode::OK {
+            break v["slots"].as_array().unwrap().clone();
+        }
+        assert!(t0.elapsed() < Duration::from_secs(15), "visit types never replicated: {v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(slots.iter().all(|s| s["visit_type"] == "long"));
+    let home = mesh.region("eu").store().await;
+    let at_home = |id: &str| {
+        let (home, id) = (home.clone(), medislot_domain::AppointmentId(id.parse().unwrap()));
+        async move { home.appointment(id).await.unwrap() }
+    };
+    let book = |slot: &Value, key: &str, why: Option<&str>| {
+        let body = match why {
+            Some(w) => json!({"slot_id": slot["slot_id"], "intake": {"why": w}}),
+            None => json!({"slot_id": slot["slot_id"]}),
+        };
+        let (patient, key) = (patient.clone(), key.to_string());
+        async move { patient.send(reqwest::Method::POST, "/appointments", Some(body), &[("Idempotency-Key", &key)]).await }
+    };
+
+    // The answers are checked where the patient gives them.
+    let (s, e, _) = book(&slots[4], "v-0", None).await;
+    assert_eq!((s.as_u16(), &e["errors"][0]["field"]), (422, &json!("intake.why")), "{e}");
+    // Reachable: booked at home with its visit and answers.
+    let (s, a, _) = book(&slots[4], "v-1", Some("knee pain")).await;
+    assert_eq!(s, StatusCode::CREATED, "{a}");
+    let kept = at_home(a["id"].as_str().unwrap()).await.expect("booked at home");
+    let visit = kept.visit.expect("the visit at home");
+    assert_eq!((visit.code.as_str(), visit.intake[0].answer.as_str()), ("long", "knee pain"));
+    assert_eq!(kept.end.duration_since(kept.start).as_mins(), 60);
+
+    // Cut off: pending; once healed, settled with the same visit and answers.
+    mesh.isolate("eu", Fault::Blackhole);
+    wait_state(mesh.region("us"), &http, "eu", "down").await;
+    let (s, pending, _) = book(&slots[8], "v-2", Some("back pain")).await;
+    assert_eq!((s, pending["status"].as_str()), (StatusCode::ACCEPTED, Some("pending")), "{pending}");
+    mesh.heal();
+    let pid = pending["id"].as_str().unwrap().to_string();
+    let t0 = Instant::now();
+    let settled = loop {
+        if let Some(a) = at_home(&pid).await {
+            break a;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "the pending visit never reached home");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let visit = settled.visit.expect("the visit at home");
+    assert_eq!((visit.code.as_str(), visit.intake[0].answer.as_str()), ("long", "back pain"));
+    assert_eq!(settled.end.duration_since(settled.start).as_mins(), 60);
+    mesh.region_mut("ap").kill9();
+}
