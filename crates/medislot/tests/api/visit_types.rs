@@ -254,6 +254,14 @@ async fn p1_visits_of_different_lengths_racing_for_overlapping_times_never_overl
         }
     }
     assert!(booked.len() >= 2, "some visits fit side by side: {booked:?}");
+    let minutes: i64 = booked.iter().map(|(s, e)| e.duration_since(*s).as_mins()).sum();
+    eprintln!(
+        "visit race: {} requests for {} overlapping visits of 30/60/90 min: {} booked ({minutes} min), {} refused slot-taken",
+        answers.len(),
+        candidates.len(),
+        booked.len(),
+        answers.len() - booked.len()
+    );
     // What the doctor's agenda holds agrees, and nothing in it overlaps.
     let (_, agenda) = w.doctor.get("/appointments?per_page=200").await;
     let mut held: Vec<(jiff::Timestamp, jiff::Timestamp)> = agenda["items"]
