@@ -225,7 +225,16 @@ fn appointment_card(
     html! {
         div.card data-appointment=(a.id) {
             p { strong { (d.name) } " — " (when(a.start, c)) }
-            p { "Status: " strong.status { (a.status.as_str()) } " · " (mode_text(a.mode)) " · " (c.name) }
+            p {
+                "Status: "
+                @if a.status == AppointmentStatus::Pending && a.awaiting_clinic {
+                    strong.status { "requested" } " (waiting for the clinic to confirm)"
+                } @else {
+                    strong.status { (a.status.as_str()) }
+                }
+                " · " (mode_text(a.mode)) " · " (c.name)
+                @if let Some(v) = &a.visit { " · " (v.name) }
+            }
             @if next {
                 @match a.mode {
                     medislot_domain::Mode::InPerson => p.where { "At " (c.name) ", " (c.address_line()) },

@@ -236,6 +236,16 @@ async fn after_too_many_no_shows_a_booking_is_a_request_the_clinic_accepts_or_de
         own.contains("Your request is sent to the clinic") && own.contains("confirms your bookings itself"),
         "{own}"
     );
+    let list = http
+        .get(format!("{}/appointments", srv.url))
+        .header("cookie", format!("medislot_session={}", p.token))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains("waiting for the clinic to confirm"), "My appointments says which are requests");
     let version = third["version"].to_string();
     let agenda = "/doctor/agenda";
     let r =
