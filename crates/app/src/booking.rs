@@ -111,8 +111,13 @@ impl Bookable {
             }
             return Ok(None);
         };
-        let answers = v.answers(intake.unwrap_or(&crate::VisitRequest::new()))?;
-        Ok(Some(medislot_store::Visit { code: v.code.clone(), name: v.name.clone(), intake: answers }))
+        Ok(self.visit_answered(v.answers(intake.unwrap_or(&crate::VisitRequest::new()))?))
+    }
+
+    /// The visit as the appointment keeps it, with answers already checked
+    /// (none yet for a hold; those the origin region checked for a forward).
+    pub(crate) fn visit_answered(&self, intake: Vec<medislot_domain::Answer>) -> Option<medislot_store::Visit> {
+        self.visit.as_ref().map(|v| medislot_store::Visit { code: v.code.clone(), name: v.name.clone(), intake })
     }
 }
 
@@ -130,10 +135,10 @@ fn check_idempotency_key(key: &str) -> Result<(), Invalid> {
     Ok(())
 }
 
-/// A booking request's fingerprint: what an Idempotency-Key's retry must repeat.
-pub(crate) fn booking_print(req: &BookRequest, reason: &str) -> String {
-    let answers = req.intake.as_ref().map(|i| serde_json::to_string(i).unwrap_or_default());
-    let mut parts = vec![req.slot_id.as_str(), req.mode.as_deref().unwrap_or(""), reason];
+/// A booking's fingerprint: what an Idempotency-Key's retry must repeat.
+/// `answers`: the intake answers as JSON, if any were given.
+pub(crate) fn booking_print(slot_id: &str, mode: Option<&str>, reason: &str, answers: Option<String>) -> String {
+    let mut parts = vec![slot_id, mode.unwrap_or(""), reason];
     // (Only with answers: a key used before visit types existed replays alike.)
     parts.extend(answers.as_deref());
     fingerprint(&parts)
@@ -240,12 +245,7 @@ impl App {
             ));
         }
         self.admit(actor.id(), &b).await?;
-        let visit = b.visit.as_ref().map(|v| medislot_store::Visit {
-            code: v.code.clone(),
-            name: v.name.clone(),
-            intake: vec![],
-        });
-        let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None, visit);
+        let cmd = b.place(self, actor, AppointmentStatus::Held, String::new(), None, b.visit_answered(vec![]));
         let placed = self.store.place(&cmd).await;
         self.availability_changed(cmd.doctor_id);
         let out = match placed {
@@ -273,7 +273,8 @@ impl App {
         }
         let b = self.bookable(&req.slot_id, req.mode.as_deref(), "slot_id").await?;
         let visit = b.visit_with(req.intake.as_ref())?;
-        let print = booking_print(&req, &reason);
+        let answers = req.intake.as_ref().map(|i| serde_json::to_string(i).unwrap_or_default());
+        let print = booking_print(&req.slot_id, req.mode.as_deref(), &reason, answers);
         if !self.is_home(&b.clinic.region) {
             return self.book_remote(actor, b, reason, idempotency_key, print, visit).await;
         }
@@ -571,7 +572,7 @@ pub(crate) fn check_version(a: &AppointmentRecord, if_match: Option<i64>) -> Res
 }
 
 /// The state machine's answer, as a decide function returns it.
-fn transition(a: &AppointmentRecord, action: Action) -> Result<AppointmentStatus, StoreError> {
+pub(crate) fn transition(a: &AppointmentRecord, action: Action) -> Result<AppointmentStatus, StoreError> {
     a.status.apply(action).map_err(|e| AppError::from(e).rejected())
 }
 

@@ -144,8 +144,7 @@ impl App {
             .collect();
         for a in coming {
             let decide: medislot_store::Decide = Box::new(move |a: &AppointmentRecord| {
-                let status =
-                    a.status.apply(medislot_domain::Action::Cancel).map_err(|e| AppError::from(e).rejected())?;
+                let status = crate::booking::transition(a, medislot_domain::Action::Cancel)?;
                 Ok(medislot_store::AppointmentChange {
                     status,
                     start: a.start,

@@ -334,19 +334,13 @@ impl App {
         self.store.ensure_remote_user(&user).await?;
         let actor = Actor { user };
         let reason = crate::booking::check_reason(&req.reason)?;
-        let answers = serde_json::to_string(&req.intake).unwrap_or_default();
-        let mut parts = vec![req.slot_id.as_str(), req.mode.as_deref().unwrap_or(""), &reason];
-        parts.extend((!req.intake.is_empty()).then_some(answers.as_str()));
-        let fingerprint = crate::booking::fingerprint(&parts);
+        let answers = (!req.intake.is_empty()).then(|| serde_json::to_string(&req.intake).unwrap_or_default());
+        let fingerprint = crate::booking::booking_print(&req.slot_id, req.mode.as_deref(), &reason, answers);
         let idempotency = Some(IdempotencyKey { key: req.idempotency_key.clone(), fingerprint });
         self.admit(actor.id(), &b).await?;
         // The answers were checked where the patient gave them, against this
         // region's copy of the visit type.
-        let visit = b.visit.as_ref().map(|v| medislot_store::Visit {
-            code: v.code.clone(),
-            name: v.name.clone(),
-            intake: req.intake.clone(),
-        });
+        let visit = b.visit_answered(req.intake.clone());
         let mut cmd = b.place(self, &actor, AppointmentStatus::Booked, reason, idempotency, visit);
         cmd.id = req.appointment_id;
         cmd.origin_region = req.origin_region.clone();

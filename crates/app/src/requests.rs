@@ -79,7 +79,7 @@ impl App {
             } else {
                 (Action::Cancel, "appointment.cancelled", "request declined by the clinic")
             };
-            let status = a.status.apply(action).map_err(|e| AppError::from(e).rejected())?;
+            let status = crate::booking::transition(a, action)?;
             let cancel_reason = (!accept).then(|| {
                 if reason.is_empty() {
                     "declined by the clinic".to_string()

@@ -31,7 +31,7 @@ pub(crate) fn visit_for<'d>(
         };
     }
     match named {
-        Some(code) => match doctor.visit_types.iter().find(|v| v.code == code) {
+        Some(code) => match doctor.visit_type(code) {
             Some(v) => Ok(Some(v)),
             None => Err(Invalid::field(field, format!("this doctor offers no visit type {code:?} (any more)")).into()),
         },
@@ -58,7 +58,7 @@ pub fn rules_for_visit(
     doctor: &DoctorRecord,
     code: Option<&str>,
 ) -> medislot_domain::ClinicRules {
-    match code.and_then(|c| doctor.visit_types.iter().find(|v| v.code == c)) {
+    match code.and_then(|c| doctor.visit_type(c)) {
         Some(v) => v.rules(clinic.rules),
         None => clinic.rules,
     }

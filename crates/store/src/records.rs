@@ -95,6 +95,13 @@ pub struct DoctorRecord {
     pub updated_at: Timestamp,
 }
 
+impl DoctorRecord {
+    /// The doctor's visit type of this code, if they offer it.
+    pub fn visit_type(&self, code: &str) -> Option<&medislot_domain::VisitType> {
+        self.visit_types.iter().find(|v| v.code == code)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct TimeOffRecord {
     pub id: Uuid,

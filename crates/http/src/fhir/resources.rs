@@ -116,7 +116,7 @@ pub fn visit_service(code: &str, name: &str) -> Value {
 /// a routine visit otherwise; its name as the text.
 pub fn appointment_type(code: &str, name: &str, d: Option<&DoctorRecord>) -> Value {
     let follow_up = d
-        .and_then(|d| d.visit_types.iter().find(|v| v.code == code))
+        .and_then(|d| d.visit_type(code))
         .is_some_and(|v| v.bookable_by == medislot_domain::BookableBy::ExistingPatients);
     let (c, display) = if follow_up {
         ("FOLLOWUP", "A follow up visit from a previous appointment")
@@ -293,7 +293,7 @@ pub fn free_slot(s: &SlotView, d: &DoctorRecord) -> Value {
         "start": instant(s.start),
         "end": instant(s.end),
     });
-    if let Some(visit) = s.visit_type.as_deref().and_then(|c| d.visit_types.iter().find(|v| v.code == c)) {
+    if let Some(visit) = s.visit_type.as_deref().and_then(|c| d.visit_type(c)) {
         v["serviceType"] = json!([visit_service(&visit.code, &visit.name)]);
         v["appointmentType"] = appointment_type(&visit.code, &visit.name, Some(d));
     }
@@ -409,7 +409,7 @@ pub fn proposed(s: &SlotView, d: &DoctorRecord, c: &ClinicRecord) -> Value {
             .chain(
                 s.visit_type
                     .as_deref()
-                    .and_then(|c| d.visit_types.iter().find(|v| v.code == c))
+                    .and_then(|c| d.visit_type(c))
                     .map(|v| visit_service(&v.code, &v.name)),
             )
             .collect::<Vec<_>>(),

@@ -159,10 +159,8 @@ fn body(
     errors: &HashMap<String, String>,
 ) -> Markup {
     let url = page_url(q);
-    let editing = typed
-        .and_then(|f| f.get("original"))
-        .or(q.get("edit").map(String::as_str))
-        .and_then(|c| d.visit_types.iter().find(|v| v.code == c));
+    let editing =
+        typed.and_then(|f| f.get("original")).or(q.get("edit").map(String::as_str)).and_then(|c| d.visit_type(c));
     html! {
         h1 { "Visit types of " (d.name) }
         @if q.get("notice").is_some_and(|n| n == "saved") { p.ok role="status" { "Saved." } }

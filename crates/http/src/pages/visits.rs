@@ -52,7 +52,7 @@ pub fn picker(d: &DoctorRecord, chosen: Option<&VisitType>, href: impl Fn(&Visit
 
 /// The visit type of `code` among the doctor's, if they still offer it.
 pub fn of<'d>(d: &'d DoctorRecord, code: Option<&str>) -> Option<&'d VisitType> {
-    code.and_then(|c| d.visit_types.iter().find(|v| v.code == c))
+    code.and_then(|c| d.visit_type(c))
 }
 
 fn field(id: &str) -> String {
